@@ -1,0 +1,50 @@
+//! `spr-ledger`: appends every access event from the log to the audit ledger.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use spr_audit_ledger::service::{run_ledger_service, LedgerServiceConfig};
+
+/// Appends every access event on spr.access-events to the hash-chained audit ledger.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "SPR_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// Consumer group of the ledger service.
+    #[arg(long, env = "SPR_LEDGER_GROUP", default_value = "spr-ledger")]
+    group: String,
+    /// The ledger file (created if missing).
+    #[arg(long, env = "SPR_LEDGER", default_value = ".spr-local/ledger.spr")]
+    ledger: PathBuf,
+    /// Largest group commit, in entries.
+    #[arg(long, default_value_t = 5_000)]
+    max_batch: usize,
+    /// Longest a group commit waits to fill, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    max_batch_wait_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rdkafka=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let config = LedgerServiceConfig {
+        bootstrap: cli.bootstrap,
+        group_id: cli.group,
+        ledger_path: cli.ledger,
+        max_batch: cli.max_batch,
+        max_batch_wait: Duration::from_millis(cli.max_batch_wait_ms),
+    };
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    run_ledger_service(config, shutdown).await?;
+    Ok(())
+}

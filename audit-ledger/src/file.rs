@@ -1,0 +1,186 @@
+//! The ledger file: a header, then framed entries, append-only.
+//!
+//! Entry: `leaf length (u32 big-endian) | leaf bytes | h_i (32 bytes)`.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, ErrorKind, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use spr_schemas::{AccessEvent, EventId};
+
+use crate::digest::{chain_hash, leaf_hash, Sha256Digest, GENESIS};
+
+/// The 8 bytes that start every ledger file (format version 1).
+pub const HEADER: &[u8; 8] = b"SPRLEDG1";
+/// The largest leaf accepted; an access event is a few hundred bytes.
+pub const MAX_LEAF_LEN: u32 = 1 << 20;
+
+/// Why the ledger could not be opened or appended to.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// Reading or writing the file failed.
+    #[error("ledger file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not a ledger of this version.
+    #[error("{0} is not an SPR ledger (it does not start with SPRLEDG1)")]
+    NotALedger(PathBuf),
+    /// A complete entry fails verification: the file was altered. Never appended to.
+    #[error("ledger {path} fails verification at index {index}: {reason}; run `spr-audit verify` and investigate before appending")]
+    Tampered {
+        /// The file.
+        path: PathBuf,
+        /// First bad entry.
+        index: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A leaf to append is not a valid access event.
+    #[error("not an access event: {0}")]
+    NotAnAccessEvent(String),
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Appended at this index.
+    Appended(u64),
+    /// An entry with the same access event id is already in the ledger.
+    Duplicate,
+}
+
+/// An open ledger, positioned at its end, ready to append.
+#[derive(Debug)]
+pub struct Ledger {
+    file: File,
+    path: PathBuf,
+    head: Sha256Digest,
+    entries: u64,
+    ids: HashSet<EventId>,
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger at `path`, verifies it from genesis, and cuts off
+    /// a torn last entry left by a crash mid-write. Refuses a ledger that fails
+    /// verification anywhere else.
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        let io = |source| LedgerError::Io { path: path.to_owned(), source };
+        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io)?;
+        if file.metadata().map_err(io)?.len() == 0 {
+            file.write_all(HEADER).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        let mut ids = HashSet::new();
+        let scan = crate::verify::scan(path, |leaf| {
+            let event = AccessEvent::from_avro(leaf).map_err(|e| format!("leaf is not an access event: {e}"))?;
+            ids.insert(event.event_id);
+            Ok(())
+        })?;
+        if let Some(failure) = scan.report.first_failure {
+            // Bytes past the last synced length were never acknowledged (their source
+            // offsets were not committed), so a crash may have torn them; anything before
+            // it was durable and must verify.
+            if failure.file_offset < read_committed_len(path)? {
+                return Err(LedgerError::Tampered { path: path.to_owned(), index: failure.index, reason: failure.reason });
+            }
+            tracing::warn!(index = failure.index, reason = %failure.reason, "cutting off an unsynced, torn tail");
+            file.set_len(scan.valid_len).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        file.seek(SeekFrom::End(0)).map_err(io)?;
+        Ok(Self { file, path: path.to_owned(), head: scan.report.head, entries: scan.report.entries, ids })
+    }
+
+    /// Appends an access event's canonical bytes unless its event id is already present.
+    /// The entry is durable only after [`Ledger::sync`].
+    pub fn append_access_event(&mut self, leaf: &[u8]) -> Result<AppendOutcome, LedgerError> {
+        let event = AccessEvent::from_avro(leaf).map_err(|e| LedgerError::NotAnAccessEvent(e.to_string()))?;
+        if leaf.len() > MAX_LEAF_LEN as usize {
+            return Err(LedgerError::NotAnAccessEvent(format!("{} bytes is over the {MAX_LEAF_LEN}-byte limit", leaf.len())));
+        }
+        if self.ids.contains(&event.event_id) {
+            return Ok(AppendOutcome::Duplicate);
+        }
+        let head = chain_hash(&self.head, &leaf_hash(leaf));
+        let mut frame = Vec::with_capacity(4 + leaf.len() + 32);
+        frame.extend_from_slice(&(leaf.len() as u32).to_be_bytes());
+        frame.extend_from_slice(leaf);
+        frame.extend_from_slice(&head.0);
+        self.file.write_all(&frame).map_err(|source| LedgerError::Io { path: self.path.clone(), source })?;
+        self.ids.insert(event.event_id);
+        self.head = head;
+        self.entries += 1;
+        Ok(AppendOutcome::Appended(self.entries - 1))
+    }
+
+    /// Makes every appended entry durable (fdatasync), then records the synced length
+    /// in the `.committed` side file: the group commit point.
+    pub fn sync(&mut self) -> Result<(), LedgerError> {
+        let io = |source| LedgerError::Io { path: self.path.clone(), source };
+        self.file.sync_data().map_err(io)?;
+        let len = self.file.metadata().map_err(io)?.len();
+        let committed = committed_path(&self.path);
+        let temporary = committed.with_extension("committed.tmp");
+        std::fs::write(&temporary, format!("{len}\n")).map_err(io)?;
+        File::open(&temporary).and_then(|f| f.sync_all()).map_err(io)?;
+        std::fs::rename(&temporary, &committed).map_err(io)
+    }
+
+    /// The chain value after the last entry.
+    pub fn head(&self) -> Sha256Digest {
+        self.head
+    }
+
+    /// How many entries the ledger holds.
+    pub fn len(&self) -> u64 {
+        self.entries
+    }
+
+    /// Whether the ledger has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+}
+
+/// Reads exactly `buf.len()` bytes, or reports how many were available (0 at a clean end).
+pub(crate) fn read_full(reader: &mut BufReader<File>, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The side file holding the ledger's last synced length in bytes.
+fn committed_path(ledger: &Path) -> PathBuf {
+    let mut name = ledger.as_os_str().to_owned();
+    name.push(".committed");
+    PathBuf::from(name)
+}
+
+/// The last synced length, or 0 when the ledger was never synced.
+fn read_committed_len(ledger: &Path) -> Result<u64, LedgerError> {
+    let path = committed_path(ledger);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map_err(|_| LedgerError::Io {
+            path,
+            source: std::io::Error::new(ErrorKind::InvalidData, format!("expected a byte count, found {text:?}")),
+        }),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(0),
+        Err(source) => Err(LedgerError::Io { path, source }),
+    }
+}
+
+pub(crate) fn genesis() -> Sha256Digest {
+    GENESIS
+}

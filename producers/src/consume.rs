@@ -1,0 +1,95 @@
+//! Batched consumption and dead-lettering, shared by the projector and the ledger.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{ConsumerContext, StreamConsumer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::{Offset, TopicPartitionList};
+use spr_schemas::topics::{self, dead_letter_headers as dlq};
+
+use crate::{EventPublisher, PublishError};
+
+/// A record as consumed from the log, owned so it outlives the consumer's buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedRecord {
+    /// Topic it was read from.
+    pub topic: String,
+    /// Partition it was read from.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Its key, if any.
+    pub key: Option<Vec<u8>>,
+    /// Its value, if any.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Waits for the first record, then gathers more until `max` records or `wait` has
+/// passed since the first. Consume errors are logged and skipped over (librdkafka retries).
+pub async fn receive_batch<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    max: usize,
+    wait: Duration,
+) -> Vec<ConsumedRecord> {
+    let mut records = Vec::new();
+    let mut deadline = None;
+    while records.len() < max {
+        let received = match deadline {
+            None => consumer.recv().await,
+            Some(d) => match tokio::time::timeout_at(d, consumer.recv()).await {
+                Ok(r) => r,
+                Err(_) => break,
+            },
+        };
+        match received {
+            Ok(m) => {
+                records.push(ConsumedRecord {
+                    topic: m.topic().to_owned(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: m.payload().map(<[u8]>::to_vec),
+                });
+                deadline.get_or_insert_with(|| tokio::time::Instant::now() + wait);
+            }
+            Err(e) => tracing::warn!(error = %e, "consume error; retrying"),
+        }
+    }
+    records
+}
+
+/// The offset after the last record of each partition in `records`.
+pub fn next_offsets(records: &[ConsumedRecord]) -> BTreeMap<(&str, i32), i64> {
+    records.iter().map(|r| ((r.topic.as_str(), r.partition), r.offset + 1)).collect()
+}
+
+/// The same, as a list to commit to the consumer group.
+pub fn next_offsets_list(records: &[ConsumedRecord]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in next_offsets(records) {
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+            .expect("a fresh list accepts any offset");
+    }
+    tpl
+}
+
+/// Publishes a record's original key and bytes to the dead-letter topic, with its
+/// topic, partition, offset and `reason` in headers, and awaits the acknowledgement.
+pub async fn publish_dead_letter(
+    publisher: &EventPublisher,
+    record: &ConsumedRecord,
+    reason: &str,
+) -> Result<(), PublishError> {
+    tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, reason, "dead-lettering record");
+    let (partition, offset) = (record.partition.to_string(), record.offset.to_string());
+    let headers = OwnedHeaders::new()
+        .insert(Header { key: dlq::SOURCE_TOPIC, value: Some(record.topic.as_str()) })
+        .insert(Header { key: dlq::SOURCE_PARTITION, value: Some(partition.as_str()) })
+        .insert(Header { key: dlq::SOURCE_OFFSET, value: Some(offset.as_str()) })
+        .insert(Header { key: dlq::REASON, value: Some(reason) });
+    let key = record.key.as_deref().unwrap_or_default();
+    let payload = record.payload.as_deref().unwrap_or_default();
+    publisher.publish_raw(topics::DEAD_LETTER.name, key, payload, headers).await?;
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! The idempotent event publisher.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use spr_schemas::{topics, AccessEvent, ClinicalEvent, EncodeError};
+
+/// Why an event was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The event could not be encoded (its content does not fit the schema).
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The broker did not acknowledge the record.
+    #[error("the broker did not acknowledge the record on {topic}: {source}")]
+    Delivery {
+        /// Destination topic.
+        topic: String,
+        /// The client's error.
+        source: KafkaError,
+    },
+    /// The producer was shut down before the delivery report arrived.
+    #[error("the producer shut down before the broker acknowledged the record on {topic}")]
+    Cancelled {
+        /// Destination topic.
+        topic: String,
+    },
+    /// The producer could not be created.
+    #[error("could not create the Kafka producer: {0}")]
+    Create(KafkaError),
+}
+
+/// Where an acknowledged record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+/// Publishes events with an idempotent producer (acks=all, no duplicates or reordering
+/// on retry) and awaits every delivery report, so `Ok` means the broker has the record.
+#[derive(Clone)]
+pub struct EventPublisher {
+    producer: FutureProducer,
+    delivery_timeout: Duration,
+}
+
+impl std::fmt::Debug for EventPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventPublisher").field("delivery_timeout", &self.delivery_timeout).finish()
+    }
+}
+
+/// How many records a batch publish keeps in flight before awaiting the oldest.
+const MAX_IN_FLIGHT: usize = 10_000;
+
+impl EventPublisher {
+    /// Connects to `bootstrap`; each record must be acknowledged within `delivery_timeout`.
+    pub fn new(bootstrap: &str, delivery_timeout: Duration) -> Result<Self, PublishError> {
+        let producer: FutureProducer = crate::client_config(bootstrap)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", "lz4")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", delivery_timeout.as_millis().to_string())
+            .create()
+            .map_err(PublishError::Create)?;
+        Ok(Self { producer, delivery_timeout })
+    }
+
+    /// Publishes one clinical event keyed by its NHS number and waits for the acknowledgement.
+    pub async fn publish_clinical_event(&self, event: &ClinicalEvent) -> Result<Delivered, PublishError> {
+        let payload = event.to_avro()?;
+        let topic = topics::PATIENT_EVENTS.name;
+        self.send(topic, event.nhs_number.as_str().as_bytes(), &payload, None)
+            .await?
+            .await_delivery(topic)
+            .await
+    }
+
+    /// Publishes clinical events in order (per-patient order is kept on each partition),
+    /// keeping many in flight, and returns once every one is acknowledged.
+    /// `on_delivered` is called once per acknowledged event, for progress reporting.
+    pub async fn publish_clinical_events<'a>(
+        &self,
+        events: impl IntoIterator<Item = &'a ClinicalEvent>,
+        mut on_delivered: impl FnMut(),
+    ) -> Result<u64, PublishError> {
+        let topic = topics::PATIENT_EVENTS.name;
+        let mut in_flight: VecDeque<PendingDelivery> = VecDeque::new();
+        let mut delivered = 0u64;
+        for event in events {
+            let payload = event.to_avro()?;
+            in_flight.push_back(self.send(topic, event.nhs_number.as_str().as_bytes(), &payload, None).await?);
+            if in_flight.len() >= MAX_IN_FLIGHT {
+                in_flight.pop_front().expect("non-empty").await_delivery(topic).await?;
+                delivered += 1;
+                on_delivered();
+            }
+        }
+        for pending in in_flight {
+            pending.await_delivery(topic).await?;
+            delivered += 1;
+            on_delivered();
+        }
+        Ok(delivered)
+    }
+
+    /// Publishes an access event keyed by its request id and waits for the acknowledgement.
+    pub async fn publish_access_event(&self, event: &AccessEvent) -> Result<Delivered, PublishError> {
+        let payload = event.to_avro()?;
+        let topic = topics::ACCESS_EVENTS.name;
+        self.send(topic, event.request_id.to_string().as_bytes(), &payload, None)
+            .await?
+            .await_delivery(topic)
+            .await
+    }
+
+    /// Publishes raw bytes with headers (for dead letters) and waits for the acknowledgement.
+    pub async fn publish_raw(
+        &self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        headers: OwnedHeaders,
+    ) -> Result<Delivered, PublishError> {
+        self.send(topic, key, payload, Some(headers)).await?.await_delivery(topic).await
+    }
+
+    /// Waits until every queued record is acknowledged or `delivery_timeout` passes.
+    pub fn flush(&self) -> Result<(), PublishError> {
+        self.producer.flush(self.delivery_timeout).map_err(|source| PublishError::Delivery {
+            topic: "(all)".into(),
+            source,
+        })
+    }
+
+    /// Enqueues a record without awaiting, retrying while the local queue is full.
+    async fn send(
+        &self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        headers: Option<OwnedHeaders>,
+    ) -> Result<PendingDelivery, PublishError> {
+        let mut record = FutureRecord::to(topic).key(key).payload(payload);
+        if let Some(h) = headers {
+            record = record.headers(h);
+        }
+        loop {
+            match self.producer.send_result(record) {
+                Ok(future) => return Ok(PendingDelivery(future)),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((source, _)) => return Err(PublishError::Delivery { topic: topic.into(), source }),
+            }
+        }
+    }
+}
+
+/// A record handed to the client whose acknowledgement has not been awaited yet.
+struct PendingDelivery(DeliveryFuture);
+
+impl PendingDelivery {
+    async fn await_delivery(self, topic: &str) -> Result<Delivered, PublishError> {
+        match self.0.await {
+            Ok(Ok(d)) => Ok(Delivered { partition: d.partition, offset: d.offset }),
+            Ok(Err((source, _))) => Err(PublishError::Delivery { topic: topic.into(), source }),
+            Err(_) => Err(PublishError::Cancelled { topic: topic.into() }),
+        }
+    }
+}

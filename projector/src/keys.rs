@@ -1,0 +1,54 @@
+//! Byte layouts of RocksDB keys. Every key starts with the ten ASCII digits of the
+//! NHS number so that one patient's rows are contiguous and range-scannable.
+
+use spr_schemas::{EpochMillis, EventId, NhsNumber};
+
+/// Length of a `timeline` key: NHS number, sortable time, event id.
+pub const TIMELINE_KEY_LEN: usize = 10 + 8 + 16;
+
+/// Encodes a signed time so that byte order is numeric order (sign bit flipped, big-endian).
+pub fn sortable_time(t: EpochMillis) -> [u8; 8] {
+    ((t as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// Inverse of [`sortable_time`].
+pub fn time_from_sortable(bytes: [u8; 8]) -> EpochMillis {
+    (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64
+}
+
+/// `timeline` key: `nhs | occurred_at | event_id`.
+pub fn timeline_key(nhs: &NhsNumber, occurred_at: EpochMillis, event_id: &EventId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(TIMELINE_KEY_LEN);
+    key.extend_from_slice(nhs.as_str().as_bytes());
+    key.extend_from_slice(&sortable_time(occurred_at));
+    key.extend_from_slice(event_id.as_bytes());
+    key
+}
+
+/// `current` key: `nhs | category | discriminator` (event id, or code for latest-per-code views).
+pub fn current_key(nhs: &NhsNumber, category: u8, discriminator: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(11 + discriminator.len());
+    key.extend_from_slice(nhs.as_str().as_bytes());
+    key.push(category);
+    key.extend_from_slice(discriminator);
+    key
+}
+
+/// `meta` key of the next offset to consume from one partition.
+pub fn offset_key(topic: &str, partition: i32) -> Vec<u8> {
+    format!("offset/{topic}/{partition:05}").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sortable_time_orders_bytes_like_numbers() {
+        let times = [i64::MIN, -1_000, -1, 0, 1, 1_700_000_000_000, i64::MAX];
+        for pair in times.windows(2) {
+            assert!(sortable_time(pair[0]) < sortable_time(pair[1]), "{pair:?}");
+            assert_eq!(time_from_sortable(sortable_time(pair[0])), pair[0]);
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The projector: consumer-group workers that materialise per-patient timelines from
+//! the log into RocksDB, effectively once.
+//!
+//! Each batch's effects and the consumed offsets are written in one RocksDB
+//! `WriteBatch` ([`project::project_batch`]); on (re)assignment the worker seeks to the
+//! offsets stored beside the data, never to the group's committed offsets, so a
+//! crash anywhere neither loses nor re-applies an event. Kafka transactions are not
+//! needed (and tansu does not support them).
+
+pub mod keys;
+pub mod project;
+pub mod store;
+pub mod worker;
+
+pub use project::{project_batch, BatchOutcome, DeadLetter};
+pub use spr_producers::consume::ConsumedRecord;
+pub use store::{ProjectionStore, StoreError, TimelineEntry, TimelinePage};
+pub use worker::{run_worker, WorkerConfig, WorkerError};

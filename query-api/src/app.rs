@@ -1,0 +1,233 @@
+//! The HTTP application: routes, shared state and the audited read path.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use spr_producers::EventPublisher;
+use spr_projector::{ProjectionStore, StoreError};
+use spr_schemas::{AccessEvent, AccessSubject, Decision, EventId, NhsNumber};
+use tracing::instrument;
+
+use crate::auth::{AuthError, Claims, TokenVerifier};
+use crate::error::ApiError;
+use crate::policy::{self, Requester, Scope};
+
+/// Largest timeline page.
+pub const MAX_PAGE: usize = 500;
+/// Timeline page size when none is given.
+pub const DEFAULT_PAGE: usize = 50;
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The projection (a RocksDB secondary that follows the projector).
+    pub store: Arc<ProjectionStore>,
+    /// Token verification.
+    pub verifier: Arc<TokenVerifier>,
+    /// Publishes access events; a response carries data only after its access event is acknowledged.
+    pub audit: EventPublisher,
+    /// When the projection was last caught up (ms since epoch), for readiness.
+    pub last_catch_up_millis: Arc<AtomicI64>,
+}
+
+impl AppState {
+    /// Follows the primary projection: catches up now and then every `interval`.
+    pub fn spawn_catch_up(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let (store, last) = (Arc::clone(&self.store), Arc::clone(&self.last_catch_up_millis));
+        tokio::spawn(async move {
+            loop {
+                match store.catch_up() {
+                    Ok(()) => last.store(now_millis(), Ordering::Relaxed),
+                    Err(e) => tracing::warn!(error = %e, "projection catch-up failed"),
+                }
+                tokio::time::sleep(interval).await;
+            }
+        })
+    }
+}
+
+/// The application's routes over `state`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route("/ready", get(ready))
+        .route("/patients/{nhs_number}/timeline", get(timeline))
+        .route("/patients/{nhs_number}/summary", get(summary))
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state)
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let age = now_millis() - state.last_catch_up_millis.load(Ordering::Relaxed);
+    let body = serde_json::json!({"projection_caught_up_ms_ago": age});
+    if age < 5_000 {
+        Json(body).into_response()
+    } else {
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
+}
+
+/// Query parameters of the timeline.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineQuery {
+    /// Opaque cursor from the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<usize>,
+}
+
+/// A timeline page as returned to the client.
+#[derive(Debug, Serialize)]
+struct TimelineResponse {
+    nhs_number: NhsNumber,
+    #[serde(flatten)]
+    page: spr_projector::TimelinePage,
+}
+
+/// A summary as returned to the client.
+#[derive(Debug, Serialize)]
+struct SummaryResponse {
+    nhs_number: NhsNumber,
+    #[serde(flatten)]
+    summary: spr_projector::store::PatientSummary,
+}
+
+#[instrument(skip_all, fields(nhs_number = %nhs_number))]
+async fn timeline(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(nhs_number): Path<String>,
+    query: Result<Query<TimelineQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let claims = authenticate(&state, &headers)?;
+    let patient = parse_nhs_number(&nhs_number)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request("bad-query", e.body_text()))?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request("bad-limit", format!("limit must be 1 to {MAX_PAGE}")));
+    }
+    audited_read(&state, &claims, patient, Scope::Timeline, |store| {
+        let page = store.timeline(&patient, query.cursor.as_deref(), limit)?;
+        let ids = page.entries.iter().map(|e| e.event_id).collect();
+        Ok((TimelineResponse { nhs_number: patient, page }, ids))
+    })
+    .await
+}
+
+#[instrument(skip_all, fields(nhs_number = %nhs_number))]
+async fn summary(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(nhs_number): Path<String>,
+) -> Result<Response, ApiError> {
+    let claims = authenticate(&state, &headers)?;
+    let patient = parse_nhs_number(&nhs_number)?;
+    audited_read(&state, &claims, patient, Scope::Summary, |store| {
+        let summary = store.summary(&patient)?;
+        let ids = [&summary.allergies, &summary.medications, &summary.latest_observations]
+            .into_iter()
+            .flatten()
+            .map(|e| e.event_id)
+            .collect();
+        Ok((SummaryResponse { nhs_number: patient, summary }, ids))
+    })
+    .await
+}
+
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Claims, ApiError> {
+    let value = headers.get(axum::http::header::AUTHORIZATION).ok_or(AuthError::Missing)?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(AuthError::Missing)?;
+    Ok(state.verifier.verify(token.trim())?)
+}
+
+fn parse_nhs_number(text: &str) -> Result<NhsNumber, ApiError> {
+    text.parse().map_err(|e: spr_schemas::NhsNumberError| ApiError::bad_request("bad-nhs-number", e.to_string()))
+}
+
+/// Decides, reads, records the access event (awaiting the broker's acknowledgement),
+/// and only then returns the data. Denials are recorded too. If the access event
+/// cannot be recorded the answer is 503 and carries no patient data.
+async fn audited_read<T: Serialize>(
+    state: &AppState,
+    claims: &Claims,
+    patient: NhsNumber,
+    scope: Scope,
+    read: impl FnOnce(&ProjectionStore) -> Result<(T, Vec<EventId>), StoreError>,
+) -> Result<Response, ApiError> {
+    let requester = Requester {
+        role: claims.role.parse(),
+        own_nhs_number: claims.nhs_number.as_deref().and_then(|n| n.parse().ok()),
+    };
+    let decision = policy::decide(&requester, &patient, scope);
+    let request_id = EventId::random();
+    let mut access = AccessEvent {
+        event_id: EventId::random(),
+        request_id,
+        occurred_at: now_millis(),
+        subject: AccessSubject {
+            id: claims.sub.clone(),
+            name: claims.name.clone(),
+            role: claims.role.clone(),
+            ods_code: claims.org.clone(),
+        },
+        nhs_number: patient,
+        action: scope.action().into(),
+        decision: Decision::Deny,
+        reasons: decision.reasons.iter().map(|r| (*r).to_owned()).collect(),
+        returned_count: 0,
+        returned_digest: returned_digest(&[]),
+        break_glass_reason: None,
+    };
+    if !decision.permit {
+        record(state, &access).await?;
+        return Err(ApiError::Forbidden { reasons: decision.reasons });
+    }
+    let (body, returned) = read(&state.store).map_err(|e| match e {
+        StoreError::BadCursor => ApiError::bad_request("bad-cursor", e.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    })?;
+    access.decision = Decision::Permit;
+    access.returned_count = returned.len() as i32;
+    access.returned_digest = returned_digest(&returned);
+    record(state, &access).await?;
+    let mut response = Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&request_id.to_string()) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    Ok(response)
+}
+
+async fn record(state: &AppState, access: &AccessEvent) -> Result<(), ApiError> {
+    state.audit.publish_access_event(access).await.map(|_| ()).map_err(|e| {
+        tracing::error!(error = %e, request_id = %access.request_id, "access event not recorded; withholding data");
+        ApiError::AuditUnavailable
+    })
+}
+
+/// Hex SHA-256 over the returned event ids, each followed by a newline.
+pub fn returned_digest(ids: &[EventId]) -> String {
+    let mut h = Sha256::new();
+    for id in ids {
+        h.update(id.to_string().as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}

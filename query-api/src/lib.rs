@@ -1,0 +1,13 @@
+//! The query API: clinicians and patients read projected timelines over HTTP, and
+//! every access is recorded on the access-events topic before any data is returned.
+//!
+//! [`app::router`] builds the axum application from an [`app::AppState`]; the
+//! `spr-api` binary wires it to a RocksDB secondary of the projection, a JWKS file
+//! and the broker.
+
+pub mod app;
+pub mod auth;
+pub mod error;
+pub mod policy;
+
+pub use app::{router, AppState};

@@ -1,0 +1,203 @@
+//! Avro single-object encoding of events, and the catalogue of every schema version.
+//!
+//! A record on the wire is `C3 01`, the 8-byte little-endian CRC-64-AVRO (Rabin)
+//! fingerprint of the writer schema's canonical form, then the Avro binary datum.
+//! A reader looks the fingerprint up in [`SchemaCatalogue`] and resolves the writer
+//! schema to its own reader schema, so old and new versions read each other.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use apache_avro::rabin::Rabin;
+use apache_avro::Schema;
+use serde::{de::DeserializeOwned, Serialize};
+
+/// The two-byte marker that starts every single-object encoded record.
+pub const SINGLE_OBJECT_MARKER: [u8; 2] = [0xC3, 0x01];
+const HEADER_LEN: usize = 10;
+
+/// Why bytes could not be decoded into an event.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Fewer bytes than the 10-byte header.
+    #[error("record is {0} bytes, shorter than the 10-byte Avro single-object header")]
+    TooShort(usize),
+    /// The first two bytes are not `C3 01`.
+    #[error("record does not start with the Avro single-object marker C3 01 (found {0:02X} {1:02X})")]
+    BadMarker(u8, u8),
+    /// No schema in the catalogue has this fingerprint.
+    #[error("writer schema fingerprint {0} is not in the schema catalogue; add the schema under schemas/avro/")]
+    UnknownFingerprint(String),
+    /// The writer schema is for a different record type.
+    #[error("writer schema is {found}, expected {expected}")]
+    WrongRecord {
+        /// Record name this decoder reads.
+        expected: &'static str,
+        /// Record name of the writer schema.
+        found: String,
+    },
+    /// The Avro body did not decode against the writer schema.
+    #[error("Avro body does not decode with writer schema {schema}: {message}")]
+    Avro {
+        /// The writer schema's file name.
+        schema: &'static str,
+        /// The Avro library's message.
+        message: String,
+    },
+    /// Bytes were left after the record.
+    #[error("{0} bytes left after the Avro record")]
+    TrailingBytes(usize),
+    /// The record decoded but its content is not a valid event.
+    #[error("invalid {record}: {message}")]
+    Invalid {
+        /// Record name.
+        record: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Why an event could not be encoded (a bug: the Rust type and the schema disagree).
+#[derive(Debug, thiserror::Error)]
+#[error("could not encode {record} with schema {schema}: {message}")]
+pub struct EncodeError {
+    record: &'static str,
+    schema: &'static str,
+    message: String,
+}
+
+/// One schema version: its file name under `schemas/avro/`, text and parsed form.
+#[derive(Debug)]
+pub struct SchemaVersion {
+    /// File name, for example `clinical_event.v1.avsc`.
+    pub file: &'static str,
+    /// The JSON text.
+    pub text: &'static str,
+    /// Parsed schema.
+    pub schema: Schema,
+    /// Rabin fingerprint, as it appears on the wire.
+    pub fingerprint: [u8; 8],
+}
+
+impl SchemaVersion {
+    fn parse(file: &'static str, text: &'static str) -> Self {
+        let schema = Schema::parse_str(text)
+            .unwrap_or_else(|e| panic!("schemas/avro/{file} does not parse: {e}"));
+        let fingerprint = schema
+            .fingerprint::<Rabin>()
+            .bytes
+            .try_into()
+            .expect("Rabin fingerprints are 8 bytes");
+        Self { file, text, schema, fingerprint }
+    }
+
+    /// The full name of the record this schema describes (`uk.nhs.spr.ClinicalEvent`).
+    pub fn record_name(&self) -> String {
+        match &self.schema {
+            Schema::Record(r) => r.name.fullname(None),
+            other => format!("{other:?}"),
+        }
+    }
+}
+
+/// Every schema version in the repository, keyed by fingerprint.
+#[derive(Debug)]
+pub struct SchemaCatalogue {
+    versions: Vec<SchemaVersion>,
+    by_fingerprint: HashMap<[u8; 8], usize>,
+}
+
+/// Every `.avsc` file in schemas/avro/, oldest version first within each record.
+const SCHEMA_FILES: &[(&str, &str)] = &[
+    ("clinical_event.v1.avsc", include_str!("../avro/clinical_event.v1.avsc")),
+    ("access_event.v1.avsc", include_str!("../avro/access_event.v1.avsc")),
+];
+
+static CATALOGUE: LazyLock<SchemaCatalogue> = LazyLock::new(|| {
+    let versions: Vec<SchemaVersion> =
+        SCHEMA_FILES.iter().map(|(f, t)| SchemaVersion::parse(f, t)).collect();
+    let by_fingerprint = versions.iter().enumerate().map(|(i, v)| (v.fingerprint, i)).collect();
+    SchemaCatalogue { versions, by_fingerprint }
+});
+
+impl SchemaCatalogue {
+    /// The catalogue compiled into this binary.
+    pub fn global() -> &'static SchemaCatalogue {
+        &CATALOGUE
+    }
+
+    /// Every version, in file order.
+    pub fn versions(&self) -> &[SchemaVersion] {
+        &self.versions
+    }
+
+    /// The version with this fingerprint.
+    pub fn by_fingerprint(&self, fingerprint: &[u8; 8]) -> Option<&SchemaVersion> {
+        self.by_fingerprint.get(fingerprint).map(|i| &self.versions[*i])
+    }
+
+    /// The newest version of a record (the one this code writes and reads into).
+    pub fn current(&self, record_name: &str) -> &SchemaVersion {
+        self.versions
+            .iter()
+            .rev()
+            .find(|v| v.record_name() == record_name)
+            .unwrap_or_else(|| panic!("no schema for {record_name} in schemas/avro/"))
+    }
+}
+
+/// A Rust type stored as an Avro record through a serde "wire" form.
+pub(crate) trait AvroRecord: Sized {
+    /// Full Avro record name.
+    const RECORD: &'static str;
+    /// The serde form whose fields mirror the schema.
+    type Wire: Serialize + DeserializeOwned;
+    fn to_wire(&self) -> Self::Wire;
+    fn from_wire(wire: Self::Wire) -> Result<Self, String>;
+}
+
+pub(crate) fn encode<T: AvroRecord>(value: &T) -> Result<Vec<u8>, EncodeError> {
+    let version = SchemaCatalogue::global().current(T::RECORD);
+    let fail = |message: String| EncodeError { record: T::RECORD, schema: version.file, message };
+    let avro = apache_avro::to_value(value.to_wire())
+        .and_then(|v| v.resolve(&version.schema))
+        .map_err(|e| fail(e.to_string()))?;
+    let body = apache_avro::to_avro_datum(&version.schema, avro).map_err(|e| fail(e.to_string()))?;
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&SINGLE_OBJECT_MARKER);
+    out.extend_from_slice(&version.fingerprint);
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+pub(crate) fn decode<T: AvroRecord>(bytes: &[u8]) -> Result<T, DecodeError> {
+    if bytes.len() < HEADER_LEN {
+        return Err(DecodeError::TooShort(bytes.len()));
+    }
+    if bytes[..2] != SINGLE_OBJECT_MARKER {
+        return Err(DecodeError::BadMarker(bytes[0], bytes[1]));
+    }
+    let fingerprint: [u8; 8] = bytes[2..HEADER_LEN].try_into().expect("8 bytes");
+    let catalogue = SchemaCatalogue::global();
+    let writer = catalogue
+        .by_fingerprint(&fingerprint)
+        .ok_or_else(|| DecodeError::UnknownFingerprint(hex_string(&fingerprint)))?;
+    let found = writer.record_name();
+    if found != T::RECORD {
+        return Err(DecodeError::WrongRecord { expected: T::RECORD, found });
+    }
+    let reader = catalogue.current(T::RECORD);
+    let mut body = &bytes[HEADER_LEN..];
+    let avro_error = |message: String| DecodeError::Avro { schema: writer.file, message };
+    let value = apache_avro::from_avro_datum(&writer.schema, &mut body, Some(&reader.schema))
+        .map_err(|e| avro_error(e.to_string()))?;
+    if !body.is_empty() {
+        return Err(DecodeError::TrailingBytes(body.len()));
+    }
+    let wire: T::Wire = apache_avro::from_value(&value).map_err(|e| avro_error(e.to_string()))?;
+    T::from_wire(wire).map_err(|message| DecodeError::Invalid { record: T::RECORD, message })
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

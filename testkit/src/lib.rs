@@ -1,0 +1,162 @@
+//! Test support: a real tansu Kafka-protocol broker, started on a free port with its
+//! own storage, with the SPR topics created, and stopped when dropped.
+//!
+//! The broker binary is found at `$SPR_TANSU_BIN`, else at
+//! `~/.cache/spr/tansu/bin/tansu` (where `deploy/local/install.sh` puts it).
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+/// Where the broker keeps its data.
+#[derive(Debug, Clone)]
+pub enum BrokerStorage {
+    /// `memory://`: fast, lost when the broker stops.
+    Memory,
+    /// `sqlite://FILE`: durable across restarts.
+    Sqlite(PathBuf),
+}
+
+/// A running tansu broker owned by one test.
+#[derive(Debug)]
+pub struct TestBroker {
+    child: Option<Child>,
+    port: u16,
+    storage: BrokerStorage,
+    _dir: tempfile::TempDir,
+}
+
+/// The tansu binary to run.
+pub fn tansu_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("SPR_TANSU_BIN") {
+        return PathBuf::from(path);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    home.join(".cache/spr/tansu/bin/tansu")
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl TestBroker {
+    /// Starts an in-memory broker with the SPR topics.
+    pub async fn start_memory() -> anyhow::Result<Self> {
+        Self::start(None).await
+    }
+
+    /// Starts a durable broker (sqlite in a temp dir) with the SPR topics; it can be restarted.
+    pub async fn start_durable() -> anyhow::Result<Self> {
+        Self::start(Some("broker.db")).await
+    }
+
+    async fn start(sqlite_file: Option<&str>) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let storage = match sqlite_file {
+            Some(f) => BrokerStorage::Sqlite(dir.path().join(f)),
+            None => BrokerStorage::Memory,
+        };
+        let mut broker = Self { child: None, port: free_port()?, storage, _dir: dir };
+        broker.spawn()?;
+        broker.wait_until_ready().await?;
+        spr_producers::admin::ensure_topics(&broker.bootstrap(), &spr_schemas::topics::ALL, 1)
+            .await
+            .context("creating the SPR topics")?;
+        Ok(broker)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let binary = tansu_binary();
+        if !binary.exists() {
+            bail!("tansu not found at {}; run deploy/local/install.sh (or set SPR_TANSU_BIN)", binary.display());
+        }
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let storage = match &self.storage {
+            BrokerStorage::Memory => "memory://tansu/".to_owned(),
+            BrokerStorage::Sqlite(path) => format!("sqlite://{}", path.display()),
+        };
+        let child = Command::new(&binary)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", &storage])
+            .env_remove("CLUSTER_ID")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    async fn wait_until_ready(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                bail!("tansu exited during start-up with {status}");
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("tansu did not listen on port {} within 30 s", self.port);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let bootstrap = self.bootstrap();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let consumer: BaseConsumer = spr_producers::client_config(&bootstrap).create()?;
+            consumer.fetch_metadata(None, Duration::from_secs(20)).context("broker metadata")?;
+            Ok(())
+        })
+        .await??;
+        Ok(())
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker (SIGKILL) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port and storage (durable brokers keep their data).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.spawn()?;
+        self.wait_until_ready().await
+    }
+
+    /// The sqlite file of a durable broker.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match &self.storage {
+            BrokerStorage::Sqlite(p) => Some(p),
+            BrokerStorage::Memory => None,
+        }
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or fails after `timeout` with `what`.
+pub async fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return Ok(v);
+        }
+        if started.elapsed() > timeout {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
