@@ -77,11 +77,13 @@ impl TestBroker {
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let storage = match &self.storage {
             BrokerStorage::Memory => "memory://tansu/".to_owned(),
-            BrokerStorage::Sqlite(path) => format!("sqlite://{}", path.display()),
+            // tansu resolves a sqlite:// path relative to its working directory.
+            BrokerStorage::Sqlite(path) => format!("sqlite://{}", path.file_name().expect("a file").to_string_lossy()),
         };
         let child = Command::new(&binary)
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", &storage])
             .env_remove("CLUSTER_ID")
+            .current_dir(self._dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -69,5 +69,8 @@ async fn publish_synthetic(bootstrap: &str, patients: usize, seed: u64) -> anyho
         .with_context(|| format!("publishing to {bootstrap}; is the broker running (deploy/local/run.sh starts one)?"))?;
     bar.finish();
     println!("published {delivered} events for {patients} patients (seed {seed})");
+    if let Some(first) = population.first() {
+        println!("example patient {} with {} events", first.nhs_number, first.events.len());
+    }
     Ok(())
 }

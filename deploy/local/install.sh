@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs, once, what building and testing SPR Timeline needs on a Debian machine:
+# libclang (RocksDB's bindgen), cargo-nextest, and the tansu Kafka-protocol broker
+# (built from crates.io into ~/.cache/spr, outside the clone). Safe to run again: each
+# step is skipped when already done.
+set -euo pipefail
+
+CACHE="${SPR_CACHE:-$HOME/.cache/spr}"
+TANSU_VERSION="0.6.0"
+TANSU_BIN="$CACHE/tansu/bin/tansu"
+mkdir -p "$CACHE"
+
+step() { printf '\n==> %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! dpkg -s libclang-dev >/dev/null 2>&1; then
+  step "installing libclang-dev (needed to build RocksDB's bindings)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo not found: install Rust from rustup first" >&2
+  exit 1
+fi
+
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  step "installing cargo-nextest (a few minutes, once)"
+  cargo install cargo-nextest --locked
+fi
+
+if ! "$TANSU_BIN" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+  step "building the tansu $TANSU_VERSION broker into $CACHE/tansu (about 10 minutes on 2 cores, once)"
+  CARGO_TARGET_DIR="$CACHE/tansu-target" cargo install tansu --version "$TANSU_VERSION" --locked \
+    --features libsql,dynostore --root "$CACHE/tansu"
+  rm -rf "$CACHE/tansu-target"
+fi
+echo "ready: $("$TANSU_BIN" --version), $(cargo nextest --version 2>/dev/null | head -1)"

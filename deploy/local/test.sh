@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: formatting, lints, unit and integration tests (each
+# integration test starts its own tansu broker on a free port), and doc tests.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+deploy/local/install.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/spr/target}"
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> cargo nextest (unit and integration tests)"
+cargo nextest run --workspace --no-fail-fast
+echo "==> doc tests"
+cargo test --doc --workspace --quiet
