@@ -1,0 +1,105 @@
+//! The wire codec against good and bad bytes.
+
+use proptest::prelude::*;
+use spr_schemas::codec::SINGLE_OBJECT_MARKER;
+use spr_schemas::{examples, AccessEvent, ClinicalEvent, DecodeError, NhsNumber, SchemaCatalogue};
+
+fn patient() -> NhsNumber {
+    "9990000018".parse().unwrap()
+}
+
+fn every_example() -> Vec<ClinicalEvent> {
+    vec![examples::allergy(patient()), examples::medication_prescribed(patient()), examples::observation(patient())]
+}
+
+#[test]
+fn every_event_type_round_trips_through_single_object_encoding() {
+    for event in every_example() {
+        let bytes = event.to_avro().unwrap();
+        assert_eq!(bytes[..2], SINGLE_OBJECT_MARKER);
+        let current = SchemaCatalogue::global().current("uk.nhs.spr.ClinicalEvent");
+        assert_eq!(bytes[2..10], current.fingerprint, "the header carries the writer schema's fingerprint");
+        assert_eq!(ClinicalEvent::from_avro(&bytes).unwrap(), event);
+    }
+    let access = examples::access_event(patient());
+    assert_eq!(AccessEvent::from_avro(&access.to_avro().unwrap()).unwrap(), access);
+}
+
+#[test]
+fn the_fingerprint_is_the_little_endian_crc64_avro_of_the_canonical_form() {
+    // CRC-64-AVRO written out from the Avro specification, independent of the library.
+    fn crc64_avro(bytes: &[u8]) -> u64 {
+        const EMPTY: u64 = 0xc15d_213a_a4d7_a795;
+        let table: Vec<u64> = (0..256u64)
+            .map(|i| (0..8).fold(i, |fp, _| (fp >> 1) ^ (EMPTY & (fp & 1).wrapping_neg())))
+            .collect();
+        bytes.iter().fold(EMPTY, |fp, b| (fp >> 8) ^ table[((fp ^ u64::from(*b)) & 0xff) as usize])
+    }
+    for version in SchemaCatalogue::global().versions() {
+        let expected = crc64_avro(version.schema.canonical_form().as_bytes()).to_le_bytes();
+        assert_eq!(version.fingerprint, expected, "{}", version.file);
+    }
+}
+
+#[test]
+fn an_access_event_is_not_read_as_a_clinical_event() {
+    let bytes = examples::access_event(patient()).to_avro().unwrap();
+    let err = ClinicalEvent::from_avro(&bytes).unwrap_err();
+    assert!(matches!(err, DecodeError::WrongRecord { .. }), "{err}");
+}
+
+#[test]
+fn malformed_records_get_a_reason_not_a_panic() {
+    let good = examples::allergy(patient()).to_avro().unwrap();
+    let mut unknown_fingerprint = good.clone();
+    unknown_fingerprint[5] ^= 0xff;
+    let mut trailing = good.clone();
+    trailing.push(0);
+    let cases: Vec<(&str, Vec<u8>, fn(&DecodeError) -> bool)> = vec![
+        ("empty", vec![], |e| matches!(e, DecodeError::TooShort(0))),
+        ("json", br#"{"nhs_number":"9990000018"}"#.to_vec(), |e| matches!(e, DecodeError::BadMarker(..))),
+        ("unknown fingerprint", unknown_fingerprint, |e| matches!(e, DecodeError::UnknownFingerprint(_))),
+        ("truncated body", good[..good.len() - 5].to_vec(), |e| matches!(e, DecodeError::Avro { .. })),
+        ("trailing bytes", trailing, |e| matches!(e, DecodeError::TrailingBytes(1))),
+    ];
+    for (name, bytes, expected) in cases {
+        let err = ClinicalEvent::from_avro(&bytes).unwrap_err();
+        assert!(expected(&err), "{name}: got {err}");
+        assert!(!err.to_string().is_empty());
+    }
+}
+
+#[test]
+fn an_event_with_an_invalid_nhs_number_inside_is_rejected_with_the_reason() {
+    let event = examples::observation(patient());
+    let bytes = event.to_avro().unwrap();
+    // The NHS number is the second string field: replace its digits in place.
+    let position = bytes.windows(10).position(|w| w == b"9990000018").unwrap();
+    let mut tampered = bytes.clone();
+    tampered[position..position + 10].copy_from_slice(b"9990000019");
+    let err = ClinicalEvent::from_avro(&tampered).unwrap_err();
+    assert!(err.to_string().contains("check digit should be 8"), "{err}");
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = ClinicalEvent::from_avro(&bytes);
+        let _ = AccessEvent::from_avro(&bytes);
+    }
+
+    #[test]
+    fn a_valid_header_with_an_arbitrary_body_never_panics(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let mut bytes = examples::allergy(patient()).to_avro().unwrap()[..10].to_vec();
+        bytes.extend_from_slice(&body);
+        let _ = ClinicalEvent::from_avro(&bytes);
+    }
+
+    #[test]
+    fn flipping_any_byte_of_a_record_never_panics(index in 0usize..400, bit in 0u8..8) {
+        let mut bytes = examples::medication_prescribed(patient()).to_avro().unwrap();
+        let i = index % bytes.len();
+        bytes[i] ^= 1 << bit;
+        let _ = ClinicalEvent::from_avro(&bytes);
+    }
+}
