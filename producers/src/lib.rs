@@ -11,7 +11,7 @@ pub mod consume;
 mod publisher;
 pub mod synthetic;
 
-pub use publisher::{Delivered, EventPublisher, PublishError};
+pub use publisher::{Delivered, EventPublisher, PublishError, PublishSummary};
 
 /// rdkafka client settings shared by every SPR component: bootstrap servers and
 /// conservative timeouts suited to a local single broker and to Apache Kafka alike.

@@ -33,6 +33,24 @@ pub enum PublishError {
     Create(KafkaError),
 }
 
+/// What a batch publish delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishSummary {
+    /// Records acknowledged.
+    pub delivered: u64,
+    /// For each partition written to, the offset after the last acknowledged record:
+    /// a consumer that has reached these offsets has seen every record of the batch.
+    pub end_offsets: std::collections::BTreeMap<i32, i64>,
+}
+
+impl PublishSummary {
+    fn record(&mut self, delivered: Delivered) {
+        self.delivered += 1;
+        let end = self.end_offsets.entry(delivered.partition).or_insert(0);
+        *end = (*end).max(delivered.offset + 1);
+    }
+}
+
 /// Where an acknowledged record landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivered {
@@ -90,25 +108,23 @@ impl EventPublisher {
         &self,
         events: impl IntoIterator<Item = &'a ClinicalEvent>,
         mut on_delivered: impl FnMut(),
-    ) -> Result<u64, PublishError> {
+    ) -> Result<PublishSummary, PublishError> {
         let topic = topics::PATIENT_EVENTS.name;
         let mut in_flight: VecDeque<PendingDelivery> = VecDeque::new();
-        let mut delivered = 0u64;
+        let mut summary = PublishSummary::default();
         for event in events {
             let payload = event.to_avro()?;
             in_flight.push_back(self.send(topic, event.nhs_number.as_str().as_bytes(), &payload, None).await?);
             if in_flight.len() >= MAX_IN_FLIGHT {
-                in_flight.pop_front().expect("non-empty").await_delivery(topic).await?;
-                delivered += 1;
+                summary.record(in_flight.pop_front().expect("non-empty").await_delivery(topic).await?);
                 on_delivered();
             }
         }
         for pending in in_flight {
-            pending.await_delivery(topic).await?;
-            delivered += 1;
+            summary.record(pending.await_delivery(topic).await?);
             on_delivered();
         }
-        Ok(delivered)
+        Ok(summary)
     }
 
     /// Publishes an access event keyed by its request id and waits for the acknowledgement.

@@ -1,11 +1,12 @@
 //! The projector: consumer-group workers that materialise per-patient timelines from
 //! the log into RocksDB, effectively once.
 //!
-//! Each batch's effects and the consumed offsets are written in one RocksDB
-//! `WriteBatch` ([`project::project_batch`]); on (re)assignment the worker seeks to the
-//! offsets stored beside the data, never to the group's committed offsets, so a
-//! crash anywhere neither loses nor re-applies an event. Kafka transactions are not
-//! needed (and tansu does not support them).
+//! Each instance owns a fixed set of partitions and the RocksDB state built from
+//! them. Each batch's effects and the consumed offsets are written in one RocksDB
+//! `WriteBatch` ([`project::project_batch`]); on start the worker seeks to the offsets
+//! stored beside the data, never to the group's committed offsets, so a crash anywhere
+//! neither loses nor re-applies an event. Kafka transactions are not needed (and tansu
+//! does not support them).
 
 pub mod keys;
 pub mod project;

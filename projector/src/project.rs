@@ -30,6 +30,8 @@ pub struct BatchOutcome {
     pub projected: usize,
     /// Events skipped because their event id was already projected.
     pub duplicates: usize,
+    /// Records skipped because their offset was already applied (re-read after a restart).
+    pub already_applied: usize,
     /// Records to publish to the dead-letter topic before `batch` is written.
     pub dead_letters: Vec<DeadLetter>,
 }
@@ -40,6 +42,7 @@ impl std::fmt::Debug for BatchOutcome {
             .field("writes", &self.batch.len())
             .field("projected", &self.projected)
             .field("duplicates", &self.duplicates)
+            .field("already_applied", &self.already_applied)
             .field("dead_letters", &self.dead_letters)
             .finish()
     }
@@ -47,13 +50,29 @@ impl std::fmt::Debug for BatchOutcome {
 
 /// Projects `records` (in consumption order) against `store`'s current state.
 ///
+/// Records below a partition's stored next offset were applied by an earlier batch and
+/// are skipped (consumers re-read partitions from the start; see the worker).
 /// Nothing is written: the caller publishes `dead_letters`, then writes `batch`,
 /// whose offsets make the whole batch count as consumed exactly when its effects land.
 pub fn project_batch(store: &ProjectionStore, records: &[ConsumedRecord]) -> Result<BatchOutcome, StoreError> {
     let mut outcome = BatchOutcome::default();
     let mut seen_in_batch = HashSet::new();
     let mut latest_in_batch: HashMap<Vec<u8>, TimelineEntry> = HashMap::new();
+    let mut applied_up_to: HashMap<(&str, i32), i64> = HashMap::new();
+    let mut new_records = Vec::with_capacity(records.len());
     for record in records {
+        let key = (record.topic.as_str(), record.partition);
+        let next = match applied_up_to.get(&key) {
+            Some(n) => *n,
+            None => *applied_up_to.entry(key).or_insert(store.next_offset(key.0, key.1)?.unwrap_or(0)),
+        };
+        if record.offset < next {
+            outcome.already_applied += 1;
+        } else {
+            new_records.push(record.clone());
+        }
+    }
+    for record in &new_records {
         let event = match decode_record(record) {
             Ok(e) => e,
             Err(reason) => {
@@ -69,7 +88,7 @@ pub fn project_batch(store: &ProjectionStore, records: &[ConsumedRecord]) -> Res
         apply_event(store, &mut outcome.batch, &mut latest_in_batch, &event, payload)?;
         outcome.projected += 1;
     }
-    for ((topic, partition), next) in next_offsets(records) {
+    for ((topic, partition), next) in next_offsets(&new_records) {
         store.batch_put(&mut outcome.batch, CF_META, &keys::offset_key(topic, partition), &next.to_be_bytes());
     }
     Ok(outcome)

@@ -63,12 +63,12 @@ async fn publish_synthetic(bootstrap: &str, patients: usize, seed: u64) -> anyho
             .expect("valid template"),
     );
     bar.set_message(format!("publishing {patients} patients"));
-    let delivered = publisher
+    let summary = publisher
         .publish_clinical_events(events.iter().copied(), || bar.inc(1))
         .await
         .with_context(|| format!("publishing to {bootstrap}; is the broker running (deploy/local/run.sh starts one)?"))?;
     bar.finish();
-    println!("published {delivered} events for {patients} patients (seed {seed})");
+    println!("published {} events for {patients} patients (seed {seed})", summary.delivered);
     if let Some(first) = population.first() {
         println!("example patient {} with {} events", first.nhs_number, first.events.len());
     }

@@ -26,9 +26,13 @@ enum Command {
         /// Kafka bootstrap servers.
         #[arg(long, env = "SPR_BOOTSTRAP", default_value = "127.0.0.1:9092")]
         bootstrap: String,
-        /// Consumer group shared by every projector instance.
+        /// Consumer group under which progress is committed, for lag monitoring tools.
         #[arg(long, env = "SPR_PROJECTOR_GROUP", default_value = "spr-projector")]
         group: String,
+        /// Partitions this instance owns, comma-separated (default: all). Each instance
+        /// owns a fixed set of partitions and the RocksDB state built from them.
+        #[arg(long, env = "SPR_PROJECTOR_PARTITIONS", value_delimiter = ',')]
+        partitions: Option<Vec<i32>>,
         /// Largest number of records written in one RocksDB batch.
         #[arg(long, default_value_t = 5_000)]
         max_batch: usize,
@@ -53,12 +57,13 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { bootstrap, group, max_batch, max_batch_wait_ms, no_sync } => {
+        Command::Run { bootstrap, group, partitions, max_batch, max_batch_wait_ms, no_sync } => {
             let store = ProjectionStore::open(&cli.db, !no_sync)
                 .with_context(|| format!("opening the projection at {}", cli.db.display()))?;
             let config = WorkerConfig {
                 bootstrap,
                 group_id: group,
+                partitions,
                 max_batch,
                 max_batch_wait: Duration::from_millis(max_batch_wait_ms),
             };
