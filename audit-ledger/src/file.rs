@@ -74,6 +74,7 @@ impl Ledger {
         if file.metadata().map_err(io)?.len() == 0 {
             file.write_all(HEADER).map_err(io)?;
             file.sync_all().map_err(io)?;
+            write_committed_len(path, HEADER.len() as u64)?;
         }
         let mut ids = HashSet::new();
         let scan = crate::verify::scan(path, |leaf| {
@@ -81,11 +82,20 @@ impl Ledger {
             ids.insert(event.event_id);
             Ok(())
         })?;
+        let committed = read_committed_len(path)?;
+        let length = file.metadata().map_err(io)?.len();
+        if committed != u64::MAX && length < committed {
+            return Err(LedgerError::Tampered {
+                path: path.to_owned(),
+                index: scan.report.entries,
+                reason: format!("the file is {length} bytes but {committed} bytes were synced: entries were removed from its end"),
+            });
+        }
         if let Some(failure) = scan.report.first_failure {
             // Bytes past the last synced length were never acknowledged (their source
             // offsets were not committed), so a crash may have torn them; anything before
             // it was durable and must verify.
-            if failure.file_offset < read_committed_len(path)? {
+            if failure.file_offset < committed {
                 return Err(LedgerError::Tampered { path: path.to_owned(), index: failure.index, reason: failure.reason });
             }
             tracing::warn!(index = failure.index, reason = %failure.reason, "cutting off an unsynced, torn tail");
@@ -124,11 +134,7 @@ impl Ledger {
         let io = |source| LedgerError::Io { path: self.path.clone(), source };
         self.file.sync_data().map_err(io)?;
         let len = self.file.metadata().map_err(io)?.len();
-        let committed = committed_path(&self.path);
-        let temporary = committed.with_extension("committed.tmp");
-        std::fs::write(&temporary, format!("{len}\n")).map_err(io)?;
-        File::open(&temporary).and_then(|f| f.sync_all()).map_err(io)?;
-        std::fs::rename(&temporary, &committed).map_err(io)
+        write_committed_len(&self.path, len)
     }
 
     /// The chain value after the last entry.
@@ -168,7 +174,21 @@ fn committed_path(ledger: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The last synced length, or 0 when the ledger was never synced.
+/// Records the synced length: write a temporary file, fsync it, rename it over the
+/// side file, fsync the directory.
+fn write_committed_len(ledger: &Path, len: u64) -> Result<(), LedgerError> {
+    let committed = committed_path(ledger);
+    let io = |source| LedgerError::Io { path: committed.clone(), source };
+    let temporary = committed.with_extension("committed.tmp");
+    std::fs::write(&temporary, format!("{len}\n")).map_err(io)?;
+    File::open(&temporary).and_then(|f| f.sync_all()).map_err(io)?;
+    std::fs::rename(&temporary, &committed).map_err(io)?;
+    let dir = committed.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+}
+
+/// The last synced length. Without the side file every byte counts as synced, so
+/// damage anywhere is refused rather than cut off.
 fn read_committed_len(ledger: &Path) -> Result<u64, LedgerError> {
     let path = committed_path(ledger);
     match std::fs::read_to_string(&path) {
@@ -176,7 +196,7 @@ fn read_committed_len(ledger: &Path) -> Result<u64, LedgerError> {
             path,
             source: std::io::Error::new(ErrorKind::InvalidData, format!("expected a byte count, found {text:?}")),
         }),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(0),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(u64::MAX),
         Err(source) => Err(LedgerError::Io { path, source }),
     }
 }

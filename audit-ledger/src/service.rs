@@ -1,17 +1,21 @@
 //! The ledger service: consumes `spr.access-events` and appends each access event.
 //!
 //! Effectively once without transactions: a batch is appended and fsynced
-//! ([`Ledger::sync`]) before its offsets are committed to the consumer group, and the
-//! ledger skips access event ids it already holds, so a crash between the two only
-//! causes a redelivery that changes nothing.
+//! ([`Ledger::sync`]) before the consumed offsets are recorded in the `.consumed` side
+//! file, and the ledger skips access event ids it already holds, so a crash between the
+//! two only causes a re-read that changes nothing. The service reads its partitions from
+//! the beginning and skips records below the recorded offsets, because tansu cannot
+//! serve a fetch that starts inside a record batch (see docs/architecture.md).
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use spr_producers::consume::{next_offsets_list, publish_dead_letter, receive_batch, ConsumedRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use spr_producers::consume::{next_offsets, publish_dead_letter, receive_batch, ConsumedRecord};
 use spr_producers::{EventPublisher, PublishError};
 use spr_schemas::topics;
 use tracing::{info, warn};
@@ -23,7 +27,7 @@ use crate::file::{AppendOutcome, Ledger, LedgerError};
 pub struct LedgerServiceConfig {
     /// Kafka bootstrap servers.
     pub bootstrap: String,
-    /// Consumer group of the ledger service.
+    /// Consumer group id given to the client (offsets are kept in the `.consumed` file).
     pub group_id: String,
     /// The ledger file.
     pub ledger_path: PathBuf,
@@ -45,6 +49,12 @@ pub enum ServiceError {
     /// The ledger file failed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The consumed-offsets side file could not be read or written.
+    #[error("consumed-offsets file {0}")]
+    Consumed(String),
+    /// The topic is not usable.
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// Counts from one group commit.
@@ -65,12 +75,13 @@ pub async fn run_ledger_service(
 ) -> Result<(), ServiceError> {
     let mut ledger = Ledger::open(&config.ledger_path)?;
     info!(entries = ledger.len(), head = %ledger.head(), path = %config.ledger_path.display(), "ledger opened");
+    let consumed_path = consumed_offsets_path(&config.ledger_path);
+    let mut consumed = read_consumed_offsets(&consumed_path)?;
     let consumer: StreamConsumer = spr_producers::client_config(&config.bootstrap)
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
         .create()?;
-    consumer.subscribe(&[topics::ACCESS_EVENTS.name])?;
+    consumer.assign(&all_partitions_from_start(&consumer)?)?;
     let publisher = EventPublisher::new(&config.bootstrap, Duration::from_secs(30))?;
     tokio::pin!(shutdown);
     loop {
@@ -78,11 +89,65 @@ pub async fn run_ledger_service(
             _ = &mut shutdown => break,
             batch = receive_batch(&consumer, config.max_batch, config.max_batch_wait) => batch,
         };
-        let counts = append_batch(&mut ledger, &publisher, &records).await?;
-        consumer.commit(&next_offsets_list(&records), CommitMode::Sync)?;
+        let unread: Vec<ConsumedRecord> =
+            records.into_iter().filter(|r| r.offset >= consumed.get(&r.partition).copied().unwrap_or(0)).collect();
+        if unread.is_empty() {
+            continue;
+        }
+        let counts = append_batch(&mut ledger, &publisher, &unread).await?;
+        for ((_, partition), next) in next_offsets(&unread) {
+            consumed.insert(partition, next);
+        }
+        write_consumed_offsets(&consumed_path, &consumed)?;
         tracing::debug!(?counts, entries = ledger.len(), "group commit");
     }
     Ok(())
+}
+
+/// Every partition of the access-events topic, from its first offset.
+fn all_partitions_from_start(consumer: &StreamConsumer) -> Result<TopicPartitionList, ServiceError> {
+    let topic = topics::ACCESS_EVENTS.name;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+    let mut list = TopicPartitionList::new();
+    for partition in metadata.topics().iter().filter(|t| t.name() == topic).flat_map(|t| t.partitions()) {
+        list.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
+    }
+    if list.count() == 0 {
+        return Err(ServiceError::Setup(format!("topic {topic} has no partitions; create the topics first")));
+    }
+    Ok(list)
+}
+
+/// The side file recording, per access-events partition, the next offset to read.
+fn consumed_offsets_path(ledger: &Path) -> PathBuf {
+    let mut name = ledger.as_os_str().to_owned();
+    name.push(".consumed");
+    PathBuf::from(name)
+}
+
+fn read_consumed_offsets(path: &Path) -> Result<BTreeMap<i32, i64>, ServiceError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(ServiceError::Consumed(format!("{}: {e}", path.display()))),
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let parsed = line.split_once(' ').and_then(|(p, o)| Some((p.parse().ok()?, o.parse().ok()?)));
+            parsed.ok_or_else(|| ServiceError::Consumed(format!("{}: bad line {line:?}", path.display())))
+        })
+        .collect()
+}
+
+/// Replaces the side file atomically (write, fsync, rename).
+fn write_consumed_offsets(path: &Path, offsets: &BTreeMap<i32, i64>) -> Result<(), ServiceError> {
+    let text: String = offsets.iter().map(|(p, o)| format!("{p} {o}\n")).collect();
+    let temporary = path.with_extension("consumed.tmp");
+    let fail = |e: std::io::Error| ServiceError::Consumed(format!("{}: {e}", path.display()));
+    std::fs::write(&temporary, text).map_err(fail)?;
+    std::fs::File::open(&temporary).and_then(|f| f.sync_all()).map_err(fail)?;
+    std::fs::rename(&temporary, path).map_err(fail)
 }
 
 /// Appends a batch and syncs it: the group commit. Records that are not access

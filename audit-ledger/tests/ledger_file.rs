@@ -197,3 +197,25 @@ fn every_leaf_in_the_ledger_decodes_as_the_access_event_that_was_appended() {
         assert_eq!(AccessEvent::from_avro(leaf).unwrap().returned_count, i as i32);
     }
 }
+
+#[test]
+fn entries_cut_off_the_end_of_the_synced_part_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.spr");
+    let frames = ledger_with(&path, 5);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..frames[3].0 as usize]).unwrap();
+    assert!(matches!(Ledger::open(&path), Err(LedgerError::Tampered { .. })));
+}
+
+#[test]
+fn without_its_committed_file_a_damaged_ledger_is_refused_not_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.spr");
+    let frames = ledger_with(&path, 5);
+    std::fs::remove_file(dir.path().join("ledger.spr.committed")).unwrap();
+    flip_byte(&path, frames[1].0 + 12);
+    let length_before = std::fs::metadata(&path).unwrap().len();
+    assert!(matches!(Ledger::open(&path), Err(LedgerError::Tampered { index: 1, .. })));
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), length_before);
+}

@@ -13,7 +13,7 @@ struct Cli {
     /// Kafka bootstrap servers.
     #[arg(long, env = "SPR_BOOTSTRAP", default_value = "127.0.0.1:9092")]
     bootstrap: String,
-    /// Consumer group of the ledger service.
+    /// Consumer group id given to the Kafka client (progress is kept beside the ledger).
     #[arg(long, env = "SPR_LEDGER_GROUP", default_value = "spr-ledger")]
     group: String,
     /// The ledger file (created if missing).
