@@ -69,8 +69,16 @@ impl Ledger {
     /// a torn last entry left by a crash mid-write. Refuses a ledger that fails
     /// verification anywhere else.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let io = |source| LedgerError::Io { path: path.to_owned(), source };
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io)?;
+        let io = |source| LedgerError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io)?;
         if file.metadata().map_err(io)?.len() == 0 {
             file.write_all(HEADER).map_err(io)?;
             file.sync_all().map_err(io)?;
@@ -78,7 +86,8 @@ impl Ledger {
         }
         let mut ids = HashSet::new();
         let scan = crate::verify::scan(path, |leaf| {
-            let event = AccessEvent::from_avro(leaf).map_err(|e| format!("leaf is not an access event: {e}"))?;
+            let event = AccessEvent::from_avro(leaf)
+                .map_err(|e| format!("leaf is not an access event: {e}"))?;
             ids.insert(event.event_id);
             Ok(())
         })?;
@@ -96,22 +105,36 @@ impl Ledger {
             // offsets were not committed), so a crash may have torn them; anything before
             // it was durable and must verify.
             if failure.file_offset < committed {
-                return Err(LedgerError::Tampered { path: path.to_owned(), index: failure.index, reason: failure.reason });
+                return Err(LedgerError::Tampered {
+                    path: path.to_owned(),
+                    index: failure.index,
+                    reason: failure.reason,
+                });
             }
             tracing::warn!(index = failure.index, reason = %failure.reason, "cutting off an unsynced, torn tail");
             file.set_len(scan.valid_len).map_err(io)?;
             file.sync_all().map_err(io)?;
         }
         file.seek(SeekFrom::End(0)).map_err(io)?;
-        Ok(Self { file, path: path.to_owned(), head: scan.report.head, entries: scan.report.entries, ids })
+        Ok(Self {
+            file,
+            path: path.to_owned(),
+            head: scan.report.head,
+            entries: scan.report.entries,
+            ids,
+        })
     }
 
     /// Appends an access event's canonical bytes unless its event id is already present.
     /// The entry is durable only after [`Ledger::sync`].
     pub fn append_access_event(&mut self, leaf: &[u8]) -> Result<AppendOutcome, LedgerError> {
-        let event = AccessEvent::from_avro(leaf).map_err(|e| LedgerError::NotAnAccessEvent(e.to_string()))?;
+        let event = AccessEvent::from_avro(leaf)
+            .map_err(|e| LedgerError::NotAnAccessEvent(e.to_string()))?;
         if leaf.len() > MAX_LEAF_LEN as usize {
-            return Err(LedgerError::NotAnAccessEvent(format!("{} bytes is over the {MAX_LEAF_LEN}-byte limit", leaf.len())));
+            return Err(LedgerError::NotAnAccessEvent(format!(
+                "{} bytes is over the {MAX_LEAF_LEN}-byte limit",
+                leaf.len()
+            )));
         }
         if self.ids.contains(&event.event_id) {
             return Ok(AppendOutcome::Duplicate);
@@ -121,7 +144,12 @@ impl Ledger {
         frame.extend_from_slice(&(leaf.len() as u32).to_be_bytes());
         frame.extend_from_slice(leaf);
         frame.extend_from_slice(&head.0);
-        self.file.write_all(&frame).map_err(|source| LedgerError::Io { path: self.path.clone(), source })?;
+        self.file
+            .write_all(&frame)
+            .map_err(|source| LedgerError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
         self.ids.insert(event.event_id);
         self.head = head;
         self.entries += 1;
@@ -131,7 +159,10 @@ impl Ledger {
     /// Makes every appended entry durable (fdatasync), then records the synced length
     /// in the `.committed` side file: the group commit point.
     pub fn sync(&mut self) -> Result<(), LedgerError> {
-        let io = |source| LedgerError::Io { path: self.path.clone(), source };
+        let io = |source| LedgerError::Io {
+            path: self.path.clone(),
+            source,
+        };
         self.file.sync_data().map_err(io)?;
         let len = self.file.metadata().map_err(io)?.len();
         write_committed_len(&self.path, len)
@@ -178,12 +209,20 @@ fn committed_path(ledger: &Path) -> PathBuf {
 /// side file, fsync the directory.
 fn write_committed_len(ledger: &Path, len: u64) -> Result<(), LedgerError> {
     let committed = committed_path(ledger);
-    let io = |source| LedgerError::Io { path: committed.clone(), source };
+    let io = |source| LedgerError::Io {
+        path: committed.clone(),
+        source,
+    };
     let temporary = committed.with_extension("committed.tmp");
     std::fs::write(&temporary, format!("{len}\n")).map_err(io)?;
-    File::open(&temporary).and_then(|f| f.sync_all()).map_err(io)?;
+    File::open(&temporary)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
     std::fs::rename(&temporary, &committed).map_err(io)?;
-    let dir = committed.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = committed
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     File::open(dir).and_then(|d| d.sync_all()).map_err(io)
 }
 
@@ -194,7 +233,10 @@ fn read_committed_len(ledger: &Path) -> Result<u64, LedgerError> {
     match std::fs::read_to_string(&path) {
         Ok(text) => text.trim().parse().map_err(|_| LedgerError::Io {
             path,
-            source: std::io::Error::new(ErrorKind::InvalidData, format!("expected a byte count, found {text:?}")),
+            source: std::io::Error::new(
+                ErrorKind::InvalidData,
+                format!("expected a byte count, found {text:?}"),
+            ),
         }),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(u64::MAX),
         Err(source) => Err(LedgerError::Io { path, source }),

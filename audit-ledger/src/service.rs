@@ -89,8 +89,10 @@ pub async fn run_ledger_service(
             _ = &mut shutdown => break,
             batch = receive_batch(&consumer, config.max_batch, config.max_batch_wait) => batch,
         };
-        let unread: Vec<ConsumedRecord> =
-            records.into_iter().filter(|r| r.offset >= consumed.get(&r.partition).copied().unwrap_or(0)).collect();
+        let unread: Vec<ConsumedRecord> = records
+            .into_iter()
+            .filter(|r| r.offset >= consumed.get(&r.partition).copied().unwrap_or(0))
+            .collect();
         if unread.is_empty() {
             continue;
         }
@@ -105,15 +107,24 @@ pub async fn run_ledger_service(
 }
 
 /// Every partition of the access-events topic, from its first offset.
-fn all_partitions_from_start(consumer: &StreamConsumer) -> Result<TopicPartitionList, ServiceError> {
+fn all_partitions_from_start(
+    consumer: &StreamConsumer,
+) -> Result<TopicPartitionList, ServiceError> {
     let topic = topics::ACCESS_EVENTS.name;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
     let mut list = TopicPartitionList::new();
-    for partition in metadata.topics().iter().filter(|t| t.name() == topic).flat_map(|t| t.partitions()) {
+    for partition in metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions())
+    {
         list.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
     }
     if list.count() == 0 {
-        return Err(ServiceError::Setup(format!("topic {topic} has no partitions; create the topics first")));
+        return Err(ServiceError::Setup(format!(
+            "topic {topic} has no partitions; create the topics first"
+        )));
     }
     Ok(list)
 }
@@ -134,8 +145,12 @@ fn read_consumed_offsets(path: &Path) -> Result<BTreeMap<i32, i64>, ServiceError
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
-            let parsed = line.split_once(' ').and_then(|(p, o)| Some((p.parse().ok()?, o.parse().ok()?)));
-            parsed.ok_or_else(|| ServiceError::Consumed(format!("{}: bad line {line:?}", path.display())))
+            let parsed = line
+                .split_once(' ')
+                .and_then(|(p, o)| Some((p.parse().ok()?, o.parse().ok()?)));
+            parsed.ok_or_else(|| {
+                ServiceError::Consumed(format!("{}: bad line {line:?}", path.display()))
+            })
         })
         .collect()
 }
@@ -146,7 +161,9 @@ fn write_consumed_offsets(path: &Path, offsets: &BTreeMap<i32, i64>) -> Result<(
     let temporary = path.with_extension("consumed.tmp");
     let fail = |e: std::io::Error| ServiceError::Consumed(format!("{}: {e}", path.display()));
     std::fs::write(&temporary, text).map_err(fail)?;
-    std::fs::File::open(&temporary).and_then(|f| f.sync_all()).map_err(fail)?;
+    std::fs::File::open(&temporary)
+        .and_then(|f| f.sync_all())
+        .map_err(fail)?;
     std::fs::rename(&temporary, path).map_err(fail)
 }
 

@@ -43,8 +43,14 @@ pub(crate) struct Scan {
 }
 
 /// Walks the file, calling `on_leaf` for each verified leaf; an `Err` from it is a failure at that index.
-pub(crate) fn scan(path: &Path, mut on_leaf: impl FnMut(&[u8]) -> Result<(), String>) -> Result<Scan, LedgerError> {
-    let io = |source| LedgerError::Io { path: path.to_owned(), source };
+pub(crate) fn scan(
+    path: &Path,
+    mut on_leaf: impl FnMut(&[u8]) -> Result<(), String>,
+) -> Result<Scan, LedgerError> {
+    let io = |source| LedgerError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let mut reader = BufReader::with_capacity(1 << 20, File::open(path).map_err(io)?);
     let mut header = [0u8; 8];
     if read_full(&mut reader, &mut header).map_err(io)? != 8 || &header != HEADER {
@@ -55,7 +61,15 @@ pub(crate) fn scan(path: &Path, mut on_leaf: impl FnMut(&[u8]) -> Result<(), Str
     let mut offset = HEADER.len() as u64;
     let mut leaf = Vec::new();
     let fail = |index, file_offset, reason: String, head, valid_len| Scan {
-        report: VerifyReport { entries: index, head, first_failure: Some(VerifyFailure { index, file_offset, reason }) },
+        report: VerifyReport {
+            entries: index,
+            head,
+            first_failure: Some(VerifyFailure {
+                index,
+                file_offset,
+                reason,
+            }),
+        },
         valid_len,
     };
     loop {
@@ -63,7 +77,15 @@ pub(crate) fn scan(path: &Path, mut on_leaf: impl FnMut(&[u8]) -> Result<(), Str
         match read_full(&mut reader, &mut len_bytes).map_err(io)? {
             0 => break,
             4 => {}
-            n => return Ok(fail(index, offset, format!("entry is incomplete: the file ends {n} bytes into its 4-byte length"), head, offset)),
+            n => {
+                return Ok(fail(
+                    index,
+                    offset,
+                    format!("entry is incomplete: the file ends {n} bytes into its 4-byte length"),
+                    head,
+                    offset,
+                ))
+            }
         }
         let len = u32::from_be_bytes(len_bytes);
         if len > MAX_LEAF_LEN {
@@ -72,11 +94,21 @@ pub(crate) fn scan(path: &Path, mut on_leaf: impl FnMut(&[u8]) -> Result<(), Str
         leaf.resize(len as usize, 0);
         let got = read_full(&mut reader, &mut leaf).map_err(io)?;
         let mut stored = [0u8; 32];
-        let got_hash = if got == leaf.len() { read_full(&mut reader, &mut stored).map_err(io)? } else { 0 };
+        let got_hash = if got == leaf.len() {
+            read_full(&mut reader, &mut stored).map_err(io)?
+        } else {
+            0
+        };
         if got < leaf.len() || got_hash < 32 {
             let have = got + got_hash;
             let want = len as usize + 32;
-            return Ok(fail(index, offset, format!("entry is incomplete: the file ends {have} of {want} bytes into it"), head, offset));
+            return Ok(fail(
+                index,
+                offset,
+                format!("entry is incomplete: the file ends {have} of {want} bytes into it"),
+                head,
+                offset,
+            ));
         }
         let expected = chain_hash(&head, &leaf_hash(&leaf));
         if expected.0 != stored {
@@ -93,5 +125,12 @@ pub(crate) fn scan(path: &Path, mut on_leaf: impl FnMut(&[u8]) -> Result<(), Str
         index += 1;
         offset += 4 + u64::from(len) + 32;
     }
-    Ok(Scan { report: VerifyReport { entries: index, head, first_failure: None }, valid_len: offset })
+    Ok(Scan {
+        report: VerifyReport {
+            entries: index,
+            head,
+            first_failure: None,
+        },
+        valid_len: offset,
+    })
 }

@@ -21,7 +21,10 @@ fn ledger_with(path: &Path, n: usize) -> Vec<(u64, usize)> {
     let mut offset = HEADER.len() as u64;
     for i in 0..n {
         let leaf = access_event(i);
-        assert_eq!(ledger.append_access_event(&leaf).unwrap(), AppendOutcome::Appended(i as u64));
+        assert_eq!(
+            ledger.append_access_event(&leaf).unwrap(),
+            AppendOutcome::Appended(i as u64)
+        );
         frames.push((offset, leaf.len()));
         offset += 4 + leaf.len() as u64 + 32;
     }
@@ -45,7 +48,10 @@ fn a_fresh_ledger_verifies_and_reopening_continues_the_same_chain() {
 
     let mut reopened = Ledger::open(&path).unwrap();
     assert_eq!((reopened.len(), reopened.head()), (10, report.head));
-    assert_eq!(reopened.append_access_event(&access_event(10)).unwrap(), AppendOutcome::Appended(10));
+    assert_eq!(
+        reopened.append_access_event(&access_event(10)).unwrap(),
+        AppendOutcome::Appended(10)
+    );
     reopened.sync().unwrap();
     let after = verify_from_genesis(&path).unwrap();
     assert_eq!((after.entries, after.first_failure), (11, None));
@@ -57,12 +63,21 @@ fn a_redelivered_access_event_is_not_appended_twice_even_after_reopening() {
     let path = dir.path().join("ledger.spr");
     let leaf = access_event(1);
     let mut ledger = Ledger::open(&path).unwrap();
-    assert_eq!(ledger.append_access_event(&leaf).unwrap(), AppendOutcome::Appended(0));
-    assert_eq!(ledger.append_access_event(&leaf).unwrap(), AppendOutcome::Duplicate);
+    assert_eq!(
+        ledger.append_access_event(&leaf).unwrap(),
+        AppendOutcome::Appended(0)
+    );
+    assert_eq!(
+        ledger.append_access_event(&leaf).unwrap(),
+        AppendOutcome::Duplicate
+    );
     ledger.sync().unwrap();
     drop(ledger);
     let mut reopened = Ledger::open(&path).unwrap();
-    assert_eq!(reopened.append_access_event(&leaf).unwrap(), AppendOutcome::Duplicate);
+    assert_eq!(
+        reopened.append_access_event(&leaf).unwrap(),
+        AppendOutcome::Duplicate
+    );
     assert_eq!(reopened.len(), 1);
 }
 
@@ -70,9 +85,14 @@ fn a_redelivered_access_event_is_not_appended_twice_even_after_reopening() {
 fn bytes_that_are_not_an_access_event_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut ledger = Ledger::open(&dir.path().join("ledger.spr")).unwrap();
-    let clinical = examples::allergy("9990000018".parse().unwrap()).to_avro().unwrap();
+    let clinical = examples::allergy("9990000018".parse().unwrap())
+        .to_avro()
+        .unwrap();
     for leaf in [b"not avro".to_vec(), clinical, vec![]] {
-        assert!(matches!(ledger.append_access_event(&leaf), Err(LedgerError::NotAnAccessEvent(_))));
+        assert!(matches!(
+            ledger.append_access_event(&leaf),
+            Err(LedgerError::NotAnAccessEvent(_))
+        ));
     }
     assert!(ledger.is_empty());
 }
@@ -88,8 +108,14 @@ fn a_flipped_byte_anywhere_in_an_entry_is_reported_at_that_entry() {
         for at in [*start, start + 4 + 7, start + 3 + *leaf_len as u64, end - 1] {
             flip_byte(&path, at);
             let report = verify_from_genesis(&path).unwrap();
-            let failure = report.first_failure.unwrap_or_else(|| panic!("flip at byte {at} of entry {index} went unnoticed"));
-            assert_eq!(failure.index, index as u64, "flip at byte {at}: {}", failure.reason);
+            let failure = report
+                .first_failure
+                .unwrap_or_else(|| panic!("flip at byte {at} of entry {index} went unnoticed"));
+            assert_eq!(
+                failure.index, index as u64,
+                "flip at byte {at}: {}",
+                failure.reason
+            );
             assert_eq!(report.entries, index as u64);
             flip_byte(&path, at);
         }
@@ -108,18 +134,53 @@ fn deleting_or_swapping_entries_is_reported_at_the_first_changed_index() {
         bytes[start as usize..start as usize + 4 + len + 32].to_vec()
     };
     // Delete entry 3.
-    let deleted: Vec<u8> = [&bytes[..frames[3].0 as usize], &bytes[frames[4].0 as usize..]].concat();
+    let deleted: Vec<u8> = [
+        &bytes[..frames[3].0 as usize],
+        &bytes[frames[4].0 as usize..],
+    ]
+    .concat();
     std::fs::write(&path, &deleted).unwrap();
-    assert_eq!(verify_from_genesis(&path).unwrap().first_failure.unwrap().index, 3);
+    assert_eq!(
+        verify_from_genesis(&path)
+            .unwrap()
+            .first_failure
+            .unwrap()
+            .index,
+        3
+    );
     // Swap entries 1 and 2.
-    let swapped: Vec<u8> =
-        [&bytes[..frames[1].0 as usize], &frame(2), &frame(1), &bytes[frames[3].0 as usize..]].concat();
+    let swapped: Vec<u8> = [
+        &bytes[..frames[1].0 as usize],
+        &frame(2),
+        &frame(1),
+        &bytes[frames[3].0 as usize..],
+    ]
+    .concat();
     std::fs::write(&path, &swapped).unwrap();
-    assert_eq!(verify_from_genesis(&path).unwrap().first_failure.unwrap().index, 1);
+    assert_eq!(
+        verify_from_genesis(&path)
+            .unwrap()
+            .first_failure
+            .unwrap()
+            .index,
+        1
+    );
     // Duplicate entry 4 after itself.
-    let duplicated: Vec<u8> = [&bytes[..frames[5].0 as usize], &frame(4), &bytes[frames[5].0 as usize..]].concat();
+    let duplicated: Vec<u8> = [
+        &bytes[..frames[5].0 as usize],
+        &frame(4),
+        &bytes[frames[5].0 as usize..],
+    ]
+    .concat();
     std::fs::write(&path, &duplicated).unwrap();
-    assert_eq!(verify_from_genesis(&path).unwrap().first_failure.unwrap().index, 5);
+    assert_eq!(
+        verify_from_genesis(&path)
+            .unwrap()
+            .first_failure
+            .unwrap()
+            .index,
+        5
+    );
 }
 
 #[test]
@@ -134,11 +195,19 @@ fn a_torn_unsynced_tail_is_cut_off_on_open_and_appending_continues() {
     file.write_all(&(200u32).to_be_bytes()).unwrap();
     file.write_all(partial).unwrap();
     drop(file);
-    assert!(verify_from_genesis(&path).unwrap().first_failure.unwrap().reason.contains("incomplete"));
+    assert!(verify_from_genesis(&path)
+        .unwrap()
+        .first_failure
+        .unwrap()
+        .reason
+        .contains("incomplete"));
 
     let mut ledger = Ledger::open(&path).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().len(), synced);
-    assert_eq!(ledger.append_access_event(&access_event(4)).unwrap(), AppendOutcome::Appended(4));
+    assert_eq!(
+        ledger.append_access_event(&access_event(4)).unwrap(),
+        AppendOutcome::Appended(4)
+    );
     ledger.sync().unwrap();
     assert_eq!(verify_from_genesis(&path).unwrap().entries, 5);
 }
@@ -154,7 +223,11 @@ fn damage_inside_the_synced_part_is_refused_not_truncated() {
         Err(LedgerError::Tampered { index, .. }) => assert_eq!(index, 2),
         other => panic!("expected a refusal at index 2, got {other:?}"),
     }
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), length_before, "nothing was cut off");
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        length_before,
+        "nothing was cut off"
+    );
 }
 
 #[test]
@@ -162,8 +235,14 @@ fn a_file_that_is_not_a_ledger_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("other.bin");
     std::fs::write(&path, b"PK\x03\x04 something else").unwrap();
-    assert!(matches!(verify_from_genesis(&path), Err(LedgerError::NotALedger(_))));
-    assert!(matches!(Ledger::open(&path), Err(LedgerError::NotALedger(_))));
+    assert!(matches!(
+        verify_from_genesis(&path),
+        Err(LedgerError::NotALedger(_))
+    ));
+    assert!(matches!(
+        Ledger::open(&path),
+        Err(LedgerError::NotALedger(_))
+    ));
 }
 
 #[test]
@@ -172,12 +251,21 @@ fn spr_audit_verify_prints_the_head_or_names_the_first_bad_index() {
     let path = dir.path().join("ledger.spr");
     let frames = ledger_with(&path, 7);
     let head = verify_from_genesis(&path).unwrap().head.to_string();
-    let run = || Command::new(env!("CARGO_BIN_EXE_spr-audit")).args(["verify", "--ledger"]).arg(&path).output().unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_spr-audit"))
+            .args(["verify", "--ledger"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
 
     let ok = run();
     let stdout = String::from_utf8_lossy(&ok.stdout);
     assert!(ok.status.success(), "{stdout}");
-    assert!(stdout.contains("7 entries verified") && stdout.contains(&head), "{stdout}");
+    assert!(
+        stdout.contains("7 entries verified") && stdout.contains(&head),
+        "{stdout}"
+    );
 
     flip_byte(&path, frames[5].0 + 30);
     let bad = run();
@@ -194,7 +282,10 @@ fn every_leaf_in_the_ledger_decodes_as_the_access_event_that_was_appended() {
     let bytes = std::fs::read(&path).unwrap();
     for (i, (start, len)) in frames.iter().enumerate() {
         let leaf = &bytes[*start as usize + 4..*start as usize + 4 + len];
-        assert_eq!(AccessEvent::from_avro(leaf).unwrap().returned_count, i as i32);
+        assert_eq!(
+            AccessEvent::from_avro(leaf).unwrap().returned_count,
+            i as i32
+        );
     }
 }
 
@@ -205,7 +296,10 @@ fn entries_cut_off_the_end_of_the_synced_part_are_refused() {
     let frames = ledger_with(&path, 5);
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..frames[3].0 as usize]).unwrap();
-    assert!(matches!(Ledger::open(&path), Err(LedgerError::Tampered { .. })));
+    assert!(matches!(
+        Ledger::open(&path),
+        Err(LedgerError::Tampered { .. })
+    ));
 }
 
 #[test]
@@ -216,6 +310,9 @@ fn without_its_committed_file_a_damaged_ledger_is_refused_not_truncated() {
     std::fs::remove_file(dir.path().join("ledger.spr.committed")).unwrap();
     flip_byte(&path, frames[1].0 + 12);
     let length_before = std::fs::metadata(&path).unwrap().len();
-    assert!(matches!(Ledger::open(&path), Err(LedgerError::Tampered { index: 1, .. })));
+    assert!(matches!(
+        Ledger::open(&path),
+        Err(LedgerError::Tampered { index: 1, .. })
+    ));
     assert_eq!(std::fs::metadata(&path).unwrap().len(), length_before);
 }

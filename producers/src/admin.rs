@@ -12,7 +12,9 @@ use spr_schemas::topics::TopicSpec;
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     /// The admin client could not be built or the request failed.
-    #[error("could not reach the broker to create topics: {0}; is it running at the bootstrap address?")]
+    #[error(
+        "could not reach the broker to create topics: {0}; is it running at the bootstrap address?"
+    )]
     Kafka(#[from] KafkaError),
     /// The broker refused to create a topic.
     #[error("the broker refused to create topic {topic}: {code}")]
@@ -25,7 +27,11 @@ pub enum AdminError {
 }
 
 /// Creates each topic that does not exist yet (existing ones are left as they are).
-pub async fn ensure_topics(bootstrap: &str, topics: &[TopicSpec], replication: i32) -> Result<(), AdminError> {
+pub async fn ensure_topics(
+    bootstrap: &str,
+    topics: &[TopicSpec],
+    replication: i32,
+) -> Result<(), AdminError> {
     let admin: AdminClient<DefaultClientContext> = crate::client_config(bootstrap).create()?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()

@@ -61,7 +61,10 @@ pub async fn receive_batch<C: ConsumerContext + 'static>(
 
 /// The offset after the last record of each partition in `records`.
 pub fn next_offsets(records: &[ConsumedRecord]) -> BTreeMap<(&str, i32), i64> {
-    records.iter().map(|r| ((r.topic.as_str(), r.partition), r.offset + 1)).collect()
+    records
+        .iter()
+        .map(|r| ((r.topic.as_str(), r.partition), r.offset + 1))
+        .collect()
 }
 
 /// The same, as a list to commit to the consumer group.
@@ -84,12 +87,26 @@ pub async fn publish_dead_letter(
     tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, reason, "dead-lettering record");
     let (partition, offset) = (record.partition.to_string(), record.offset.to_string());
     let headers = OwnedHeaders::new()
-        .insert(Header { key: dlq::SOURCE_TOPIC, value: Some(record.topic.as_str()) })
-        .insert(Header { key: dlq::SOURCE_PARTITION, value: Some(partition.as_str()) })
-        .insert(Header { key: dlq::SOURCE_OFFSET, value: Some(offset.as_str()) })
-        .insert(Header { key: dlq::REASON, value: Some(reason) });
+        .insert(Header {
+            key: dlq::SOURCE_TOPIC,
+            value: Some(record.topic.as_str()),
+        })
+        .insert(Header {
+            key: dlq::SOURCE_PARTITION,
+            value: Some(partition.as_str()),
+        })
+        .insert(Header {
+            key: dlq::SOURCE_OFFSET,
+            value: Some(offset.as_str()),
+        })
+        .insert(Header {
+            key: dlq::REASON,
+            value: Some(reason),
+        });
     let key = record.key.as_deref().unwrap_or_default();
     let payload = record.payload.as_deref().unwrap_or_default();
-    publisher.publish_raw(topics::DEAD_LETTER.name, key, payload, headers).await?;
+    publisher
+        .publish_raw(topics::DEAD_LETTER.name, key, payload, headers)
+        .await?;
     Ok(())
 }

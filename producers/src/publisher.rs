@@ -70,7 +70,9 @@ pub struct EventPublisher {
 
 impl std::fmt::Debug for EventPublisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventPublisher").field("delivery_timeout", &self.delivery_timeout).finish()
+        f.debug_struct("EventPublisher")
+            .field("delivery_timeout", &self.delivery_timeout)
+            .finish()
     }
 }
 
@@ -85,14 +87,23 @@ impl EventPublisher {
             .set("acks", "all")
             .set("compression.type", "lz4")
             .set("linger.ms", "5")
-            .set("message.timeout.ms", delivery_timeout.as_millis().to_string())
+            .set(
+                "message.timeout.ms",
+                delivery_timeout.as_millis().to_string(),
+            )
             .create()
             .map_err(PublishError::Create)?;
-        Ok(Self { producer, delivery_timeout })
+        Ok(Self {
+            producer,
+            delivery_timeout,
+        })
     }
 
     /// Publishes one clinical event keyed by its NHS number and waits for the acknowledgement.
-    pub async fn publish_clinical_event(&self, event: &ClinicalEvent) -> Result<Delivered, PublishError> {
+    pub async fn publish_clinical_event(
+        &self,
+        event: &ClinicalEvent,
+    ) -> Result<Delivered, PublishError> {
         let payload = event.to_avro()?;
         let topic = topics::PATIENT_EVENTS.name;
         self.send(topic, event.nhs_number.as_str().as_bytes(), &payload, None)
@@ -114,9 +125,18 @@ impl EventPublisher {
         let mut summary = PublishSummary::default();
         for event in events {
             let payload = event.to_avro()?;
-            in_flight.push_back(self.send(topic, event.nhs_number.as_str().as_bytes(), &payload, None).await?);
+            in_flight.push_back(
+                self.send(topic, event.nhs_number.as_str().as_bytes(), &payload, None)
+                    .await?,
+            );
             if in_flight.len() >= MAX_IN_FLIGHT {
-                summary.record(in_flight.pop_front().expect("non-empty").await_delivery(topic).await?);
+                summary.record(
+                    in_flight
+                        .pop_front()
+                        .expect("non-empty")
+                        .await_delivery(topic)
+                        .await?,
+                );
                 on_delivered();
             }
         }
@@ -128,13 +148,21 @@ impl EventPublisher {
     }
 
     /// Publishes an access event keyed by its request id and waits for the acknowledgement.
-    pub async fn publish_access_event(&self, event: &AccessEvent) -> Result<Delivered, PublishError> {
+    pub async fn publish_access_event(
+        &self,
+        event: &AccessEvent,
+    ) -> Result<Delivered, PublishError> {
         let payload = event.to_avro()?;
         let topic = topics::ACCESS_EVENTS.name;
-        self.send(topic, event.request_id.to_string().as_bytes(), &payload, None)
-            .await?
-            .await_delivery(topic)
-            .await
+        self.send(
+            topic,
+            event.request_id.to_string().as_bytes(),
+            &payload,
+            None,
+        )
+        .await?
+        .await_delivery(topic)
+        .await
     }
 
     /// Publishes raw bytes with headers (for dead letters) and waits for the acknowledgement.
@@ -145,15 +173,20 @@ impl EventPublisher {
         payload: &[u8],
         headers: OwnedHeaders,
     ) -> Result<Delivered, PublishError> {
-        self.send(topic, key, payload, Some(headers)).await?.await_delivery(topic).await
+        self.send(topic, key, payload, Some(headers))
+            .await?
+            .await_delivery(topic)
+            .await
     }
 
     /// Waits until every queued record is acknowledged or `delivery_timeout` passes.
     pub fn flush(&self) -> Result<(), PublishError> {
-        self.producer.flush(self.delivery_timeout).map_err(|source| PublishError::Delivery {
-            topic: "(all)".into(),
-            source,
-        })
+        self.producer
+            .flush(self.delivery_timeout)
+            .map_err(|source| PublishError::Delivery {
+                topic: "(all)".into(),
+                source,
+            })
     }
 
     /// Enqueues a record without awaiting, retrying while the local queue is full.
@@ -175,7 +208,12 @@ impl EventPublisher {
                     record = returned;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                Err((source, _)) => return Err(PublishError::Delivery { topic: topic.into(), source }),
+                Err((source, _)) => {
+                    return Err(PublishError::Delivery {
+                        topic: topic.into(),
+                        source,
+                    })
+                }
             }
         }
     }
@@ -187,9 +225,17 @@ struct PendingDelivery(DeliveryFuture);
 impl PendingDelivery {
     async fn await_delivery(self, topic: &str) -> Result<Delivered, PublishError> {
         match self.0.await {
-            Ok(Ok(d)) => Ok(Delivered { partition: d.partition, offset: d.offset }),
-            Ok(Err((source, _))) => Err(PublishError::Delivery { topic: topic.into(), source }),
-            Err(_) => Err(PublishError::Cancelled { topic: topic.into() }),
+            Ok(Ok(d)) => Ok(Delivered {
+                partition: d.partition,
+                offset: d.offset,
+            }),
+            Ok(Err((source, _))) => Err(PublishError::Delivery {
+                topic: topic.into(),
+                source,
+            }),
+            Err(_) => Err(PublishError::Cancelled {
+                topic: topic.into(),
+            }),
         }
     }
 }

@@ -46,7 +46,11 @@ fn synthetic_nhs_number(rng: &mut ChaCha8Rng) -> Option<NhsNumber> {
     NhsNumber::from_prefix(prefix)
 }
 
-const GP_PRACTICES: [(&str, &str); 3] = [("A81001", "emis-web"), ("B82005", "systmone"), ("C83010", "emis-web")];
+const GP_PRACTICES: [(&str, &str); 3] = [
+    ("A81001", "emis-web"),
+    ("B82005", "systmone"),
+    ("C83010", "emis-web"),
+];
 const TRUSTS: [(&str, &str); 2] = [("RX1", "epr-cerner"), ("RRK", "epr-epic")];
 
 const ALLERGENS: [(&str, &str, &str); 4] = [
@@ -56,16 +60,60 @@ const ALLERGENS: [(&str, &str, &str); 4] = [
     ("111088007", "Latex", "Contact dermatitis"),
 ];
 const MEDICINES: [(&str, &str, &str); 4] = [
-    ("319283006", "Amlodipine 5mg tablets", "One tablet once a day"),
-    ("376688009", "Metformin 500mg tablets", "One tablet twice a day with meals"),
-    ("320000009", "Atorvastatin 20mg tablets", "One tablet at night"),
-    ("322236009", "Paracetamol 500mg tablets", "Two tablets up to four times a day"),
+    (
+        "319283006",
+        "Amlodipine 5mg tablets",
+        "One tablet once a day",
+    ),
+    (
+        "376688009",
+        "Metformin 500mg tablets",
+        "One tablet twice a day with meals",
+    ),
+    (
+        "320000009",
+        "Atorvastatin 20mg tablets",
+        "One tablet at night",
+    ),
+    (
+        "322236009",
+        "Paracetamol 500mg tablets",
+        "Two tablets up to four times a day",
+    ),
 ];
 const MEASURES: [(&str, &str, &str, f64, f64, ObservationKind); 4] = [
-    ("8867-4", "Heart rate", "/min", 50.0, 110.0, ObservationKind::VitalSign),
-    ("8480-6", "Systolic blood pressure", "mm[Hg]", 95.0, 170.0, ObservationKind::VitalSign),
-    ("4548-4", "Haemoglobin A1c", "mmol/mol", 30.0, 80.0, ObservationKind::Laboratory),
-    ("55423-8", "Step count", "/d", 1_000.0, 15_000.0, ObservationKind::Wearable),
+    (
+        "8867-4",
+        "Heart rate",
+        "/min",
+        50.0,
+        110.0,
+        ObservationKind::VitalSign,
+    ),
+    (
+        "8480-6",
+        "Systolic blood pressure",
+        "mm[Hg]",
+        95.0,
+        170.0,
+        ObservationKind::VitalSign,
+    ),
+    (
+        "4548-4",
+        "Haemoglobin A1c",
+        "mmol/mol",
+        30.0,
+        80.0,
+        ObservationKind::Laboratory,
+    ),
+    (
+        "55423-8",
+        "Step count",
+        "/d",
+        1_000.0,
+        15_000.0,
+        ObservationKind::Wearable,
+    ),
 ];
 
 fn patient_events(rng: &mut ChaCha8Rng, nhs_number: NhsNumber) -> Vec<ClinicalEvent> {
@@ -76,10 +124,21 @@ fn patient_events(rng: &mut ChaCha8Rng, nhs_number: NhsNumber) -> Vec<ClinicalEv
         let (code, display, reaction) = ALLERGENS[rng.gen_range(0..ALLERGENS.len())];
         let payload = Payload::Allergy(AllergyPayload {
             reaction: Some(reaction.into()),
-            criticality: if rng.gen_bool(0.3) { Criticality::High } else { Criticality::Low },
+            criticality: if rng.gen_bool(0.3) {
+                Criticality::High
+            } else {
+                Criticality::Low
+            },
             verification: Verification::Confirmed,
         });
-        events.push(event(rng, nhs_number, gp, CareSetting::Gp, (SNOMED_CT, code, display), payload));
+        events.push(event(
+            rng,
+            nhs_number,
+            gp,
+            CareSetting::Gp,
+            (SNOMED_CT, code, display),
+            payload,
+        ));
     }
     for _ in 0..rng.gen_range(1..=4) {
         let (code, display, dose) = MEDICINES[rng.gen_range(0..MEDICINES.len())];
@@ -87,9 +146,20 @@ fn patient_events(rng: &mut ChaCha8Rng, nhs_number: NhsNumber) -> Vec<ClinicalEv
             dose: dose.into(),
             route: Some("oral".into()),
             quantity: Some("56 tablet".into()),
-            course: if rng.gen_bool(0.7) { Course::Repeat } else { Course::Acute },
+            course: if rng.gen_bool(0.7) {
+                Course::Repeat
+            } else {
+                Course::Acute
+            },
         });
-        events.push(event(rng, nhs_number, gp, CareSetting::Gp, (DM_D, code, display), payload));
+        events.push(event(
+            rng,
+            nhs_number,
+            gp,
+            CareSetting::Gp,
+            (DM_D, code, display),
+            payload,
+        ));
     }
     for _ in 0..rng.gen_range(3..=12) {
         let (code, display, unit, low, high, kind) = MEASURES[rng.gen_range(0..MEASURES.len())];
@@ -106,7 +176,14 @@ fn patient_events(rng: &mut ChaCha8Rng, nhs_number: NhsNumber) -> Vec<ClinicalEv
             value_text: None,
             interpretation: None,
         });
-        events.push(event(rng, nhs_number, org, setting, (LOINC, code, display), payload));
+        events.push(event(
+            rng,
+            nhs_number,
+            org,
+            setting,
+            (LOINC, code, display),
+            payload,
+        ));
     }
     events
 }
@@ -126,9 +203,20 @@ fn event(
         nhs_number,
         occurred_at,
         recorded_at: occurred_at + rng.gen_range(0..3_600_000),
-        source: Source { system: system.into(), ods_code: ods_code.into(), care_setting },
-        author: Author { id: format!("{ods_code}-{:04}", rng.gen_range(0..10_000)), role: author_role(care_setting).into() },
-        code: Code { system: code_system.into(), code: code.into(), display: display.into() },
+        source: Source {
+            system: system.into(),
+            ods_code: ods_code.into(),
+            care_setting,
+        },
+        author: Author {
+            id: format!("{ods_code}-{:04}", rng.gen_range(0..10_000)),
+            role: author_role(care_setting).into(),
+        },
+        code: Code {
+            system: code_system.into(),
+            code: code.into(),
+            display: display.into(),
+        },
         sensitivity: vec![],
         status: Status::Final,
         supersedes: None,
@@ -152,7 +240,9 @@ mod tests {
     fn the_same_seed_gives_the_same_population() {
         let a = population(50, 7);
         let b = population(50, 7);
-        let ids = |p: &[SyntheticPatient]| -> Vec<_> { p.iter().flat_map(|x| x.events.iter().map(|e| e.clone())).collect() };
+        let ids = |p: &[SyntheticPatient]| -> Vec<_> {
+            p.iter().flat_map(|x| x.events.iter().cloned()).collect()
+        };
         assert_eq!(ids(&a), ids(&b));
         assert_ne!(ids(&a), ids(&population(50, 8)));
     }

@@ -8,8 +8,8 @@ use spr_schemas::{ClinicalEvent, Payload};
 
 use crate::keys;
 use crate::store::{
-    ProjectionStore, StoreError, TimelineEntry, CF_CURRENT, CF_EVENTS, CF_META, CF_TIMELINE, CURRENT_ALLERGY,
-    CURRENT_LATEST_OBSERVATION, CURRENT_MEDICATION,
+    ProjectionStore, StoreError, TimelineEntry, CF_CURRENT, CF_EVENTS, CF_META, CF_TIMELINE,
+    CURRENT_ALLERGY, CURRENT_LATEST_OBSERVATION, CURRENT_MEDICATION,
 };
 
 /// A record that cannot be projected, and why.
@@ -54,7 +54,10 @@ impl std::fmt::Debug for BatchOutcome {
 /// are skipped (consumers re-read partitions from the start; see the worker).
 /// Nothing is written: the caller publishes `dead_letters`, then writes `batch`,
 /// whose offsets make the whole batch count as consumed exactly when its effects land.
-pub fn project_batch(store: &ProjectionStore, records: &[ConsumedRecord]) -> Result<BatchOutcome, StoreError> {
+pub fn project_batch(
+    store: &ProjectionStore,
+    records: &[ConsumedRecord],
+) -> Result<BatchOutcome, StoreError> {
     let mut outcome = BatchOutcome::default();
     let mut seen_in_batch = HashSet::new();
     let mut latest_in_batch: HashMap<Vec<u8>, TimelineEntry> = HashMap::new();
@@ -64,7 +67,9 @@ pub fn project_batch(store: &ProjectionStore, records: &[ConsumedRecord]) -> Res
         let key = (record.topic.as_str(), record.partition);
         let next = match applied_up_to.get(&key) {
             Some(n) => *n,
-            None => *applied_up_to.entry(key).or_insert(store.next_offset(key.0, key.1)?.unwrap_or(0)),
+            None => *applied_up_to
+                .entry(key)
+                .or_insert(store.next_offset(key.0, key.1)?.unwrap_or(0)),
         };
         if record.offset < next {
             outcome.already_applied += 1;
@@ -76,7 +81,10 @@ pub fn project_batch(store: &ProjectionStore, records: &[ConsumedRecord]) -> Res
         let event = match decode_record(record) {
             Ok(e) => e,
             Err(reason) => {
-                outcome.dead_letters.push(DeadLetter { record: record.clone(), reason });
+                outcome.dead_letters.push(DeadLetter {
+                    record: record.clone(),
+                    reason,
+                });
                 continue;
             }
         };
@@ -84,19 +92,36 @@ pub fn project_batch(store: &ProjectionStore, records: &[ConsumedRecord]) -> Res
             outcome.duplicates += 1;
             continue;
         }
-        let payload = record.payload.as_deref().expect("decoded records have a payload");
-        apply_event(store, &mut outcome.batch, &mut latest_in_batch, &event, payload)?;
+        let payload = record
+            .payload
+            .as_deref()
+            .expect("decoded records have a payload");
+        apply_event(
+            store,
+            &mut outcome.batch,
+            &mut latest_in_batch,
+            &event,
+            payload,
+        )?;
         outcome.projected += 1;
     }
     for ((topic, partition), next) in next_offsets(&new_records) {
-        store.batch_put(&mut outcome.batch, CF_META, &keys::offset_key(topic, partition), &next.to_be_bytes());
+        store.batch_put(
+            &mut outcome.batch,
+            CF_META,
+            &keys::offset_key(topic, partition),
+            &next.to_be_bytes(),
+        );
     }
     Ok(outcome)
 }
 
 /// Decodes a record, checking that it is keyed by its own NHS number.
 fn decode_record(record: &ConsumedRecord) -> Result<ClinicalEvent, String> {
-    let payload = record.payload.as_deref().ok_or("record has no value (tombstone)")?;
+    let payload = record
+        .payload
+        .as_deref()
+        .ok_or("record has no value (tombstone)")?;
     let event = ClinicalEvent::from_avro(payload).map_err(|e| e.to_string())?;
     match record.key.as_deref() {
         Some(key) if key == event.nhs_number.as_str().as_bytes() => Ok(event),
@@ -105,7 +130,10 @@ fn decode_record(record: &ConsumedRecord) -> Result<ClinicalEvent, String> {
             String::from_utf8_lossy(key),
             event.nhs_number
         )),
-        None => Err(format!("record has no key; producers must key by NHS number ({})", event.nhs_number)),
+        None => Err(format!(
+            "record has no key; producers must key by NHS number ({})",
+            event.nhs_number
+        )),
     }
 }
 
@@ -120,7 +148,12 @@ fn apply_event(
     let entry_bytes = entry.to_bytes();
     let nhs = &event.nhs_number;
     store.batch_put(batch, CF_EVENTS, event.event_id.as_bytes(), payload);
-    store.batch_put(batch, CF_TIMELINE, &keys::timeline_key(nhs, event.occurred_at, &event.event_id), &entry_bytes);
+    store.batch_put(
+        batch,
+        CF_TIMELINE,
+        &keys::timeline_key(nhs, event.occurred_at, &event.event_id),
+        &entry_bytes,
+    );
     match &event.payload {
         Payload::Allergy(_) => {
             let key = keys::current_key(nhs, CURRENT_ALLERGY, event.event_id.as_bytes());
@@ -137,7 +170,9 @@ fn apply_event(
                 Some(e) => Some(e.clone()),
                 None => store.get_current(&key)?,
             };
-            if previous.is_none_or(|p| (p.occurred_at, p.event_id) < (entry.occurred_at, entry.event_id)) {
+            if previous
+                .is_none_or(|p| (p.occurred_at, p.event_id) < (entry.occurred_at, entry.event_id))
+            {
                 store.batch_put(batch, CF_CURRENT, &key, &entry_bytes);
                 latest_in_batch.insert(key, entry);
             }

@@ -10,7 +10,10 @@
 
 use std::path::Path;
 
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch,
+    WriteOptions, DB,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use spr_schemas::{ClinicalEvent, EpochMillis, EventId, EventType, NhsNumber};
@@ -100,7 +103,9 @@ impl TimelineEntry {
             ),
             Payload::MedicationPrescribed(m) => format!("{} ({:?})", m.dose, m.course),
             Payload::Observation(o) => match (o.value, &o.unit, &o.value_text) {
-                (Some(v), unit, _) => format!("{v} {}", unit.as_deref().unwrap_or("")).trim_end().to_owned(),
+                (Some(v), unit, _) => format!("{v} {}", unit.as_deref().unwrap_or(""))
+                    .trim_end()
+                    .to_owned(),
                 (None, _, Some(text)) => text.clone(),
                 (None, _, None) => "no value".into(),
             },
@@ -124,7 +129,10 @@ impl TimelineEntry {
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
-        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { what: "timeline entry", detail: e.to_string() })
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+            what: "timeline entry",
+            detail: e.to_string(),
+        })
     }
 }
 
@@ -157,7 +165,9 @@ pub struct ProjectionStore {
 
 impl std::fmt::Debug for ProjectionStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProjectionStore").field("path", &self.path).finish()
+        f.debug_struct("ProjectionStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -171,7 +181,11 @@ impl ProjectionStore {
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
         let cfs = ALL_CFS.map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&options, path, cfs).map_err(rocks(path))?;
-        Ok(Self { db, path: path.display().to_string(), sync_writes })
+        Ok(Self {
+            db,
+            path: path.display().to_string(),
+            sync_writes,
+        })
     }
 
     /// Opens a read-only follower of the primary at `primary` (RocksDB secondary
@@ -179,26 +193,41 @@ impl ProjectionStore {
     pub fn open_secondary(primary: &Path, secondary: &Path) -> Result<Self, StoreError> {
         let mut options = Options::default();
         options.set_max_open_files(-1);
-        let db = DB::open_cf_as_secondary(&options, primary, secondary, ALL_CFS).map_err(rocks(primary))?;
-        Ok(Self { db, path: primary.display().to_string(), sync_writes: false })
+        let db = DB::open_cf_as_secondary(&options, primary, secondary, ALL_CFS)
+            .map_err(rocks(primary))?;
+        Ok(Self {
+            db,
+            path: primary.display().to_string(),
+            sync_writes: false,
+        })
     }
 
     /// Brings a secondary up to date with its primary's latest writes.
     pub fn catch_up(&self) -> Result<(), StoreError> {
-        self.db.try_catch_up_with_primary().map_err(self.rocks_error())
+        self.db
+            .try_catch_up_with_primary()
+            .map_err(self.rocks_error())
     }
 
     fn cf(&self, name: &str) -> &ColumnFamily {
-        self.db.cf_handle(name).expect("every column family is opened")
+        self.db
+            .cf_handle(name)
+            .expect("every column family is opened")
     }
 
     fn rocks_error(&self) -> impl Fn(rocksdb::Error) -> StoreError + '_ {
-        move |source| StoreError::Rocks { path: self.path.clone(), source }
+        move |source| StoreError::Rocks {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// The next offset to consume from a partition, if this store has consumed any of it.
     pub fn next_offset(&self, topic: &str, partition: i32) -> Result<Option<i64>, StoreError> {
-        let value = self.db.get_cf(self.cf(CF_META), keys::offset_key(topic, partition)).map_err(self.rocks_error())?;
+        let value = self
+            .db
+            .get_cf(self.cf(CF_META), keys::offset_key(topic, partition))
+            .map_err(self.rocks_error())?;
         value
             .map(|v| {
                 let bytes: [u8; 8] = v.as_slice().try_into().map_err(|_| StoreError::Corrupt {
@@ -212,20 +241,36 @@ impl ProjectionStore {
 
     /// Whether an event with this id has been projected.
     pub fn contains_event(&self, event_id: &EventId) -> Result<bool, StoreError> {
-        let found = self.db.get_pinned_cf(self.cf(CF_EVENTS), event_id.as_bytes()).map_err(self.rocks_error())?;
+        let found = self
+            .db
+            .get_pinned_cf(self.cf(CF_EVENTS), event_id.as_bytes())
+            .map_err(self.rocks_error())?;
         Ok(found.is_some())
     }
 
     /// A projected event, decoded.
     pub fn event(&self, event_id: &EventId) -> Result<Option<ClinicalEvent>, StoreError> {
-        let bytes = self.db.get_pinned_cf(self.cf(CF_EVENTS), event_id.as_bytes()).map_err(self.rocks_error())?;
+        let bytes = self
+            .db
+            .get_pinned_cf(self.cf(CF_EVENTS), event_id.as_bytes())
+            .map_err(self.rocks_error())?;
         bytes
-            .map(|b| ClinicalEvent::from_avro(&b).map_err(|e| StoreError::Corrupt { what: "event", detail: e.to_string() }))
+            .map(|b| {
+                ClinicalEvent::from_avro(&b).map_err(|e| StoreError::Corrupt {
+                    what: "event",
+                    detail: e.to_string(),
+                })
+            })
             .transpose()
     }
 
     /// Up to `limit` timeline entries of a patient, oldest first, after `cursor`.
-    pub fn timeline(&self, nhs: &NhsNumber, cursor: Option<&str>, limit: usize) -> Result<TimelinePage, StoreError> {
+    pub fn timeline(
+        &self,
+        nhs: &NhsNumber,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<TimelinePage, StoreError> {
         let prefix = nhs.as_str().as_bytes();
         let start = match cursor {
             Some(c) => {
@@ -242,7 +287,10 @@ impl ProjectionStore {
         let mut entries = Vec::with_capacity(limit.min(1024));
         let mut last_key = None;
         let mut more = false;
-        let iter = self.db.iterator_cf(self.cf(CF_TIMELINE), IteratorMode::From(&start, Direction::Forward));
+        let iter = self.db.iterator_cf(
+            self.cf(CF_TIMELINE),
+            IteratorMode::From(&start, Direction::Forward),
+        );
         for item in iter {
             let (key, value) = item.map_err(self.rocks_error())?;
             if !key.starts_with(prefix) {
@@ -255,14 +303,25 @@ impl ProjectionStore {
             entries.push(TimelineEntry::from_bytes(&value)?);
             last_key = Some(key);
         }
-        let next_cursor = if more { last_key.map(|k| hex::encode(&k[prefix.len()..])) } else { None };
-        Ok(TimelinePage { entries, next_cursor })
+        let next_cursor = if more {
+            last_key.map(|k| hex::encode(&k[prefix.len()..]))
+        } else {
+            None
+        };
+        Ok(TimelinePage {
+            entries,
+            next_cursor,
+        })
     }
 
     /// The patient's current state.
     pub fn summary(&self, nhs: &NhsNumber) -> Result<PatientSummary, StoreError> {
         let prefix = nhs.as_str().as_bytes();
-        let mut summary = PatientSummary { allergies: vec![], medications: vec![], latest_observations: vec![] };
+        let mut summary = PatientSummary {
+            allergies: vec![],
+            medications: vec![],
+            latest_observations: vec![],
+        };
         for item in self.db.prefix_iterator_cf(self.cf(CF_CURRENT), prefix) {
             let (key, value) = item.map_err(self.rocks_error())?;
             if !key.starts_with(prefix) {
@@ -273,14 +332,22 @@ impl ProjectionStore {
                 Some(&CURRENT_ALLERGY) => summary.allergies.push(entry),
                 Some(&CURRENT_MEDICATION) => summary.medications.push(entry),
                 Some(&CURRENT_LATEST_OBSERVATION) => summary.latest_observations.push(entry),
-                _ => return Err(StoreError::Corrupt { what: "current-state key", detail: format!("{key:?}") }),
+                _ => {
+                    return Err(StoreError::Corrupt {
+                        what: "current-state key",
+                        detail: format!("{key:?}"),
+                    })
+                }
             }
         }
         Ok(summary)
     }
 
     pub(crate) fn get_current(&self, key: &[u8]) -> Result<Option<TimelineEntry>, StoreError> {
-        let value = self.db.get_pinned_cf(self.cf(CF_CURRENT), key).map_err(self.rocks_error())?;
+        let value = self
+            .db
+            .get_pinned_cf(self.cf(CF_CURRENT), key)
+            .map_err(self.rocks_error())?;
         value.map(|v| TimelineEntry::from_bytes(&v)).transpose()
     }
 
@@ -292,7 +359,9 @@ impl ProjectionStore {
     pub fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut options = WriteOptions::default();
         options.set_sync(self.sync_writes);
-        self.db.write_opt(batch, &options).map_err(self.rocks_error())
+        self.db
+            .write_opt(batch, &options)
+            .map_err(self.rocks_error())
     }
 
     /// SHA-256 over every key and value of the content column families (not `meta`),
@@ -325,5 +394,8 @@ impl ProjectionStore {
 }
 
 fn rocks(path: &Path) -> impl Fn(rocksdb::Error) -> StoreError + '_ {
-    move |source| StoreError::Rocks { path: path.display().to_string(), source }
+    move |source| StoreError::Rocks {
+        path: path.display().to_string(),
+        source,
+    }
 }

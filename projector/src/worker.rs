@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
-use spr_producers::consume::{next_offsets_list, publish_dead_letter, receive_batch, ConsumedRecord};
+use spr_producers::consume::{
+    next_offsets_list, publish_dead_letter, receive_batch, ConsumedRecord,
+};
 use spr_producers::{EventPublisher, PublishError};
 use spr_schemas::topics;
 use tracing::{error, info, instrument};
@@ -65,12 +67,16 @@ fn owned_partitions(
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect();
     if existing.is_empty() {
-        return Err(WorkerError::Setup(format!("topic {topic} has no partitions; create the topics first (spr-produce create-topics)")));
+        return Err(WorkerError::Setup(format!(
+            "topic {topic} has no partitions; create the topics first (spr-produce create-topics)"
+        )));
     }
     let partitions = match owned {
         Some(owned) => {
             if let Some(missing) = owned.iter().find(|p| !existing.contains(p)) {
-                return Err(WorkerError::Setup(format!("partition {missing} of {topic} does not exist (it has {existing:?})")));
+                return Err(WorkerError::Setup(format!(
+                    "partition {missing} of {topic} does not exist (it has {existing:?})"
+                )));
             }
             owned.to_vec()
         }
@@ -117,13 +123,23 @@ pub async fn run_worker(
 /// Projects and writes one batch, retrying with back-off until it lands: a batch is
 /// never skipped, so a failing broker or disk stalls the projection rather than losing data.
 #[instrument(skip_all, fields(records = records.len()))]
-async fn write_batch_until_done(store: &ProjectionStore, publisher: &EventPublisher, records: &[ConsumedRecord]) {
+async fn write_batch_until_done(
+    store: &ProjectionStore,
+    publisher: &EventPublisher,
+    records: &[ConsumedRecord],
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let started = Instant::now();
         match try_write_batch(store, publisher, records).await {
             Ok((projected, duplicates, dead)) => {
-                tracing::debug!(projected, duplicates, dead, elapsed_ms = started.elapsed().as_millis() as u64, "batch written");
+                tracing::debug!(
+                    projected,
+                    duplicates,
+                    dead,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "batch written"
+                );
                 return;
             }
             Err(e) => {
@@ -144,7 +160,11 @@ async fn try_write_batch(
     for dead in &outcome.dead_letters {
         publish_dead_letter(publisher, &dead.record, &dead.reason).await?;
     }
-    let counts = (outcome.projected, outcome.duplicates, outcome.dead_letters.len());
+    let counts = (
+        outcome.projected,
+        outcome.duplicates,
+        outcome.dead_letters.len(),
+    );
     store.write(outcome.batch)?;
     Ok(counts)
 }
@@ -152,7 +172,10 @@ async fn try_write_batch(
 /// Commits the batch's offsets to the group too, only so that standard lag tools see
 /// progress; the projector itself resumes from the offsets in RocksDB.
 fn commit_for_monitoring(consumer: &StreamConsumer, records: &[ConsumedRecord]) {
-    if let Err(e) = consumer.commit(&next_offsets_list(records), rdkafka::consumer::CommitMode::Async) {
+    if let Err(e) = consumer.commit(
+        &next_offsets_list(records),
+        rdkafka::consumer::CommitMode::Async,
+    ) {
         tracing::debug!(error = %e, "could not commit offsets for monitoring");
     }
 }

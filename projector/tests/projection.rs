@@ -30,7 +30,10 @@ fn worker_config(bootstrap: &str, group: &str) -> WorkerConfig {
 }
 
 /// Runs a worker in this process until the returned sender is dropped or fired.
-fn spawn_worker(config: WorkerConfig, store: Arc<ProjectionStore>) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+fn spawn_worker(
+    config: WorkerConfig,
+    store: Arc<ProjectionStore>,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         run_worker(config, store, async {
@@ -45,7 +48,10 @@ fn spawn_worker(config: WorkerConfig, store: Arc<ProjectionStore>) -> (oneshot::
 async fn publish(bootstrap: &str, patients: &[SyntheticPatient]) -> PublishSummary {
     let publisher = EventPublisher::new(bootstrap, Duration::from_secs(30)).unwrap();
     let events: Vec<&ClinicalEvent> = patients.iter().flat_map(|p| p.events.iter()).collect();
-    publisher.publish_clinical_events(events, || {}).await.unwrap()
+    publisher
+        .publish_clinical_events(events, || {})
+        .await
+        .unwrap()
 }
 
 /// Waits until `store` has consumed every record up to `ends` (refreshing a secondary
@@ -53,14 +59,24 @@ async fn publish(bootstrap: &str, patients: &[SyntheticPatient]) -> PublishSumma
 /// ListOffsets answer is not the true high watermark (see testkit/tests/tansu_gaps.rs).
 async fn wait_caught_up(ends: &BTreeMap<i32, i64>, store: &ProjectionStore, secondary: bool) {
     let stored = |store: &ProjectionStore| -> Vec<(i32, Option<i64>)> {
-        ends.keys().map(|p| (*p, store.next_offset(topics::PATIENT_EVENTS.name, *p).unwrap())).collect()
+        ends.keys()
+            .map(|p| {
+                (
+                    *p,
+                    store.next_offset(topics::PATIENT_EVENTS.name, *p).unwrap(),
+                )
+            })
+            .collect()
     };
     let what = format!("the projection to reach offsets {ends:?}");
     let result = eventually(WAIT, &what, || {
         if secondary {
             store.catch_up().ok()?;
         }
-        stored(store).iter().all(|(p, next)| next.is_some_and(|n| n >= ends[p])).then_some(())
+        stored(store)
+            .iter()
+            .all(|(p, next)| next.is_some_and(|n| n >= ends[p]))
+            .then_some(())
     })
     .await;
     if let Err(e) = result {
@@ -78,7 +94,10 @@ fn assert_timelines_match(store: &ProjectionStore, patients: &[SyntheticPatient]
     for patient in patients {
         let page = store.timeline(&patient.nhs_number, None, 10_000).unwrap();
         let got: Vec<_> = page.entries.iter().map(|e| e.event_id).collect();
-        let want: Vec<_> = expected_timeline(patient).iter().map(|e| e.event_id).collect();
+        let want: Vec<_> = expected_timeline(patient)
+            .iter()
+            .map(|e| e.event_id)
+            .collect();
         assert_eq!(got, want, "timeline of {}", patient.nhs_number);
     }
 }
@@ -90,7 +109,10 @@ async fn every_published_event_is_projected_once_in_time_order_and_republishing_
     let published = publish(&broker.bootstrap(), &patients).await;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(ProjectionStore::open(dir.path(), false).unwrap());
-    let (stop, handle) = spawn_worker(worker_config(&broker.bootstrap(), "projector-a"), Arc::clone(&store));
+    let (stop, handle) = spawn_worker(
+        worker_config(&broker.bootstrap(), "projector-a"),
+        Arc::clone(&store),
+    );
 
     wait_caught_up(&published.end_offsets, &store, false).await;
     assert_eq!(store.event_count().unwrap(), published.delivered);
@@ -101,20 +123,32 @@ async fn every_published_event_is_projected_once_in_time_order_and_republishing_
     let again = publish(&broker.bootstrap(), &patients).await;
     wait_caught_up(&again.end_offsets, &store, false).await;
     assert_eq!(store.event_count().unwrap(), published.delivered);
-    assert_eq!(store.content_digest().unwrap(), digest, "re-published events changed the projection");
+    assert_eq!(
+        store.content_digest().unwrap(),
+        digest,
+        "re-published events changed the projection"
+    );
 
     // Paging walks the same timeline in pieces without gaps or repeats.
     let patient = patients.iter().max_by_key(|p| p.events.len()).unwrap();
     let (mut cursor, mut paged) = (None, Vec::new());
     loop {
-        let page = store.timeline(&patient.nhs_number, cursor.as_deref(), 3).unwrap();
+        let page = store
+            .timeline(&patient.nhs_number, cursor.as_deref(), 3)
+            .unwrap();
         paged.extend(page.entries.iter().map(|e| e.event_id));
         match page.next_cursor {
             Some(c) => cursor = Some(c),
             None => break,
         }
     }
-    assert_eq!(paged, expected_timeline(patient).iter().map(|e| e.event_id).collect::<Vec<_>>());
+    assert_eq!(
+        paged,
+        expected_timeline(patient)
+            .iter()
+            .map(|e| e.event_id)
+            .collect::<Vec<_>>()
+    );
     stop.send(()).unwrap();
     handle.await.unwrap();
 }
@@ -133,8 +167,14 @@ async fn malformed_records_are_dead_lettered_and_the_good_ones_around_them_are_p
     let topic = topics::PATIENT_EVENTS.name;
     let deliveries = [
         publisher.publish_clinical_event(&before).await.unwrap(),
-        publisher.publish_raw(topic, patient.as_str().as_bytes(), &garbage, headers()).await.unwrap(),
-        publisher.publish_raw(topic, b"9434765919", &wrong_key, headers()).await.unwrap(),
+        publisher
+            .publish_raw(topic, patient.as_str().as_bytes(), &garbage, headers())
+            .await
+            .unwrap(),
+        publisher
+            .publish_raw(topic, b"9434765919", &wrong_key, headers())
+            .await
+            .unwrap(),
         publisher.publish_clinical_event(&after).await.unwrap(),
     ];
     let mut ends = BTreeMap::new();
@@ -145,9 +185,18 @@ async fn malformed_records_are_dead_lettered_and_the_good_ones_around_them_are_p
 
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(ProjectionStore::open(dir.path(), false).unwrap());
-    let (stop, handle) = spawn_worker(worker_config(&bootstrap, "projector-dlq"), Arc::clone(&store));
+    let (stop, handle) = spawn_worker(
+        worker_config(&bootstrap, "projector-dlq"),
+        Arc::clone(&store),
+    );
     wait_caught_up(&ends, &store, false).await;
-    let timeline: Vec<_> = store.timeline(&patient, None, 100).unwrap().entries.iter().map(|e| e.event_id).collect();
+    let timeline: Vec<_> = store
+        .timeline(&patient, None, 100)
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| e.event_id)
+        .collect();
     // Both examples share an occurred_at, so the timeline orders them by event id.
     let mut expected = vec![before.event_id, after.event_id];
     expected.sort();
@@ -161,10 +210,16 @@ async fn malformed_records_are_dead_lettered_and_the_good_ones_around_them_are_p
     consumer.subscribe(&[topics::DEAD_LETTER.name]).unwrap();
     let mut dead = HashMap::new();
     while dead.len() < 2 {
-        let m = tokio::time::timeout(WAIT, consumer.recv()).await.expect("dead letters arrive").unwrap();
+        let m = tokio::time::timeout(WAIT, consumer.recv())
+            .await
+            .expect("dead letters arrive")
+            .unwrap();
         let header = |name: &str| {
             let headers = m.headers().expect("dead letters carry headers");
-            let h = headers.iter().find(|h| h.key == name).unwrap_or_else(|| panic!("header {name}"));
+            let h = headers
+                .iter()
+                .find(|h| h.key == name)
+                .unwrap_or_else(|| panic!("header {name}"));
             String::from_utf8(h.value.unwrap().to_vec()).unwrap()
         };
         assert_eq!(header(dlq::SOURCE_TOPIC), topic);
@@ -172,8 +227,16 @@ async fn malformed_records_are_dead_lettered_and_the_good_ones_around_them_are_p
         header(dlq::SOURCE_OFFSET).parse::<i64>().unwrap();
         dead.insert(m.payload().unwrap().to_vec(), header(dlq::REASON));
     }
-    assert!(dead[&garbage].contains("single-object marker"), "{}", dead[&garbage]);
-    assert!(dead[&wrong_key].contains("not the event's NHS number"), "{}", dead[&wrong_key]);
+    assert!(
+        dead[&garbage].contains("single-object marker"),
+        "{}",
+        dead[&garbage]
+    );
+    assert!(
+        dead[&wrong_key].contains("not the event's NHS number"),
+        "{}",
+        dead[&wrong_key]
+    );
     stop.send(()).unwrap();
     handle.await.unwrap();
 }
@@ -182,7 +245,17 @@ fn start_projector_process(bootstrap: &str, db: &Path, group: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_spr-projector"))
         .arg("--db")
         .arg(db)
-        .args(["run", "--bootstrap", bootstrap, "--group", group, "--max-batch", "50", "--max-batch-wait-ms", "2"])
+        .args([
+            "run",
+            "--bootstrap",
+            bootstrap,
+            "--group",
+            group,
+            "--max-batch",
+            "50",
+            "--max-batch-wait-ms",
+            "2",
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -211,7 +284,10 @@ async fn a_projector_killed_mid_stream_ends_with_the_same_state_as_an_uninterrup
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         if round == 0 {
-            assert!(killed_db.exists(), "the projector created its database before the first kill");
+            assert!(
+                killed_db.exists(),
+                "the projector created its database before the first kill"
+            );
         }
     }
     for (partition, end) in publishing.await.unwrap().end_offsets {
@@ -226,14 +302,21 @@ async fn a_projector_killed_mid_stream_ends_with_the_same_state_as_an_uninterrup
 
     let clean_dir = tempfile::tempdir().unwrap();
     let clean = Arc::new(ProjectionStore::open(clean_dir.path(), false).unwrap());
-    let (stop, handle) = spawn_worker(worker_config(&bootstrap, "projector-clean"), Arc::clone(&clean));
+    let (stop, handle) = spawn_worker(
+        worker_config(&bootstrap, "projector-clean"),
+        Arc::clone(&clean),
+    );
     wait_caught_up(&ends, &clean, false).await;
     stop.send(()).unwrap();
     handle.await.unwrap();
 
     let killed = ProjectionStore::open(&killed_db, false).unwrap();
     let published: usize = patients.iter().map(|p| p.events.len()).sum();
-    assert_eq!(killed.event_count().unwrap(), published as u64, "no event lost or duplicated");
+    assert_eq!(
+        killed.event_count().unwrap(),
+        published as u64,
+        "no event lost or duplicated"
+    );
     assert_timelines_match(&killed, &patients);
     assert_eq!(
         hex::encode(killed.content_digest().unwrap()),

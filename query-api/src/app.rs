@@ -42,7 +42,10 @@ pub struct AppState {
 impl AppState {
     /// Follows the primary projection: catches up now and then every `interval`.
     pub fn spawn_catch_up(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
-        let (store, last) = (Arc::clone(&self.store), Arc::clone(&self.last_catch_up_millis));
+        let (store, last) = (
+            Arc::clone(&self.store),
+            Arc::clone(&self.last_catch_up_millis),
+        );
         tokio::spawn(async move {
             loop {
                 match store.catch_up() {
@@ -58,7 +61,10 @@ impl AppState {
 /// The application's routes over `state`.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/health",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route("/ready", get(ready))
         .route("/patients/{nhs_number}/timeline", get(timeline))
         .route("/patients/{nhs_number}/summary", get(summary))
@@ -67,7 +73,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 fn now_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
@@ -118,12 +127,21 @@ async fn timeline(
     let Query(query) = query.map_err(|e| ApiError::bad_request("bad-query", e.body_text()))?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request("bad-limit", format!("limit must be 1 to {MAX_PAGE}")));
+        return Err(ApiError::bad_request(
+            "bad-limit",
+            format!("limit must be 1 to {MAX_PAGE}"),
+        ));
     }
     audited_read(&state, &claims, patient, Scope::Timeline, |store| {
         let page = store.timeline(&patient, query.cursor.as_deref(), limit)?;
         let ids = page.entries.iter().map(|e| e.event_id).collect();
-        Ok((TimelineResponse { nhs_number: patient, page }, ids))
+        Ok((
+            TimelineResponse {
+                nhs_number: patient,
+                page,
+            },
+            ids,
+        ))
     })
     .await
 }
@@ -138,18 +156,30 @@ async fn summary(
     let patient = parse_nhs_number(&nhs_number)?;
     audited_read(&state, &claims, patient, Scope::Summary, |store| {
         let summary = store.summary(&patient)?;
-        let ids = [&summary.allergies, &summary.medications, &summary.latest_observations]
-            .into_iter()
-            .flatten()
-            .map(|e| e.event_id)
-            .collect();
-        Ok((SummaryResponse { nhs_number: patient, summary }, ids))
+        let ids = [
+            &summary.allergies,
+            &summary.medications,
+            &summary.latest_observations,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|e| e.event_id)
+        .collect();
+        Ok((
+            SummaryResponse {
+                nhs_number: patient,
+                summary,
+            },
+            ids,
+        ))
     })
     .await
 }
 
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Claims, ApiError> {
-    let value = headers.get(axum::http::header::AUTHORIZATION).ok_or(AuthError::Missing)?;
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or(AuthError::Missing)?;
     let token = value
         .to_str()
         .ok()
@@ -159,7 +189,9 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Claims, ApiErro
 }
 
 fn parse_nhs_number(text: &str) -> Result<NhsNumber, ApiError> {
-    text.parse().map_err(|e: spr_schemas::NhsNumberError| ApiError::bad_request("bad-nhs-number", e.to_string()))
+    text.parse().map_err(|e: spr_schemas::NhsNumberError| {
+        ApiError::bad_request("bad-nhs-number", e.to_string())
+    })
 }
 
 /// Decides, reads, records the access event (awaiting the broker's acknowledgement),
@@ -198,7 +230,9 @@ async fn audited_read<T: Serialize>(
     };
     if !decision.permit {
         record(state, &access).await?;
-        return Err(ApiError::Forbidden { reasons: decision.reasons });
+        return Err(ApiError::Forbidden {
+            reasons: decision.reasons,
+        });
     }
     let (body, returned) = read(&state.store).map_err(|e| match e {
         StoreError::BadCursor => ApiError::bad_request("bad-cursor", e.to_string()),

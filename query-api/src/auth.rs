@@ -107,36 +107,59 @@ pub struct TokenVerifier {
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kids: Vec<_> = self.keys.iter().map(|(k, _)| k).collect();
-        f.debug_struct("TokenVerifier").field("kids", &kids).field("issuer", &self.issuer).finish()
+        f.debug_struct("TokenVerifier")
+            .field("kids", &kids)
+            .field("issuer", &self.issuer)
+            .finish()
     }
 }
 
 impl TokenVerifier {
     /// Loads every Ed25519 key with a `kid` from a JWKS file.
     pub fn from_jwks_file(path: &Path, issuer: &str) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.display().to_string(), source })?;
-        let invalid = |message: String| KeyError::Invalid { path: path.display().to_string(), message };
-        let set: JwkSet = serde_json::from_str(&text).map_err(|e| invalid(format!("not a JWKS: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let invalid = |message: String| KeyError::Invalid {
+            path: path.display().to_string(),
+            message,
+        };
+        let set: JwkSet =
+            serde_json::from_str(&text).map_err(|e| invalid(format!("not a JWKS: {e}")))?;
         let mut keys = Vec::new();
         for jwk in &set.keys {
-            let kid = jwk.common.key_id.clone().ok_or_else(|| invalid("a key has no kid".into()))?;
+            let kid = jwk
+                .common
+                .key_id
+                .clone()
+                .ok_or_else(|| invalid("a key has no kid".into()))?;
             let key = DecodingKey::from_jwk(jwk).map_err(|e| invalid(format!("key {kid}: {e}")))?;
             keys.push((kid, key));
         }
         if keys.is_empty() {
             return Err(invalid("the JWKS holds no keys".into()));
         }
-        Ok(Self { keys, issuer: issuer.to_owned() })
+        Ok(Self {
+            keys,
+            issuer: issuer.to_owned(),
+        })
     }
 
     /// Verifies a token's signature, audience, issuer and validity period.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         use jsonwebtoken::errors::ErrorKind;
-        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
         if header.alg != Algorithm::EdDSA {
-            return Err(AuthError::Malformed(format!("algorithm {:?} is not accepted; use EdDSA", header.alg)));
+            return Err(AuthError::Malformed(format!(
+                "algorithm {:?} is not accepted; use EdDSA",
+                header.alg
+            )));
         }
-        let kid = header.kid.ok_or_else(|| AuthError::Malformed("token header has no kid".into()))?;
+        let kid = header
+            .kid
+            .ok_or_else(|| AuthError::Malformed("token header has no kid".into()))?;
         let key = self
             .keys
             .iter()
@@ -149,13 +172,15 @@ impl TokenVerifier {
         validation.validate_nbf = true;
         validation.leeway = 30;
         validation.set_required_spec_claims(&["exp", "nbf", "aud", "iss", "sub"]);
-        jsonwebtoken::decode::<Claims>(token, key, &validation).map(|d| d.claims).map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => AuthError::Expired,
-            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-            ErrorKind::InvalidAudience | ErrorKind::InvalidIssuer => AuthError::WrongAudience,
-            ErrorKind::InvalidSignature => AuthError::BadSignature,
-            _ => AuthError::Malformed(e.to_string()),
-        })
+        jsonwebtoken::decode::<Claims>(token, key, &validation)
+            .map(|d| d.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                ErrorKind::InvalidAudience | ErrorKind::InvalidIssuer => AuthError::WrongAudience,
+                ErrorKind::InvalidSignature => AuthError::BadSignature,
+                _ => AuthError::Malformed(e.to_string()),
+            })
     }
 }
 
@@ -174,10 +199,17 @@ impl DevKeys {
     /// Generates a fresh Ed25519 key pair with key id `kid`.
     pub fn generate(kid: &str) -> Self {
         let signing = SigningKey::generate(&mut rand::rngs::OsRng);
-        let private_pem = signing.to_pkcs8_pem(LineEnding::LF).expect("an Ed25519 key encodes as PKCS#8").to_string();
+        let private_pem = signing
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("an Ed25519 key encodes as PKCS#8")
+            .to_string();
         let x = URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
         let jwks = serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"}]});
-        Self { private_pem, jwks_json: serde_json::to_string_pretty(&jwks).expect("json"), kid: kid.to_owned() }
+        Self {
+            private_pem,
+            jwks_json: serde_json::to_string_pretty(&jwks).expect("json"),
+            kid: kid.to_owned(),
+        }
     }
 
     /// Writes `signing-key.pem` and `jwks.json` into `dir`.
@@ -196,8 +228,12 @@ impl DevKeys {
 
 /// Signs `claims` with a PKCS#8 PEM Ed25519 key, naming `kid` in the header.
 pub fn mint_token(private_pem: &str, kid: &str, claims: &Claims) -> Result<String, KeyError> {
-    let invalid = |message: String| KeyError::Invalid { path: "signing key".into(), message };
-    let key = EncodingKey::from_ed_pem(private_pem.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+    let invalid = |message: String| KeyError::Invalid {
+        path: "signing key".into(),
+        message,
+    };
+    let key =
+        EncodingKey::from_ed_pem(private_pem.as_bytes()).map_err(|e| invalid(e.to_string()))?;
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(kid.to_owned());
     jsonwebtoken::encode(&header, claims, &key).map_err(|e| invalid(e.to_string()))
@@ -205,8 +241,17 @@ pub fn mint_token(private_pem: &str, kid: &str, claims: &Claims) -> Result<Strin
 
 /// Reads the key id from a JWKS file's first key (the one `spr-api keygen` wrote).
 pub fn first_kid(jwks_path: &Path) -> Result<String, KeyError> {
-    let invalid = |message: String| KeyError::Invalid { path: jwks_path.display().to_string(), message };
-    let text = std::fs::read_to_string(jwks_path).map_err(|source| KeyError::Io { path: jwks_path.display().to_string(), source })?;
+    let invalid = |message: String| KeyError::Invalid {
+        path: jwks_path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(jwks_path).map_err(|source| KeyError::Io {
+        path: jwks_path.display().to_string(),
+        source,
+    })?;
     let set: JwkSet = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-    set.keys.first().and_then(|k| k.common.key_id.clone()).ok_or_else(|| invalid("no key with a kid".into()))
+    set.keys
+        .first()
+        .and_then(|k| k.common.key_id.clone())
+        .ok_or_else(|| invalid("no key with a kid".into()))
 }

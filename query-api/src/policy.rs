@@ -58,7 +58,10 @@ impl Role {
 impl FromStr for Role {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| format!("unknown role {s:?}"))
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role {s:?}"))
     }
 }
 
@@ -101,10 +104,16 @@ pub struct PolicyDecision {
 
 impl PolicyDecision {
     fn permit(reason: &'static str) -> Self {
-        Self { permit: true, reasons: vec![reason] }
+        Self {
+            permit: true,
+            reasons: vec![reason],
+        }
     }
     fn deny(reason: &'static str) -> Self {
-        Self { permit: false, reasons: vec![reason] }
+        Self {
+            permit: false,
+            reasons: vec![reason],
+        }
     }
 }
 
@@ -147,20 +156,62 @@ mod tests {
         use Role::*;
         use Scope::*;
         let table: &[(Role, Scope, bool, bool, &str)] = &[
-            (Clinician, Timeline, false, true, "clinical-role-direct-care"),
+            (
+                Clinician,
+                Timeline,
+                false,
+                true,
+                "clinical-role-direct-care",
+            ),
             (Clinician, Summary, false, true, "clinical-role-direct-care"),
             (Nurse, Timeline, false, true, "clinical-role-direct-care"),
             (Nurse, Summary, false, true, "clinical-role-direct-care"),
             (Midwife, Timeline, false, true, "clinical-role-direct-care"),
             (Midwife, Summary, false, true, "clinical-role-direct-care"),
-            (Paramedic, Timeline, false, true, "clinical-role-direct-care"),
+            (
+                Paramedic,
+                Timeline,
+                false,
+                true,
+                "clinical-role-direct-care",
+            ),
             (Paramedic, Summary, false, true, "clinical-role-direct-care"),
-            (Pharmacist, Timeline, false, false, "role-not-permitted-scope"),
+            (
+                Pharmacist,
+                Timeline,
+                false,
+                false,
+                "role-not-permitted-scope",
+            ),
             (Pharmacist, Summary, false, true, "pharmacist-summary"),
-            (SocialWorker, Timeline, false, false, "role-not-permitted-scope"),
-            (SocialWorker, Summary, false, false, "role-not-permitted-scope"),
-            (Administrative, Timeline, false, false, "role-not-permitted-scope"),
-            (Administrative, Summary, false, false, "role-not-permitted-scope"),
+            (
+                SocialWorker,
+                Timeline,
+                false,
+                false,
+                "role-not-permitted-scope",
+            ),
+            (
+                SocialWorker,
+                Summary,
+                false,
+                false,
+                "role-not-permitted-scope",
+            ),
+            (
+                Administrative,
+                Timeline,
+                false,
+                false,
+                "role-not-permitted-scope",
+            ),
+            (
+                Administrative,
+                Summary,
+                false,
+                false,
+                "role-not-permitted-scope",
+            ),
             (Patient, Timeline, true, true, "patient-own-record"),
             (Patient, Summary, true, true, "patient-own-record"),
             (Patient, Timeline, false, false, "patient-not-own-record"),
@@ -169,13 +220,22 @@ mod tests {
         for role in Role::ALL {
             for scope in [Timeline, Summary] {
                 for own in [true, false] {
-                    let requester = Requester { role: Ok(role), own_nhs_number: Some(nhs(if own { PATIENT } else { OTHER })) };
+                    let requester = Requester {
+                        role: Ok(role),
+                        own_nhs_number: Some(nhs(if own { PATIENT } else { OTHER })),
+                    };
                     let got = decide(&requester, &nhs(PATIENT), scope);
                     let row = table
                         .iter()
-                        .find(|(r, s, o, ..)| *r == role && *s == scope && (*o == own || role != Patient))
+                        .find(|(r, s, o, ..)| {
+                            *r == role && *s == scope && (*o == own || role != Patient)
+                        })
                         .unwrap_or_else(|| panic!("no table row for {role:?} {scope:?} own={own}"));
-                    assert_eq!((got.permit, got.reasons.as_slice()), (row.3, &[row.4][..]), "{role:?} {scope:?} own={own}");
+                    assert_eq!(
+                        (got.permit, got.reasons.as_slice()),
+                        (row.3, &[row.4][..]),
+                        "{role:?} {scope:?} own={own}"
+                    );
                 }
             }
         }
@@ -183,13 +243,22 @@ mod tests {
 
     #[test]
     fn an_unknown_role_is_denied() {
-        let requester = Requester { role: Err("surgeon-general".into()), own_nhs_number: None };
-        assert_eq!(decide(&requester, &nhs(PATIENT), Scope::Summary), PolicyDecision::deny("unknown-role"));
+        let requester = Requester {
+            role: Err("surgeon-general".into()),
+            own_nhs_number: None,
+        };
+        assert_eq!(
+            decide(&requester, &nhs(PATIENT), Scope::Summary),
+            PolicyDecision::deny("unknown-role")
+        );
     }
 
     #[test]
     fn a_patient_token_without_an_nhs_number_sees_nothing() {
-        let requester = Requester { role: Ok(Role::Patient), own_nhs_number: None };
+        let requester = Requester {
+            role: Ok(Role::Patient),
+            own_nhs_number: None,
+        };
         assert!(!decide(&requester, &nhs(PATIENT), Scope::Timeline).permit);
     }
 

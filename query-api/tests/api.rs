@@ -41,9 +41,13 @@ impl Stack {
 
         let publisher = EventPublisher::new(&bootstrap, Duration::from_secs(30)).unwrap();
         let events: Vec<&ClinicalEvent> = patients.iter().flat_map(|p| p.events.iter()).collect();
-        let published = publisher.publish_clinical_events(events, || {}).await.unwrap();
+        let published = publisher
+            .publish_clinical_events(events, || {})
+            .await
+            .unwrap();
 
-        let primary = Arc::new(ProjectionStore::open(&dir.path().join("projection"), false).unwrap());
+        let primary =
+            Arc::new(ProjectionStore::open(&dir.path().join("projection"), false).unwrap());
         let config = WorkerConfig {
             bootstrap: bootstrap.clone(),
             group_id: "projector".into(),
@@ -57,9 +61,11 @@ impl Stack {
             let _ = stopped.await;
         }));
         let expected = published.delivered;
-        eventually(WAIT, "every event projected", || (primary.event_count().ok()? == expected).then_some(()))
-            .await
-            .unwrap();
+        eventually(WAIT, "every event projected", || {
+            (primary.event_count().ok()? == expected).then_some(())
+        })
+        .await
+        .unwrap();
 
         let ledger_path = dir.path().join("ledger.spr");
         let ledger_config = LedgerServiceConfig {
@@ -77,9 +83,15 @@ impl Stack {
 
         let keys = DevKeys::generate("test-key");
         keys.write_to(&dir.path().join("keys")).unwrap();
-        let verifier = TokenVerifier::from_jwks_file(&dir.path().join("keys/jwks.json"), ISSUER).unwrap();
-        let api_store =
-            Arc::new(ProjectionStore::open_secondary(&dir.path().join("projection"), &dir.path().join("secondary")).unwrap());
+        let verifier =
+            TokenVerifier::from_jwks_file(&dir.path().join("keys/jwks.json"), ISSUER).unwrap();
+        let api_store = Arc::new(
+            ProjectionStore::open_secondary(
+                &dir.path().join("projection"),
+                &dir.path().join("secondary"),
+            )
+            .unwrap(),
+        );
         let state = AppState {
             store: Arc::clone(&api_store),
             verifier: Arc::new(verifier),
@@ -91,14 +103,27 @@ impl Stack {
         let api = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
         // Reading the API's own follower directly, so that waiting records no access.
-        eventually(WAIT, "the API's follower to catch up", || (api_store.event_count().ok()? == expected).then_some(()))
-            .await
-            .unwrap();
-        Stack { broker, _dir: dir, keys, api, ledger_path, stops, http: reqwest::Client::new() }
+        eventually(WAIT, "the API's follower to catch up", || {
+            (api_store.event_count().ok()? == expected).then_some(())
+        })
+        .await
+        .unwrap();
+        Stack {
+            broker,
+            _dir: dir,
+            keys,
+            api,
+            ledger_path,
+            stops,
+            http: reqwest::Client::new(),
+        }
     }
 
     fn claims(&self, role: &str, nhs_number: Option<&str>) -> Claims {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         Claims {
             sub: format!("{role}-0001"),
             name: format!("Test {role}"),
@@ -114,7 +139,12 @@ impl Stack {
     }
 
     fn token(&self, role: &str, nhs_number: Option<&str>) -> String {
-        mint_token(&self.keys.private_pem, &self.keys.kid, &self.claims(role, nhs_number)).unwrap()
+        mint_token(
+            &self.keys.private_pem,
+            &self.keys.kid,
+            &self.claims(role, nhs_number),
+        )
+        .unwrap()
     }
 
     async fn get(&self, path: &str, token: &str) -> (u16, Value) {
@@ -155,7 +185,8 @@ fn ledger_access_events(path: &std::path::Path) -> Vec<AccessEvent> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_published_event_is_read_through_the_api_once_in_order_and_every_read_is_in_a_verified_ledger() {
+async fn every_published_event_is_read_through_the_api_once_in_order_and_every_read_is_in_a_verified_ledger(
+) {
     let patients = population(30, 99);
     let stack = Stack::start(&patients, Duration::from_secs(10)).await;
     let token = stack.token("clinician", None);
@@ -173,26 +204,49 @@ async fn every_published_event_is_read_through_the_api_once_in_order_and_every_r
             requests += 1;
             assert_eq!(status, 200, "{body}");
             assert_eq!(body["nhs_number"], patient.nhs_number.as_str());
-            seen.extend(body["entries"].as_array().unwrap().iter().map(|e| e["event_id"].as_str().unwrap().to_owned()));
+            seen.extend(
+                body["entries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["event_id"].as_str().unwrap().to_owned()),
+            );
             match body["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_owned()),
                 None => break,
             }
         }
         let want: Vec<String> = expected.iter().map(|e| e.event_id.to_string()).collect();
-        assert_eq!(seen, want, "timeline of {} (every event once, in time order)", patient.nhs_number);
+        assert_eq!(
+            seen, want,
+            "timeline of {} (every event once, in time order)",
+            patient.nhs_number
+        );
 
-        let (status, summary) = stack.get(&format!("/patients/{}/summary", patient.nhs_number), &token).await;
+        let (status, summary) = stack
+            .get(&format!("/patients/{}/summary", patient.nhs_number), &token)
+            .await;
         requests += 1;
         assert_eq!(status, 200);
-        let allergies = patient.events.iter().filter(|e| e.event_type() == spr_schemas::EventType::Allergy).count();
+        let allergies = patient
+            .events
+            .iter()
+            .filter(|e| e.event_type() == spr_schemas::EventType::Allergy)
+            .count();
         assert_eq!(summary["allergies"].as_array().unwrap().len(), allergies);
     }
 
-    assert_eq!(stack.ledger_entries(requests).await, requests, "one access event per request, no more");
+    assert_eq!(
+        stack.ledger_entries(requests).await,
+        requests,
+        "one access event per request, no more"
+    );
     let accesses = ledger_access_events(&stack.ledger_path);
-    assert!(accesses.iter().all(|a| a.decision == Decision::Permit && a.subject.role == "clinician"));
-    let patients_read: std::collections::HashSet<_> = accesses.iter().map(|a| a.nhs_number).collect();
+    assert!(accesses
+        .iter()
+        .all(|a| a.decision == Decision::Permit && a.subject.role == "clinician"));
+    let patients_read: std::collections::HashSet<_> =
+        accesses.iter().map(|a| a.nhs_number).collect();
     assert_eq!(patients_read.len(), patients.len());
     drop(stack.stops);
 }
@@ -207,13 +261,25 @@ async fn when_the_access_event_cannot_be_recorded_the_api_answers_503_and_return
     assert_eq!(status, 200);
 
     stack.broker.kill();
-    for path in [path.clone(), format!("/patients/{}/summary", patients[0].nhs_number)] {
-        let response = stack.http.get(format!("http://{}{path}", stack.api)).bearer_auth(&token).send().await.unwrap();
+    for path in [
+        path.clone(),
+        format!("/patients/{}/summary", patients[0].nhs_number),
+    ] {
+        let response = stack
+            .http
+            .get(format!("http://{}{path}", stack.api))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status().as_u16(), 503);
         let text = response.text().await.unwrap();
         assert!(text.contains("audit-unavailable"), "{text}");
         for event in &patients[0].events {
-            assert!(!text.contains(&event.event_id.to_string()), "patient data leaked in a 503: {text}");
+            assert!(
+                !text.contains(&event.event_id.to_string()),
+                "patient data leaked in a 503: {text}"
+            );
         }
         assert!(!text.contains(patients[0].nhs_number.as_str()), "{text}");
     }
@@ -233,22 +299,50 @@ async fn bad_tokens_are_refused_with_a_reason_code_and_nothing_is_recorded() {
     let mut other_audience = stack.claims("clinician", None);
     other_audience.aud = "another-service".into();
     let other_key = DevKeys::generate(&stack.keys.kid);
-    let sign = |claims: &Claims| mint_token(&stack.keys.private_pem, &stack.keys.kid, claims).unwrap();
+    let sign =
+        |claims: &Claims| mint_token(&stack.keys.private_pem, &stack.keys.kid, claims).unwrap();
     let cases = [
         ("garbage", "not.a.jwt".to_owned(), "token-malformed"),
         ("expired", sign(&expired), "token-expired"),
         ("not yet valid", sign(&future), "token-not-yet-valid"),
-        ("wrong audience", sign(&other_audience), "token-wrong-audience"),
-        ("another key, same kid", mint_token(&other_key.private_pem, &other_key.kid, &stack.claims("clinician", None)).unwrap(), "token-bad-signature"),
+        (
+            "wrong audience",
+            sign(&other_audience),
+            "token-wrong-audience",
+        ),
+        (
+            "another key, same kid",
+            mint_token(
+                &other_key.private_pem,
+                &other_key.kid,
+                &stack.claims("clinician", None),
+            )
+            .unwrap(),
+            "token-bad-signature",
+        ),
     ];
     for (name, token, code) in cases {
         let (status, body) = stack.get(&path, &token).await;
-        assert_eq!((status, body["error"].as_str()), (401, Some(code)), "{name}: {body}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some(code)),
+            "{name}: {body}"
+        );
     }
-    let response = stack.http.get(format!("http://{}{path}", stack.api)).send().await.unwrap();
+    let response = stack
+        .http
+        .get(format!("http://{}{path}", stack.api))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 401, "no token at all");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(verify_from_genesis(&stack.ledger_path).map(|r| r.entries).unwrap_or(0), 0);
+    assert_eq!(
+        verify_from_genesis(&stack.ledger_path)
+            .map(|r| r.entries)
+            .unwrap_or(0),
+        0
+    );
     drop(stack.stops);
 }
 
@@ -256,33 +350,62 @@ async fn bad_tokens_are_refused_with_a_reason_code_and_nothing_is_recorded() {
 async fn bad_input_is_a_400_and_a_denied_request_is_recorded_and_returns_no_data() {
     let patients = population(2, 8);
     let stack = Stack::start(&patients, Duration::from_secs(10)).await;
-    let (own, other) = (patients[0].nhs_number.as_str(), patients[1].nhs_number.as_str());
+    let (own, other) = (
+        patients[0].nhs_number.as_str(),
+        patients[1].nhs_number.as_str(),
+    );
     let clinician = stack.token("clinician", None);
     for (path, code) in [
         ("/patients/1234567890/timeline".to_owned(), "bad-nhs-number"),
-        ("/patients/not-a-number/summary".to_owned(), "bad-nhs-number"),
+        (
+            "/patients/not-a-number/summary".to_owned(),
+            "bad-nhs-number",
+        ),
         (format!("/patients/{own}/timeline?limit=0"), "bad-limit"),
-        (format!("/patients/{own}/timeline?limit=100000"), "bad-limit"),
+        (
+            format!("/patients/{own}/timeline?limit=100000"),
+            "bad-limit",
+        ),
         (format!("/patients/{own}/timeline?limit=ten"), "bad-query"),
         (format!("/patients/{own}/timeline?colour=blue"), "bad-query"),
         (format!("/patients/{own}/timeline?cursor=zz"), "bad-cursor"),
     ] {
         let (status, body) = stack.get(&path, &clinician).await;
-        assert_eq!((status, body["error"].as_str()), (400, Some(code)), "{path}: {body}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some(code)),
+            "{path}: {body}"
+        );
     }
     let (status, body) = stack.get("/no/such/route", &clinician).await;
     assert_eq!((status, body["error"].as_str()), (404, Some("not-found")));
 
     let reception = stack.token("administrative", None);
-    let (status, body) = stack.get(&format!("/patients/{own}/timeline"), &reception).await;
+    let (status, body) = stack
+        .get(&format!("/patients/{own}/timeline"), &reception)
+        .await;
     assert_eq!(status, 403);
-    assert_eq!(body["reasons"], serde_json::json!(["role-not-permitted-scope"]));
+    assert_eq!(
+        body["reasons"],
+        serde_json::json!(["role-not-permitted-scope"])
+    );
     assert!(body.get("entries").is_none());
 
     let patient = stack.token("patient", Some(own));
-    assert_eq!(stack.get(&format!("/patients/{own}/timeline"), &patient).await.0, 200);
-    let (status, body) = stack.get(&format!("/patients/{other}/summary"), &patient).await;
-    assert_eq!((status, body["reasons"][0].as_str()), (403, Some("patient-not-own-record")));
+    assert_eq!(
+        stack
+            .get(&format!("/patients/{own}/timeline"), &patient)
+            .await
+            .0,
+        200
+    );
+    let (status, body) = stack
+        .get(&format!("/patients/{other}/summary"), &patient)
+        .await;
+    assert_eq!(
+        (status, body["reasons"][0].as_str()),
+        (403, Some("patient-not-own-record"))
+    );
 
     // One bad-cursor permit is not recorded (no data left); the three decisions above are.
     stack.ledger_entries(3).await;
@@ -293,9 +416,24 @@ async fn bad_input_is_a_400_and_a_denied_request_is_recorded_and_returns_no_data
     assert_eq!(
         decisions,
         vec![
-            ("administrative".to_owned(), Decision::Deny, 0, vec!["role-not-permitted-scope".to_owned()]),
-            ("patient".to_owned(), Decision::Permit, patients[0].events.len() as i32, vec!["patient-own-record".to_owned()]),
-            ("patient".to_owned(), Decision::Deny, 0, vec!["patient-not-own-record".to_owned()]),
+            (
+                "administrative".to_owned(),
+                Decision::Deny,
+                0,
+                vec!["role-not-permitted-scope".to_owned()]
+            ),
+            (
+                "patient".to_owned(),
+                Decision::Permit,
+                patients[0].events.len() as i32,
+                vec!["patient-own-record".to_owned()]
+            ),
+            (
+                "patient".to_owned(),
+                Decision::Deny,
+                0,
+                vec!["patient-not-own-record".to_owned()]
+            ),
         ]
     );
     drop(stack.stops);

@@ -23,7 +23,9 @@ pub enum DecodeError {
     #[error("record is {0} bytes, shorter than the 10-byte Avro single-object header")]
     TooShort(usize),
     /// The first two bytes are not `C3 01`.
-    #[error("record does not start with the Avro single-object marker C3 01 (found {0:02X} {1:02X})")]
+    #[error(
+        "record does not start with the Avro single-object marker C3 01 (found {0:02X} {1:02X})"
+    )]
     BadMarker(u8, u8),
     /// No schema in the catalogue has this fingerprint.
     #[error("writer schema fingerprint {0} is not in the schema catalogue; add the schema under schemas/avro/")]
@@ -88,7 +90,12 @@ impl SchemaVersion {
             .bytes
             .try_into()
             .expect("Rabin fingerprints are 8 bytes");
-        Self { file, text, schema, fingerprint }
+        Self {
+            file,
+            text,
+            schema,
+            fingerprint,
+        }
     }
 
     /// The full name of the record this schema describes (`uk.nhs.spr.ClinicalEvent`).
@@ -109,15 +116,30 @@ pub struct SchemaCatalogue {
 
 /// Every `.avsc` file in schemas/avro/, oldest version first within each record.
 const SCHEMA_FILES: &[(&str, &str)] = &[
-    ("clinical_event.v1.avsc", include_str!("../avro/clinical_event.v1.avsc")),
-    ("access_event.v1.avsc", include_str!("../avro/access_event.v1.avsc")),
+    (
+        "clinical_event.v1.avsc",
+        include_str!("../avro/clinical_event.v1.avsc"),
+    ),
+    (
+        "access_event.v1.avsc",
+        include_str!("../avro/access_event.v1.avsc"),
+    ),
 ];
 
 static CATALOGUE: LazyLock<SchemaCatalogue> = LazyLock::new(|| {
-    let versions: Vec<SchemaVersion> =
-        SCHEMA_FILES.iter().map(|(f, t)| SchemaVersion::parse(f, t)).collect();
-    let by_fingerprint = versions.iter().enumerate().map(|(i, v)| (v.fingerprint, i)).collect();
-    SchemaCatalogue { versions, by_fingerprint }
+    let versions: Vec<SchemaVersion> = SCHEMA_FILES
+        .iter()
+        .map(|(f, t)| SchemaVersion::parse(f, t))
+        .collect();
+    let by_fingerprint = versions
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.fingerprint, i))
+        .collect();
+    SchemaCatalogue {
+        versions,
+        by_fingerprint,
+    }
 });
 
 impl SchemaCatalogue {
@@ -133,7 +155,9 @@ impl SchemaCatalogue {
 
     /// The version with this fingerprint.
     pub fn by_fingerprint(&self, fingerprint: &[u8; 8]) -> Option<&SchemaVersion> {
-        self.by_fingerprint.get(fingerprint).map(|i| &self.versions[*i])
+        self.by_fingerprint
+            .get(fingerprint)
+            .map(|i| &self.versions[*i])
     }
 
     /// The newest version of a record (the one this code writes and reads into).
@@ -158,11 +182,16 @@ pub(crate) trait AvroRecord: Sized {
 
 pub(crate) fn encode<T: AvroRecord>(value: &T) -> Result<Vec<u8>, EncodeError> {
     let version = SchemaCatalogue::global().current(T::RECORD);
-    let fail = |message: String| EncodeError { record: T::RECORD, schema: version.file, message };
+    let fail = |message: String| EncodeError {
+        record: T::RECORD,
+        schema: version.file,
+        message,
+    };
     let avro = apache_avro::to_value(value.to_wire())
         .and_then(|v| v.resolve(&version.schema))
         .map_err(|e| fail(e.to_string()))?;
-    let body = apache_avro::to_avro_datum(&version.schema, avro).map_err(|e| fail(e.to_string()))?;
+    let body =
+        apache_avro::to_avro_datum(&version.schema, avro).map_err(|e| fail(e.to_string()))?;
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.extend_from_slice(&SINGLE_OBJECT_MARKER);
     out.extend_from_slice(&version.fingerprint);
@@ -184,18 +213,27 @@ pub(crate) fn decode<T: AvroRecord>(bytes: &[u8]) -> Result<T, DecodeError> {
         .ok_or_else(|| DecodeError::UnknownFingerprint(hex_string(&fingerprint)))?;
     let found = writer.record_name();
     if found != T::RECORD {
-        return Err(DecodeError::WrongRecord { expected: T::RECORD, found });
+        return Err(DecodeError::WrongRecord {
+            expected: T::RECORD,
+            found,
+        });
     }
     let reader = catalogue.current(T::RECORD);
     let mut body = &bytes[HEADER_LEN..];
-    let avro_error = |message: String| DecodeError::Avro { schema: writer.file, message };
+    let avro_error = |message: String| DecodeError::Avro {
+        schema: writer.file,
+        message,
+    };
     let value = apache_avro::from_avro_datum(&writer.schema, &mut body, Some(&reader.schema))
         .map_err(|e| avro_error(e.to_string()))?;
     if !body.is_empty() {
         return Err(DecodeError::TrailingBytes(body.len()));
     }
     let wire: T::Wire = apache_avro::from_value(&value).map_err(|e| avro_error(e.to_string()))?;
-    T::from_wire(wire).map_err(|message| DecodeError::Invalid { record: T::RECORD, message })
+    T::from_wire(wire).map_err(|message| DecodeError::Invalid {
+        record: T::RECORD,
+        message,
+    })
 }
 
 fn hex_string(bytes: &[u8]) -> String {

@@ -13,7 +13,10 @@ fn envelope(nhs_number: NhsNumber, code: Code, payload: Payload) -> ClinicalEven
             ods_code: "A81001".into(),
             care_setting: CareSetting::Gp,
         },
-        author: Author { id: "G1234567".into(), role: "general-practitioner".into() },
+        author: Author {
+            id: "G1234567".into(),
+            role: "general-practitioner".into(),
+        },
         code,
         sensitivity: vec![],
         status: Status::Final,
@@ -26,7 +29,11 @@ fn envelope(nhs_number: NhsNumber, code: Code, payload: Payload) -> ClinicalEven
 pub fn allergy(nhs_number: NhsNumber) -> ClinicalEvent {
     envelope(
         nhs_number,
-        Code { system: SNOMED_CT.into(), code: "764146007".into(), display: "Penicillin".into() },
+        Code {
+            system: SNOMED_CT.into(),
+            code: "764146007".into(),
+            display: "Penicillin".into(),
+        },
         Payload::Allergy(AllergyPayload {
             reaction: Some("Urticaria".into()),
             criticality: Criticality::High,
@@ -39,7 +46,11 @@ pub fn allergy(nhs_number: NhsNumber) -> ClinicalEvent {
 pub fn medication_prescribed(nhs_number: NhsNumber) -> ClinicalEvent {
     envelope(
         nhs_number,
-        Code { system: DM_D.into(), code: "319283006".into(), display: "Amlodipine 5mg tablets".into() },
+        Code {
+            system: DM_D.into(),
+            code: "319283006".into(),
+            display: "Amlodipine 5mg tablets".into(),
+        },
         Payload::MedicationPrescribed(MedicationPrescribedPayload {
             dose: "One tablet once a day".into(),
             route: Some("oral".into()),
@@ -53,7 +64,11 @@ pub fn medication_prescribed(nhs_number: NhsNumber) -> ClinicalEvent {
 pub fn observation(nhs_number: NhsNumber) -> ClinicalEvent {
     envelope(
         nhs_number,
-        Code { system: LOINC.into(), code: "8867-4".into(), display: "Heart rate".into() },
+        Code {
+            system: LOINC.into(),
+            code: "8867-4".into(),
+            display: "Heart rate".into(),
+        },
         Payload::Observation(ObservationPayload {
             kind: ObservationKind::VitalSign,
             value: Some(72.0),

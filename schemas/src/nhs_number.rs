@@ -9,13 +9,17 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NhsNumberError {
     /// Not ten digits once spaces or dashes in the standard 3-3-4 grouping are removed.
-    #[error("an NHS number has 10 digits (optionally grouped 3-3-4 with spaces or dashes); got {0:?}")]
+    #[error(
+        "an NHS number has 10 digits (optionally grouped 3-3-4 with spaces or dashes); got {0:?}"
+    )]
     Format(String),
     /// The Mod 11 check gives 10, which no valid NHS number can have.
     #[error("{0} is not a valid NHS number: its first nine digits give check value 10, which is never issued")]
     UnusableCheckValue(String),
     /// The check digit does not match the first nine digits.
-    #[error("{number} is not a valid NHS number: the check digit should be {expected}, not {actual}")]
+    #[error(
+        "{number} is not a valid NHS number: the check digit should be {expected}, not {actual}"
+    )]
     CheckDigit {
         /// The ten digits as given.
         number: String,
@@ -41,7 +45,8 @@ pub struct NhsNumber([u8; 10]);
 impl NhsNumber {
     /// Parses ten digits, optionally grouped 3-3-4 by single spaces or dashes.
     pub fn parse(input: &str) -> Result<Self, NhsNumberError> {
-        let digits = strip_grouping(input).ok_or_else(|| NhsNumberError::Format(input.to_owned()))?;
+        let digits =
+            strip_grouping(input).ok_or_else(|| NhsNumberError::Format(input.to_owned()))?;
         let expected = check_digit(&digits[..9]);
         let number = || String::from_utf8_lossy(&digits).into_owned();
         match expected {
@@ -140,7 +145,13 @@ mod tests {
 
     #[test]
     fn published_example_numbers_are_valid() {
-        for n in ["9434765919", "943 476 5919", "943-476-5919", "9990000018", "4010232137"] {
+        for n in [
+            "9434765919",
+            "943 476 5919",
+            "943-476-5919",
+            "9990000018",
+            "4010232137",
+        ] {
             assert!(NhsNumber::parse(n).is_ok(), "{n} should be valid");
         }
     }
@@ -150,15 +161,31 @@ mod tests {
         let err = NhsNumber::parse("9434765918").unwrap_err();
         assert_eq!(
             err,
-            NhsNumberError::CheckDigit { number: "9434765918".into(), expected: 9, actual: 8 }
+            NhsNumberError::CheckDigit {
+                number: "9434765918".into(),
+                expected: 9,
+                actual: 8
+            }
         );
         assert!(err.to_string().contains("should be 9"));
     }
 
     #[test]
     fn malformed_inputs_are_format_errors() {
-        for n in ["", "943476591", "94347659190", "943476591a", "943 4765919", "943-476 5919", "９４３４７６５９１９", " 9434765919"] {
-            assert!(matches!(NhsNumber::parse(n), Err(NhsNumberError::Format(_))), "{n:?}");
+        for n in [
+            "",
+            "943476591",
+            "94347659190",
+            "943476591a",
+            "943 4765919",
+            "943-476 5919",
+            "９４３４７６５９１９",
+            " 9434765919",
+        ] {
+            assert!(
+                matches!(NhsNumber::parse(n), Err(NhsNumberError::Format(_))),
+                "{n:?}"
+            );
         }
     }
 
@@ -170,7 +197,10 @@ mod tests {
             .expect("about one prefix in eleven has check value 10");
         for last in 0..10 {
             let n = format!("{prefix}{last}");
-            assert!(matches!(NhsNumber::parse(&n), Err(NhsNumberError::UnusableCheckValue(_))));
+            assert!(matches!(
+                NhsNumber::parse(&n),
+                Err(NhsNumberError::UnusableCheckValue(_))
+            ));
         }
     }
 

@@ -10,16 +10,33 @@ pub struct TopicSpec {
 }
 
 /// Clinical events, consent changes, demographics, corrections and merges; keyed by NHS number.
-pub const PATIENT_EVENTS: TopicSpec = TopicSpec { name: "spr.patient-events", partitions: 4 };
+pub const PATIENT_EVENTS: TopicSpec = TopicSpec {
+    name: "spr.patient-events",
+    partitions: 4,
+};
 /// Every access decision from the query API; keyed by request id.
-pub const ACCESS_EVENTS: TopicSpec = TopicSpec { name: "spr.access-events", partitions: 1 };
+pub const ACCESS_EVENTS: TopicSpec = TopicSpec {
+    name: "spr.access-events",
+    partitions: 1,
+};
 /// Undecodable or invalid records with their origin and the reason in headers; keyed by the original key.
-pub const DEAD_LETTER: TopicSpec = TopicSpec { name: "spr.dead-letter", partitions: 1 };
+pub const DEAD_LETTER: TopicSpec = TopicSpec {
+    name: "spr.dead-letter",
+    partitions: 1,
+};
 /// Signed ledger checkpoints; keyed by ledger id.
-pub const LEDGER_CHECKPOINTS: TopicSpec = TopicSpec { name: "spr.ledger-checkpoints", partitions: 1 };
+pub const LEDGER_CHECKPOINTS: TopicSpec = TopicSpec {
+    name: "spr.ledger-checkpoints",
+    partitions: 1,
+};
 
 /// Every topic, in creation order.
-pub const ALL: [TopicSpec; 4] = [PATIENT_EVENTS, ACCESS_EVENTS, DEAD_LETTER, LEDGER_CHECKPOINTS];
+pub const ALL: [TopicSpec; 4] = [
+    PATIENT_EVENTS,
+    ACCESS_EVENTS,
+    DEAD_LETTER,
+    LEDGER_CHECKPOINTS,
+];
 
 /// Header names on dead-letter records.
 pub mod dead_letter_headers {

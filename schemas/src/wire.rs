@@ -64,20 +64,41 @@ impl AvroRecord for ClinicalEvent {
             .transpose()
             .map_err(|e| format!("supersedes: {e}"))?;
         if w.status != Status::Final && supersedes.is_none() {
-            return Err(format!("status {:?} needs supersedes to name the event it replaces", w.status));
+            return Err(format!(
+                "status {:?} needs supersedes to name the event it replaces",
+                w.status
+            ));
         }
-        let set = [w.allergy.is_some(), w.medication_prescribed.is_some(), w.observation.is_some()];
+        let set = [
+            w.allergy.is_some(),
+            w.medication_prescribed.is_some(),
+            w.observation.is_some(),
+        ];
         if set.iter().filter(|s| **s).count() > 1 {
             return Err("more than one payload field is set".into());
         }
-        let payload = match (w.event_type, w.allergy, w.medication_prescribed, w.observation) {
+        let payload = match (
+            w.event_type,
+            w.allergy,
+            w.medication_prescribed,
+            w.observation,
+        ) {
             (EventType::Allergy, Some(p), None, None) => Payload::Allergy(p),
-            (EventType::MedicationPrescribed, None, Some(p), None) => Payload::MedicationPrescribed(p),
+            (EventType::MedicationPrescribed, None, Some(p), None) => {
+                Payload::MedicationPrescribed(p)
+            }
             (EventType::Observation, None, None, Some(p)) => Payload::Observation(p),
             (EventType::Unknown, ..) => {
-                return Err("unknown event type (written by a newer schema this reader does not know)".into())
+                return Err(
+                    "unknown event type (written by a newer schema this reader does not know)"
+                        .into(),
+                )
             }
-            (t, ..) => return Err(format!("event_type {t:?} but its payload field is not the one set")),
+            (t, ..) => {
+                return Err(format!(
+                    "event_type {t:?} but its payload field is not the one set"
+                ))
+            }
         };
         Ok(Self {
             event_id,

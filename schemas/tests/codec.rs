@@ -9,7 +9,11 @@ fn patient() -> NhsNumber {
 }
 
 fn every_example() -> Vec<ClinicalEvent> {
-    vec![examples::allergy(patient()), examples::medication_prescribed(patient()), examples::observation(patient())]
+    vec![
+        examples::allergy(patient()),
+        examples::medication_prescribed(patient()),
+        examples::observation(patient()),
+    ]
 }
 
 #[test]
@@ -18,11 +22,18 @@ fn every_event_type_round_trips_through_single_object_encoding() {
         let bytes = event.to_avro().unwrap();
         assert_eq!(bytes[..2], SINGLE_OBJECT_MARKER);
         let current = SchemaCatalogue::global().current("uk.nhs.spr.ClinicalEvent");
-        assert_eq!(bytes[2..10], current.fingerprint, "the header carries the writer schema's fingerprint");
+        assert_eq!(
+            bytes[2..10],
+            current.fingerprint,
+            "the header carries the writer schema's fingerprint"
+        );
         assert_eq!(ClinicalEvent::from_avro(&bytes).unwrap(), event);
     }
     let access = examples::access_event(patient());
-    assert_eq!(AccessEvent::from_avro(&access.to_avro().unwrap()).unwrap(), access);
+    assert_eq!(
+        AccessEvent::from_avro(&access.to_avro().unwrap()).unwrap(),
+        access
+    );
 }
 
 #[test]
@@ -33,7 +44,9 @@ fn the_fingerprint_is_the_little_endian_crc64_avro_of_the_canonical_form() {
         let table: Vec<u64> = (0..256u64)
             .map(|i| (0..8).fold(i, |fp, _| (fp >> 1) ^ (EMPTY & (fp & 1).wrapping_neg())))
             .collect();
-        bytes.iter().fold(EMPTY, |fp, b| (fp >> 8) ^ table[((fp ^ u64::from(*b)) & 0xff) as usize])
+        bytes.iter().fold(EMPTY, |fp, b| {
+            (fp >> 8) ^ table[((fp ^ u64::from(*b)) & 0xff) as usize]
+        })
     }
     for version in SchemaCatalogue::global().versions() {
         let expected = crc64_avro(version.schema.canonical_form().as_bytes()).to_le_bytes();
@@ -55,12 +68,21 @@ fn malformed_records_get_a_reason_not_a_panic() {
     unknown_fingerprint[5] ^= 0xff;
     let mut trailing = good.clone();
     trailing.push(0);
-    let cases: Vec<(&str, Vec<u8>, fn(&DecodeError) -> bool)> = vec![
+    type Expectation = fn(&DecodeError) -> bool;
+    let cases: Vec<(&str, Vec<u8>, Expectation)> = vec![
         ("empty", vec![], |e| matches!(e, DecodeError::TooShort(0))),
-        ("json", br#"{"nhs_number":"9990000018"}"#.to_vec(), |e| matches!(e, DecodeError::BadMarker(..))),
-        ("unknown fingerprint", unknown_fingerprint, |e| matches!(e, DecodeError::UnknownFingerprint(_))),
-        ("truncated body", good[..good.len() - 5].to_vec(), |e| matches!(e, DecodeError::Avro { .. })),
-        ("trailing bytes", trailing, |e| matches!(e, DecodeError::TrailingBytes(1))),
+        ("json", br#"{"nhs_number":"9990000018"}"#.to_vec(), |e| {
+            matches!(e, DecodeError::BadMarker(..))
+        }),
+        ("unknown fingerprint", unknown_fingerprint, |e| {
+            matches!(e, DecodeError::UnknownFingerprint(_))
+        }),
+        ("truncated body", good[..good.len() - 5].to_vec(), |e| {
+            matches!(e, DecodeError::Avro { .. })
+        }),
+        ("trailing bytes", trailing, |e| {
+            matches!(e, DecodeError::TrailingBytes(1))
+        }),
     ];
     for (name, bytes, expected) in cases {
         let err = ClinicalEvent::from_avro(&bytes).unwrap_err();
@@ -75,7 +97,7 @@ fn an_event_with_an_invalid_nhs_number_inside_is_rejected_with_the_reason() {
     let bytes = event.to_avro().unwrap();
     // The NHS number is the second string field: replace its digits in place.
     let position = bytes.windows(10).position(|w| w == b"9990000018").unwrap();
-    let mut tampered = bytes.clone();
+    let mut tampered = bytes;
     tampered[position..position + 10].copy_from_slice(b"9990000019");
     let err = ClinicalEvent::from_avro(&tampered).unwrap_err();
     assert!(err.to_string().contains("check digit should be 8"), "{err}");

@@ -35,7 +35,9 @@ pub fn tansu_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("SPR_TANSU_BIN") {
         return PathBuf::from(path);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
     home.join(".cache/spr/tansu/bin/tansu")
 }
 
@@ -60,7 +62,12 @@ impl TestBroker {
             Some(f) => BrokerStorage::Sqlite(dir.path().join(f)),
             None => BrokerStorage::Memory,
         };
-        let mut broker = Self { child: None, port: free_port()?, storage, _dir: dir };
+        let mut broker = Self {
+            child: None,
+            port: free_port()?,
+            storage,
+            _dir: dir,
+        };
         broker.spawn()?;
         broker.wait_until_ready().await?;
         spr_producers::admin::ensure_topics(&broker.bootstrap(), &spr_schemas::topics::ALL, 1)
@@ -72,16 +79,30 @@ impl TestBroker {
     fn spawn(&mut self) -> anyhow::Result<()> {
         let binary = tansu_binary();
         if !binary.exists() {
-            bail!("tansu not found at {}; run deploy/local/install.sh (or set SPR_TANSU_BIN)", binary.display());
+            bail!(
+                "tansu not found at {}; run deploy/local/install.sh (or set SPR_TANSU_BIN)",
+                binary.display()
+            );
         }
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let storage = match &self.storage {
             BrokerStorage::Memory => "memory://tansu/".to_owned(),
             // tansu resolves a sqlite:// path relative to its working directory.
-            BrokerStorage::Sqlite(path) => format!("sqlite://{}", path.file_name().expect("a file").to_string_lossy()),
+            BrokerStorage::Sqlite(path) => format!(
+                "sqlite://{}",
+                path.file_name().expect("a file").to_string_lossy()
+            ),
         };
         let child = Command::new(&binary)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", &storage])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                &storage,
+            ])
             .env_remove("CLUSTER_ID")
             .current_dir(self._dir.path())
             .stdin(Stdio::null())
@@ -96,7 +117,11 @@ impl TestBroker {
     async fn wait_until_ready(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 bail!("tansu exited during start-up with {status}");
             }
             if started.elapsed() > Duration::from_secs(30) {
@@ -107,7 +132,9 @@ impl TestBroker {
         let bootstrap = self.bootstrap();
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let consumer: BaseConsumer = spr_producers::client_config(&bootstrap).create()?;
-            consumer.fetch_metadata(None, Duration::from_secs(20)).context("broker metadata")?;
+            consumer
+                .fetch_metadata(None, Duration::from_secs(20))
+                .context("broker metadata")?;
             Ok(())
         })
         .await??;
@@ -150,7 +177,11 @@ impl Drop for TestBroker {
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, or fails after `timeout` with `what`.
-pub async fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+pub async fn eventually<T>(
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> anyhow::Result<T> {
     let started = Instant::now();
     loop {
         if let Some(v) = check() {

@@ -20,16 +20,28 @@ async fn tansu_reports_a_high_watermark_below_the_end_of_a_batched_partition() {
     let patient = "9990000018".parse().unwrap();
     let events: Vec<ClinicalEvent> = (0..200).map(|_| examples::observation(patient)).collect();
     let publisher = EventPublisher::new(&broker.bootstrap(), Duration::from_secs(30)).unwrap();
-    let summary = publisher.publish_clinical_events(&events, || {}).await.unwrap();
+    let summary = publisher
+        .publish_clinical_events(&events, || {})
+        .await
+        .unwrap();
     assert_eq!(summary.end_offsets.len(), 1, "one patient, one partition");
     let (partition, end) = summary.end_offsets.into_iter().next().unwrap();
     assert_eq!(end, 200);
 
-    let consumer: BaseConsumer = spr_producers::client_config(&broker.bootstrap()).create().unwrap();
-    let (_, high) = consumer
-        .fetch_watermarks(topics::PATIENT_EVENTS.name, partition, Duration::from_secs(10))
+    let consumer: BaseConsumer = spr_producers::client_config(&broker.bootstrap())
+        .create()
         .unwrap();
-    assert!(high < end, "tansu now reports the true high watermark ({high}); update the docs and lag design");
+    let (_, high) = consumer
+        .fetch_watermarks(
+            topics::PATIENT_EVENTS.name,
+            partition,
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    assert!(
+        high < end,
+        "tansu now reports the true high watermark ({high}); update the docs and lag design"
+    );
 }
 
 /// Kafka transactions are not supported, so effectively-once cannot come from them.
@@ -38,21 +50,33 @@ async fn tansu_does_not_commit_kafka_transactions() {
     let broker = TestBroker::start_memory().await.unwrap();
     let bootstrap = broker.bootstrap();
     let outcome = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        let producer: ThreadedProducer<DefaultProducerContext> = spr_producers::client_config(&bootstrap)
-            .set("transactional.id", "spr-gap-probe")
-            .create()
-            .map_err(|e| e.to_string())?;
+        let producer: ThreadedProducer<DefaultProducerContext> =
+            spr_producers::client_config(&bootstrap)
+                .set("transactional.id", "spr-gap-probe")
+                .create()
+                .map_err(|e| e.to_string())?;
         let timeout = Duration::from_secs(10);
-        producer.init_transactions(timeout).map_err(|e| e.to_string())?;
+        producer
+            .init_transactions(timeout)
+            .map_err(|e| e.to_string())?;
         producer.begin_transaction().map_err(|e| e.to_string())?;
         producer
-            .send(BaseRecord::to(topics::DEAD_LETTER.name).key("k").payload("v"))
+            .send(
+                BaseRecord::to(topics::DEAD_LETTER.name)
+                    .key("k")
+                    .payload("v"),
+            )
             .map_err(|(e, _)| e.to_string())?;
-        producer.commit_transaction(timeout).map_err(|e| e.to_string())
+        producer
+            .commit_transaction(timeout)
+            .map_err(|e| e.to_string())
     })
     .await
     .unwrap();
-    assert!(outcome.is_err(), "tansu committed a transaction; revisit the effectively-once design notes");
+    assert!(
+        outcome.is_err(),
+        "tansu committed a transaction; revisit the effectively-once design notes"
+    );
 }
 
 /// Apache Kafka serves a fetch from any offset, skipping the earlier records of the
@@ -70,14 +94,24 @@ async fn tansu_serves_nothing_when_a_fetch_starts_inside_a_batch() {
     let patient = "9990000018".parse().unwrap();
     let events: Vec<ClinicalEvent> = (0..200).map(|_| examples::observation(patient)).collect();
     let publisher = EventPublisher::new(&broker.bootstrap(), Duration::from_secs(30)).unwrap();
-    let summary = publisher.publish_clinical_events(&events, || {}).await.unwrap();
+    let summary = publisher
+        .publish_clinical_events(&events, || {})
+        .await
+        .unwrap();
     let (partition, _) = summary.end_offsets.into_iter().next().unwrap();
     let mut received = Vec::new();
     for start in [0i64, 57] {
-        let consumer: StreamConsumer =
-            spr_producers::client_config(&broker.bootstrap()).set("group.id", "probe").create().unwrap();
+        let consumer: StreamConsumer = spr_producers::client_config(&broker.bootstrap())
+            .set("group.id", "probe")
+            .create()
+            .unwrap();
         let mut list = TopicPartitionList::new();
-        list.add_partition_offset(topics::PATIENT_EVENTS.name, partition, Offset::Offset(start)).unwrap();
+        list.add_partition_offset(
+            topics::PATIENT_EVENTS.name,
+            partition,
+            Offset::Offset(start),
+        )
+        .unwrap();
         consumer.assign(&list).unwrap();
         let mut count = 0;
         while let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(3), consumer.recv()).await {
@@ -86,6 +120,12 @@ async fn tansu_serves_nothing_when_a_fetch_starts_inside_a_batch() {
         }
         received.push(count);
     }
-    assert_eq!(received[0], 200, "from the start of the batch every record arrives");
-    assert!(received[1] < 200 - 57, "tansu now serves fetches from inside a batch; the resume design can seek again");
+    assert_eq!(
+        received[0], 200,
+        "from the start of the batch every record arrives"
+    );
+    assert!(
+        received[1] < 200 - 57,
+        "tansu now serves fetches from inside a batch; the resume design can seek again"
+    );
 }

@@ -41,7 +41,10 @@ fn main() -> anyhow::Result<ExitCode> {
                         "FAILED at index {} (byte offset {}): {}",
                         failure.index, failure.file_offset, failure.reason
                     );
-                    println!("entries 0..{} verify; last good head {}", failure.index, report.head);
+                    println!(
+                        "entries 0..{} verify; last good head {}",
+                        failure.index, report.head
+                    );
                     Ok(ExitCode::from(1))
                 }
             }

@@ -13,7 +13,12 @@ use spr_schemas::topics;
 #[command(version)]
 struct Cli {
     /// Kafka bootstrap servers.
-    #[arg(long, env = "SPR_BOOTSTRAP", default_value = "127.0.0.1:9092", global = true)]
+    #[arg(
+        long,
+        env = "SPR_BOOTSTRAP",
+        default_value = "127.0.0.1:9092",
+        global = true
+    )]
     bootstrap: String,
     #[command(subcommand)]
     command: Command,
@@ -40,10 +45,14 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Synthetic { patients, seed } => publish_synthetic(&cli.bootstrap, patients, seed).await,
+        Command::Synthetic { patients, seed } => {
+            publish_synthetic(&cli.bootstrap, patients, seed).await
+        }
         Command::CreateTopics { replication } => {
             admin::ensure_topics(&cli.bootstrap, &topics::ALL, replication)
                 .await
@@ -68,9 +77,16 @@ async fn publish_synthetic(bootstrap: &str, patients: usize, seed: u64) -> anyho
         .await
         .with_context(|| format!("publishing to {bootstrap}; is the broker running (deploy/local/run.sh starts one)?"))?;
     bar.finish();
-    println!("published {} events for {patients} patients (seed {seed})", summary.delivered);
+    println!(
+        "published {} events for {patients} patients (seed {seed})",
+        summary.delivered
+    );
     if let Some(first) = population.first() {
-        println!("example patient {} with {} events", first.nhs_number, first.events.len());
+        println!(
+            "example patient {} with {} events",
+            first.nhs_number,
+            first.events.len()
+        );
     }
     Ok(())
 }

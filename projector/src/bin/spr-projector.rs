@@ -13,7 +13,12 @@ use spr_projector::{run_worker, ProjectionStore, WorkerConfig};
 #[command(version)]
 struct Cli {
     /// RocksDB directory of this projector instance.
-    #[arg(long, env = "SPR_PROJECTION_DB", default_value = ".spr-local/projection", global = true)]
+    #[arg(
+        long,
+        env = "SPR_PROJECTION_DB",
+        default_value = ".spr-local/projection",
+        global = true
+    )]
     db: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -52,12 +57,20 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rdkafka=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rdkafka=warn".into()),
         )
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { bootstrap, group, partitions, max_batch, max_batch_wait_ms, no_sync } => {
+        Command::Run {
+            bootstrap,
+            group,
+            partitions,
+            max_batch,
+            max_batch_wait_ms,
+            no_sync,
+        } => {
             let store = ProjectionStore::open(&cli.db, !no_sync)
                 .with_context(|| format!("opening the projection at {}", cli.db.display()))?;
             let config = WorkerConfig {
@@ -73,8 +86,12 @@ async fn main() -> anyhow::Result<()> {
             run_worker(config, Arc::new(store), shutdown).await?;
         }
         Command::Digest => {
-            let store = ProjectionStore::open(&cli.db, false)
-                .with_context(|| format!("opening the projection at {} (is a projector running on it?)", cli.db.display()))?;
+            let store = ProjectionStore::open(&cli.db, false).with_context(|| {
+                format!(
+                    "opening the projection at {} (is a projector running on it?)",
+                    cli.db.display()
+                )
+            })?;
             println!("digest {}", hex::encode(store.content_digest()?));
             println!("events {}", store.event_count()?);
         }

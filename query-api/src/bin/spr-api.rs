@@ -19,7 +19,12 @@ use spr_query_api::{router, AppState};
 #[command(version)]
 struct Cli {
     /// Token issuer expected in (and written into) tokens.
-    #[arg(long, env = "SPR_TOKEN_ISSUER", default_value = "spr-local-dev", global = true)]
+    #[arg(
+        long,
+        env = "SPR_TOKEN_ISSUER",
+        default_value = "spr-local-dev",
+        global = true
+    )]
     issuer: String,
     #[command(subcommand)]
     command: Command,
@@ -36,10 +41,18 @@ enum Command {
         #[arg(long, env = "SPR_BOOTSTRAP", default_value = "127.0.0.1:9092")]
         bootstrap: String,
         /// The projector's RocksDB directory (opened read-only as a secondary).
-        #[arg(long, env = "SPR_PROJECTION_DB", default_value = ".spr-local/projection")]
+        #[arg(
+            long,
+            env = "SPR_PROJECTION_DB",
+            default_value = ".spr-local/projection"
+        )]
         projection_db: PathBuf,
         /// Directory for this API instance's secondary RocksDB files.
-        #[arg(long, env = "SPR_API_SECONDARY_DIR", default_value = ".spr-local/api-secondary")]
+        #[arg(
+            long,
+            env = "SPR_API_SECONDARY_DIR",
+            default_value = ".spr-local/api-secondary"
+        )]
         secondary_dir: PathBuf,
         /// JWKS file with the keys that sign tokens.
         #[arg(long, env = "SPR_JWKS", default_value = ".spr-local/keys/jwks.json")]
@@ -84,15 +97,27 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rdkafka=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rdkafka=warn".into()),
         )
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { listen, bootstrap, projection_db, secondary_dir, jwks, audit_timeout_ms } => {
-            let store = ProjectionStore::open_secondary(&projection_db, &secondary_dir).with_context(|| {
-                format!("opening the projection at {} (start spr-projector first)", projection_db.display())
-            })?;
+        Command::Serve {
+            listen,
+            bootstrap,
+            projection_db,
+            secondary_dir,
+            jwks,
+            audit_timeout_ms,
+        } => {
+            let store = ProjectionStore::open_secondary(&projection_db, &secondary_dir)
+                .with_context(|| {
+                    format!(
+                        "opening the projection at {} (start spr-projector first)",
+                        projection_db.display()
+                    )
+                })?;
             let verifier = TokenVerifier::from_jwks_file(&jwks, &cli.issuer)
                 .with_context(|| "loading the JWKS (spr-api keygen writes a development one)")?;
             let state = AppState {
@@ -115,12 +140,29 @@ async fn main() -> anyhow::Result<()> {
         Command::Keygen { dir } => {
             let keys = DevKeys::generate(&format!("spr-dev-{}", unix_seconds()));
             keys.write_to(&dir)?;
-            println!("wrote {}/signing-key.pem and {}/jwks.json (kid {})", dir.display(), dir.display(), keys.kid);
+            println!(
+                "wrote {}/signing-key.pem and {}/jwks.json (kid {})",
+                dir.display(),
+                dir.display(),
+                keys.kid
+            );
         }
-        Command::Token { dir, role, sub, name, org, nhs_number, ttl } => {
+        Command::Token {
+            dir,
+            role,
+            sub,
+            name,
+            org,
+            nhs_number,
+            ttl,
+        } => {
             role.parse::<Role>().map_err(anyhow::Error::msg)?;
-            let pem = std::fs::read_to_string(dir.join("signing-key.pem"))
-                .with_context(|| format!("reading {}/signing-key.pem (run spr-api keygen first)", dir.display()))?;
+            let pem = std::fs::read_to_string(dir.join("signing-key.pem")).with_context(|| {
+                format!(
+                    "reading {}/signing-key.pem (run spr-api keygen first)",
+                    dir.display()
+                )
+            })?;
             let kid = first_kid(&dir.join("jwks.json"))?;
             let now = unix_seconds();
             let claims = Claims {
@@ -142,5 +184,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn unix_seconds() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
 }
