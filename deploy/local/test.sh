@@ -10,7 +10,7 @@ echo "==> cargo fmt --check"
 cargo fmt --all --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "==> cargo nextest (unit and integration tests)"
-cargo nextest run --workspace --no-fail-fast
 echo "==> doc tests"
 cargo test --doc --workspace --quiet
+echo "==> cargo nextest (unit and integration tests; each integration test starts its own broker)"
+cargo nextest run --workspace --no-fail-fast

@@ -13,6 +13,29 @@ pub mod synthetic;
 
 pub use publisher::{Delivered, EventPublisher, PublishError, PublishSummary};
 
+/// Completes on Ctrl-C (SIGINT) or SIGTERM (what container runtimes send), so every
+/// SPR service finishes its current batch and stops cleanly either way.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+}
+
 /// rdkafka client settings shared by every SPR component: bootstrap servers and
 /// conservative timeouts suited to a local single broker and to Apache Kafka alike.
 pub fn client_config(bootstrap: &str) -> rdkafka::ClientConfig {

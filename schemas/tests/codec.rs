@@ -54,6 +54,39 @@ fn the_fingerprint_is_the_little_endian_crc64_avro_of_the_canonical_form() {
     }
 }
 
+/// Fingerprints are on every record in the log: a change (a schema edit, or a library
+/// that canonicalises differently) would make records already written unreadable.
+/// A new schema version gets a new file and a new line here; existing lines never change.
+#[test]
+fn the_fingerprints_of_published_schema_versions_never_change() {
+    let pinned = [
+        ("clinical_event.v1.avsc", "992d6c428b810b34"),
+        ("access_event.v1.avsc", "130032da07bede24"),
+    ];
+    let catalogue = SchemaCatalogue::global();
+    assert_eq!(
+        catalogue.versions().len(),
+        pinned.len(),
+        "pin the fingerprint of every schema file"
+    );
+    for (file, fingerprint) in pinned {
+        let version = catalogue
+            .versions()
+            .iter()
+            .find(|v| v.file == file)
+            .unwrap();
+        let hex: String = version
+            .fingerprint
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex, fingerprint,
+            "{file} changed: add a new version file instead of editing it"
+        );
+    }
+}
+
 #[test]
 fn an_access_event_is_not_read_as_a_clinical_event() {
     let bytes = examples::access_event(patient()).to_avro().unwrap();

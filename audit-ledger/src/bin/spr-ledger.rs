@@ -43,9 +43,6 @@ async fn main() -> anyhow::Result<()> {
         max_batch: cli.max_batch,
         max_batch_wait: Duration::from_millis(cli.max_batch_wait_ms),
     };
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    run_ledger_service(config, shutdown).await?;
+    run_ledger_service(config, spr_producers::shutdown_signal()).await?;
     Ok(())
 }

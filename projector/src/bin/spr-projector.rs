@@ -80,12 +80,14 @@ async fn main() -> anyhow::Result<()> {
                 max_batch,
                 max_batch_wait: Duration::from_millis(max_batch_wait_ms),
             };
-            let shutdown = async {
-                let _ = tokio::signal::ctrl_c().await;
-            };
-            run_worker(config, Arc::new(store), shutdown).await?;
+            run_worker(config, Arc::new(store), spr_producers::shutdown_signal()).await?;
         }
         Command::Digest => {
+            anyhow::ensure!(
+                cli.db.exists(),
+                "no projection at {} (pass --db or set SPR_PROJECTION_DB)",
+                cli.db.display()
+            );
             let store = ProjectionStore::open(&cli.db, false).with_context(|| {
                 format!(
                     "opening the projection at {} (is a projector running on it?)",

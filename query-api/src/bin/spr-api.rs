@@ -132,9 +132,7 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("binding {listen} (is another spr-api running?)"))?;
             tracing::info!(%listen, "spr-api listening");
             axum::serve(listener, router(state))
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
+                .with_graceful_shutdown(spr_producers::shutdown_signal())
                 .await?;
         }
         Command::Keygen { dir } => {
