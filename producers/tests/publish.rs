@@ -1,0 +1,95 @@
+//! Publishing against a real broker: keys, order, durability and surfaced errors.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use spr_producers::synthetic::population;
+use spr_producers::{EventPublisher, PublishError};
+use spr_schemas::{examples, topics, ClinicalEvent, EventId};
+use spr_testkit::TestBroker;
+
+/// Reads every record of the patient-events topic from the start, per partition.
+async fn read_all(bootstrap: &str, expected: usize) -> Vec<(i32, Vec<u8>, ClinicalEvent)> {
+    let consumer: StreamConsumer = spr_producers::client_config(bootstrap)
+        .set("group.id", "reader")
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for p in 0..topics::PATIENT_EVENTS.partitions {
+        list.add_partition_offset(topics::PATIENT_EVENTS.name, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&list).unwrap();
+    let mut records = Vec::new();
+    while records.len() < expected {
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("records arrive")
+            .unwrap();
+        let event = ClinicalEvent::from_avro(m.payload().unwrap()).unwrap();
+        records.push((m.partition(), m.key().unwrap().to_vec(), event));
+    }
+    records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_keyed_by_nhs_number_kept_in_order_per_patient_and_survive_a_broker_restart() {
+    let mut broker = TestBroker::start_durable().await.unwrap();
+    let patients = population(40, 3);
+    let events: Vec<&ClinicalEvent> = patients.iter().flat_map(|p| p.events.iter()).collect();
+    let publisher = EventPublisher::new(&broker.bootstrap(), Duration::from_secs(30)).unwrap();
+    let summary = publisher
+        .publish_clinical_events(events.iter().copied(), || {})
+        .await
+        .unwrap();
+    assert_eq!(summary.delivered, events.len() as u64);
+    drop(publisher);
+
+    broker.restart().await.unwrap();
+    assert!(broker.sqlite_path().unwrap().exists());
+    let records = read_all(&broker.bootstrap(), events.len()).await;
+    let mut partition_of = HashMap::new();
+    let mut order: HashMap<_, Vec<EventId>> = HashMap::new();
+    for (partition, key, event) in &records {
+        assert_eq!(
+            key.as_slice(),
+            event.nhs_number.as_str().as_bytes(),
+            "keyed by NHS number"
+        );
+        assert_eq!(
+            *partition_of.entry(event.nhs_number).or_insert(*partition),
+            *partition,
+            "one patient, one partition"
+        );
+        order
+            .entry(event.nhs_number)
+            .or_default()
+            .push(event.event_id);
+    }
+    for patient in &patients {
+        let published: Vec<_> = patient.events.iter().map(|e| e.event_id).collect();
+        assert_eq!(
+            order[&patient.nhs_number], published,
+            "publication order kept for {}",
+            patient.nhs_number
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_that_cannot_happen_is_an_error_not_a_silent_loss() {
+    let mut broker = TestBroker::start_memory().await.unwrap();
+    let publisher = EventPublisher::new(&broker.bootstrap(), Duration::from_secs(2)).unwrap();
+    let event = examples::allergy("9990000018".parse().unwrap());
+    publisher.publish_clinical_event(&event).await.unwrap();
+    broker.kill();
+    let err = publisher.publish_clinical_event(&event).await.unwrap_err();
+    assert!(matches!(err, PublishError::Delivery { .. }), "{err}");
+    assert!(
+        err.to_string().contains(topics::PATIENT_EVENTS.name),
+        "{err}"
+    );
+}
