@@ -133,54 +133,29 @@ fn deleting_or_swapping_entries_is_reported_at_the_first_changed_index() {
         let (start, len) = frames[i];
         bytes[start as usize..start as usize + 4 + len + 32].to_vec()
     };
-    // Delete entry 3.
-    let deleted: Vec<u8> = [
-        &bytes[..frames[3].0 as usize],
-        &bytes[frames[4].0 as usize..],
-    ]
-    .concat();
-    std::fs::write(&path, &deleted).unwrap();
-    assert_eq!(
-        verify_from_genesis(&path)
-            .unwrap()
-            .first_failure
-            .unwrap()
-            .index,
-        3
-    );
-    // Swap entries 1 and 2.
-    let swapped: Vec<u8> = [
-        &bytes[..frames[1].0 as usize],
-        &frame(2),
-        &frame(1),
-        &bytes[frames[3].0 as usize..],
-    ]
-    .concat();
-    std::fs::write(&path, &swapped).unwrap();
-    assert_eq!(
-        verify_from_genesis(&path)
-            .unwrap()
-            .first_failure
-            .unwrap()
-            .index,
-        1
-    );
-    // Duplicate entry 4 after itself.
-    let duplicated: Vec<u8> = [
-        &bytes[..frames[5].0 as usize],
-        &frame(4),
-        &bytes[frames[5].0 as usize..],
-    ]
-    .concat();
-    std::fs::write(&path, &duplicated).unwrap();
-    assert_eq!(
-        verify_from_genesis(&path)
-            .unwrap()
-            .first_failure
-            .unwrap()
-            .index,
-        5
-    );
+    let cut = |i: usize| frames[i].0 as usize;
+    let cases: [(&str, Vec<u8>, u64); 3] = [
+        (
+            "entry 3 deleted",
+            [&bytes[..cut(3)], &bytes[cut(4)..]].concat(),
+            3,
+        ),
+        (
+            "entries 1 and 2 swapped",
+            [&bytes[..cut(1)], &frame(2), &frame(1), &bytes[cut(3)..]].concat(),
+            1,
+        ),
+        (
+            "entry 4 duplicated",
+            [&bytes[..cut(5)], &frame(4), &bytes[cut(5)..]].concat(),
+            5,
+        ),
+    ];
+    for (name, altered, index) in cases {
+        std::fs::write(&path, &altered).unwrap();
+        let failure = verify_from_genesis(&path).unwrap().first_failure;
+        assert_eq!(failure.map(|f| f.index), Some(index), "{name}");
+    }
 }
 
 #[test]

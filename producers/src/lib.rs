@@ -13,6 +13,14 @@ pub mod synthetic;
 
 pub use publisher::{Delivered, EventPublisher, PublishError, PublishSummary};
 
+/// Sets up structured logging for an SPR binary: `RUST_LOG` if set, else `info`
+/// (with librdkafka's own chatter at `warn`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,rdkafka=warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
 /// Completes on Ctrl-C (SIGINT) or SIGTERM (what container runtimes send), so every
 /// SPR service finishes its current batch and stops cleanly either way.
 pub async fn shutdown_signal() {

@@ -10,13 +10,9 @@ use spr_producers::EventPublisher;
 use spr_schemas::{examples, topics, ClinicalEvent};
 use spr_testkit::TestBroker;
 
-/// Apache Kafka answers ListOffsets(latest) with the offset after the last record.
-/// tansu answers with a smaller number once records arrive in multi-record batches, so
-/// neither consumer lag nor "caught up" may be computed from it: the tests wait for
-/// the end offsets from the producer's delivery reports instead.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tansu_reports_a_high_watermark_below_the_end_of_a_batched_partition() {
-    let broker = TestBroker::start_memory().await.unwrap();
+/// Publishes 200 events of one patient (so, in practice, one or a few record batches
+/// on one partition) and returns that partition and the offset after the last record.
+async fn publish_one_patients_events(broker: &TestBroker) -> (i32, i64) {
     let patient = "9990000018".parse().unwrap();
     let events: Vec<ClinicalEvent> = (0..200).map(|_| examples::observation(patient)).collect();
     let publisher = EventPublisher::new(&broker.bootstrap(), Duration::from_secs(30)).unwrap();
@@ -25,7 +21,17 @@ async fn tansu_reports_a_high_watermark_below_the_end_of_a_batched_partition() {
         .await
         .unwrap();
     assert_eq!(summary.end_offsets.len(), 1, "one patient, one partition");
-    let (partition, end) = summary.end_offsets.into_iter().next().unwrap();
+    summary.end_offsets.into_iter().next().unwrap()
+}
+
+/// Apache Kafka answers ListOffsets(latest) with the offset after the last record.
+/// tansu answers with a smaller number once records arrive in multi-record batches, so
+/// neither consumer lag nor "caught up" may be computed from it: the tests wait for
+/// the end offsets from the producer's delivery reports instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tansu_reports_a_high_watermark_below_the_end_of_a_batched_partition() {
+    let broker = TestBroker::start_memory().await.unwrap();
+    let (partition, end) = publish_one_patients_events(&broker).await;
     assert_eq!(end, 200);
 
     let consumer: BaseConsumer = spr_producers::client_config(&broker.bootstrap())
@@ -91,14 +97,7 @@ async fn tansu_serves_nothing_when_a_fetch_starts_inside_a_batch() {
     use rdkafka::message::Message;
     use rdkafka::{Offset, TopicPartitionList};
     let broker = TestBroker::start_memory().await.unwrap();
-    let patient = "9990000018".parse().unwrap();
-    let events: Vec<ClinicalEvent> = (0..200).map(|_| examples::observation(patient)).collect();
-    let publisher = EventPublisher::new(&broker.bootstrap(), Duration::from_secs(30)).unwrap();
-    let summary = publisher
-        .publish_clinical_events(&events, || {})
-        .await
-        .unwrap();
-    let (partition, _) = summary.end_offsets.into_iter().next().unwrap();
+    let (partition, _) = publish_one_patients_events(&broker).await;
     let mut received = Vec::new();
     for start in [0i64, 57] {
         let consumer: StreamConsumer = spr_producers::client_config(&broker.bootstrap())

@@ -29,12 +29,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rdkafka=warn".into()),
-        )
-        .init();
+    spr_producers::init_tracing();
     let cli = Cli::parse();
     let config = LedgerServiceConfig {
         bootstrap: cli.bootstrap,

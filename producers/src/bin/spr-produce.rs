@@ -45,9 +45,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
+    spr_producers::init_tracing();
     let cli = Cli::parse();
     match cli.command {
         Command::Synthetic { patients, seed } => {
