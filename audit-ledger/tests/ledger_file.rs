@@ -242,6 +242,17 @@ fn spr_audit_verify_prints_the_head_or_names_the_first_bad_index() {
         "{stdout}"
     );
 
+    let missing = Command::new(env!("CARGO_BIN_EXE_spr-audit"))
+        .args(["verify", "--ledger"])
+        .arg(dir.path().join("no-such-ledger.spr"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        missing.status.code(),
+        Some(2),
+        "an unreadable ledger is not a verification failure"
+    );
+
     flip_byte(&path, frames[5].0 + 30);
     let bad = run();
     let stdout = String::from_utf8_lossy(&bad.stdout);

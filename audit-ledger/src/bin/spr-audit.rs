@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Walks the hash chain from genesis; prints the head and entry count, or the first
-    /// index that does not verify (exit status 1).
+    /// index that does not verify (exit status 1; 2 when the file cannot be read).
     Verify {
         /// The ledger file.
         #[arg(long, env = "SPR_LEDGER", default_value = ".spr-local/ledger.spr")]
@@ -25,16 +25,25 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<ExitCode> {
+/// Exit status when the ledger cannot be read at all (missing, not a ledger, I/O).
+const UNREADABLE: u8 = 2;
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify { ledger } => {
-            let report = verify_from_genesis(&ledger)?;
+            let report = match verify_from_genesis(&ledger) {
+                Ok(report) => report,
+                Err(e) => {
+                    eprintln!("cannot verify: {e}");
+                    return ExitCode::from(UNREADABLE);
+                }
+            };
             match report.first_failure {
                 None => {
                     println!("ok: {} entries verified from genesis", report.entries);
                     println!("head {}", report.head);
-                    Ok(ExitCode::SUCCESS)
+                    ExitCode::SUCCESS
                 }
                 Some(failure) => {
                     println!(
@@ -45,7 +54,7 @@ fn main() -> anyhow::Result<ExitCode> {
                         "entries 0..{} verify; last good head {}",
                         failure.index, report.head
                     );
-                    Ok(ExitCode::from(1))
+                    ExitCode::from(1)
                 }
             }
         }
