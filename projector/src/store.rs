@@ -136,6 +136,22 @@ impl TimelineEntry {
     }
 }
 
+/// Where a timeline page ends: the time and event id of its last entry.
+/// Clients see it as opaque hex in `next_cursor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineCursor([u8; keys::TIMELINE_KEY_LEN - 10]);
+
+impl TimelineCursor {
+    /// Parses a cursor that [`ProjectionStore::timeline`] issued.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        let bytes = hex::decode(text).map_err(|_| StoreError::BadCursor)?;
+        bytes
+            .try_into()
+            .map(Self)
+            .map_err(|_| StoreError::BadCursor)
+    }
+}
+
 /// One page of a patient's timeline, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TimelinePage {
@@ -268,17 +284,13 @@ impl ProjectionStore {
     pub fn timeline(
         &self,
         nhs: &NhsNumber,
-        cursor: Option<&str>,
+        cursor: Option<&TimelineCursor>,
         limit: usize,
     ) -> Result<TimelinePage, StoreError> {
         let prefix = nhs.as_str().as_bytes();
         let start = match cursor {
             Some(c) => {
-                let suffix = hex::decode(c).map_err(|_| StoreError::BadCursor)?;
-                if suffix.len() != keys::TIMELINE_KEY_LEN - prefix.len() {
-                    return Err(StoreError::BadCursor);
-                }
-                let mut key = [prefix, &suffix].concat();
+                let mut key = [prefix, &c.0].concat();
                 key.push(0); // the smallest key after the cursor's own
                 key
             }

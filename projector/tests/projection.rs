@@ -11,7 +11,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message, OwnedHeaders};
 use spr_producers::synthetic::{population, SyntheticPatient};
 use spr_producers::{EventPublisher, PublishSummary};
-use spr_projector::{run_worker, ProjectionStore, WorkerConfig};
+use spr_projector::{run_worker, ProjectionStore, TimelineCursor, WorkerConfig};
 use spr_schemas::topics::{self, dead_letter_headers as dlq};
 use spr_schemas::{examples, ClinicalEvent, NhsNumber};
 use spr_testkit::{eventually, TestBroker};
@@ -134,11 +134,11 @@ async fn every_published_event_is_projected_once_in_time_order_and_republishing_
     let (mut cursor, mut paged) = (None, Vec::new());
     loop {
         let page = store
-            .timeline(&patient.nhs_number, cursor.as_deref(), 3)
+            .timeline(&patient.nhs_number, cursor.as_ref(), 3)
             .unwrap();
         paged.extend(page.entries.iter().map(|e| e.event_id));
         match page.next_cursor {
-            Some(c) => cursor = Some(c),
+            Some(c) => cursor = Some(TimelineCursor::parse(&c).unwrap()),
             None => break,
         }
     }

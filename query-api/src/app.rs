@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use spr_producers::EventPublisher;
-use spr_projector::{ProjectionStore, StoreError};
+use spr_projector::{ProjectionStore, StoreError, TimelineCursor};
 use spr_schemas::{AccessEvent, AccessSubject, Decision, EventId, NhsNumber};
 use tracing::instrument;
 
@@ -132,8 +132,14 @@ async fn timeline(
             format!("limit must be 1 to {MAX_PAGE}"),
         ));
     }
+    let cursor = query
+        .cursor
+        .as_deref()
+        .map(TimelineCursor::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("bad-cursor", e.to_string()))?;
     audited_read(&state, &claims, patient, Scope::Timeline, |store| {
-        let page = store.timeline(&patient, query.cursor.as_deref(), limit)?;
+        let page = store.timeline(&patient, cursor.as_ref(), limit)?;
         let ids = page.entries.iter().map(|e| e.event_id).collect();
         Ok((
             TimelineResponse {
@@ -234,10 +240,7 @@ async fn audited_read<T: Serialize>(
             reasons: decision.reasons,
         });
     }
-    let (body, returned) = read(&state.store).map_err(|e| match e {
-        StoreError::BadCursor => ApiError::bad_request("bad-cursor", e.to_string()),
-        other => ApiError::Internal(other.to_string()),
-    })?;
+    let (body, returned) = read(&state.store).map_err(|e| ApiError::Internal(e.to_string()))?;
     access.decision = Decision::Permit;
     access.returned_count = returned.len() as i32;
     access.returned_digest = returned_digest(&returned);

@@ -407,7 +407,7 @@ async fn bad_input_is_a_400_and_a_denied_request_is_recorded_and_returns_no_data
         (403, Some("patient-not-own-record"))
     );
 
-    // One bad-cursor permit is not recorded (no data left); the three decisions above are.
+    // Bad input is refused before any decision, so only the three decisions above are recorded.
     stack.ledger_entries(3).await;
     let decisions: Vec<_> = ledger_access_events(&stack.ledger_path)
         .into_iter()
