@@ -22,6 +22,7 @@
 
 mod digest;
 mod file;
+pub mod merkle;
 pub mod service;
 mod verify;
 

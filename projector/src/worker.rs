@@ -113,8 +113,11 @@ pub async fn run_worker(
             _ = &mut shutdown => break,
             batch = receive_batch(&consumer, config.max_batch, config.max_batch_wait) => batch,
         };
-        write_batch_until_done(&store, &dead_letter_publisher, &records).await;
-        commit_for_monitoring(&consumer, &records);
+        let counts = write_batch_until_done(&store, &dead_letter_publisher, &records).await;
+        // A batch that was all re-read after a restart would move the group's offsets back.
+        if counts.already_applied < records.len() {
+            commit_for_monitoring(&consumer, &records);
+        }
     }
     info!("projector stopped");
     Ok(())
@@ -127,20 +130,21 @@ async fn write_batch_until_done(
     store: &ProjectionStore,
     publisher: &EventPublisher,
     records: &[ConsumedRecord],
-) {
+) -> BatchCounts {
     let mut backoff = Duration::from_millis(100);
     loop {
         let started = Instant::now();
         match try_write_batch(store, publisher, records).await {
-            Ok((projected, duplicates, dead)) => {
+            Ok(counts) => {
                 tracing::debug!(
-                    projected,
-                    duplicates,
-                    dead,
+                    projected = counts.projected,
+                    duplicates = counts.duplicates,
+                    already_applied = counts.already_applied,
+                    dead_lettered = counts.dead_lettered,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "batch written"
                 );
-                return;
+                return counts;
             }
             Err(e) => {
                 error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "batch not written; retrying");
@@ -155,18 +159,28 @@ async fn try_write_batch(
     store: &ProjectionStore,
     publisher: &EventPublisher,
     records: &[ConsumedRecord],
-) -> Result<(usize, usize, usize), WorkerError> {
+) -> Result<BatchCounts, WorkerError> {
     let outcome = project_batch(store, records)?;
     for dead in &outcome.dead_letters {
         publish_dead_letter(publisher, &dead.record, &dead.reason).await?;
     }
-    let counts = (
-        outcome.projected,
-        outcome.duplicates,
-        outcome.dead_letters.len(),
-    );
+    let counts = BatchCounts {
+        projected: outcome.projected,
+        duplicates: outcome.duplicates,
+        already_applied: outcome.already_applied,
+        dead_lettered: outcome.dead_letters.len(),
+    };
     store.write(outcome.batch)?;
     Ok(counts)
+}
+
+/// What one written batch did.
+#[derive(Debug, Clone, Copy)]
+struct BatchCounts {
+    projected: usize,
+    duplicates: usize,
+    already_applied: usize,
+    dead_lettered: usize,
 }
 
 /// Commits the batch's offsets to the group too, only so that standard lag tools see

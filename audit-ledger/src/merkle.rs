@@ -1,0 +1,276 @@
+//! The RFC 6962 / RFC 9162 Merkle tree over the ledger's leaves: tree heads,
+//! inclusion proofs and consistency proofs, and their verification.
+//!
+//! [`MerkleTree`] keeps every full, aligned subtree hash (level 0 holds the leaf
+//! hashes; level `k` the hashes of 2^k-leaf subtrees), so any tree head or proof is
+//! assembled from O(log n) stored hashes plus O(log n) hashing for the ragged edge.
+
+use sha2::{Digest, Sha256};
+
+use crate::digest::Sha256Digest;
+
+/// RFC 6962 interior node hash: `SHA-256(0x01 || left || right)`.
+pub fn node_hash(left: &Sha256Digest, right: &Sha256Digest) -> Sha256Digest {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(left.0);
+    h.update(right.0);
+    Sha256Digest(h.finalize().into())
+}
+
+/// The head of the empty tree: SHA-256 of the empty string.
+pub fn empty_root() -> Sha256Digest {
+    Sha256Digest(Sha256::digest(b"").into())
+}
+
+/// Why a proof was not produced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    /// The index is not below the tree size.
+    #[error("index {index} is not in a tree of {size} entries")]
+    IndexOutOfRange {
+        /// Requested index.
+        index: u64,
+        /// Tree size.
+        size: u64,
+    },
+    /// A tree size larger than the ledger, or a first size larger than the second.
+    #[error("tree size {requested} is not available (the ledger holds {available} entries)")]
+    SizeOutOfRange {
+        /// Requested size.
+        requested: u64,
+        /// Largest available size.
+        available: u64,
+    },
+}
+
+/// An append-only RFC 6962 Merkle tree of leaf hashes.
+#[derive(Debug, Clone, Default)]
+pub struct MerkleTree {
+    /// `levels[k][i]` is the hash of leaves `i*2^k .. (i+1)*2^k`.
+    levels: Vec<Vec<Sha256Digest>>,
+}
+
+impl MerkleTree {
+    /// An empty tree.
+    pub fn new() -> Self {
+        Self {
+            levels: vec![Vec::new()],
+        }
+    }
+
+    /// Appends a leaf hash (already `SHA-256(0x00 || leaf)`).
+    pub fn push(&mut self, leaf_hash: Sha256Digest) {
+        self.levels[0].push(leaf_hash);
+        let mut level = 0;
+        while self.levels[level].len() % 2 == 0 {
+            let nodes = &self.levels[level];
+            let parent = node_hash(&nodes[nodes.len() - 2], &nodes[nodes.len() - 1]);
+            if self.levels.len() == level + 1 {
+                self.levels.push(Vec::new());
+            }
+            self.levels[level + 1].push(parent);
+            level += 1;
+        }
+    }
+
+    /// How many leaves the tree holds.
+    pub fn len(&self) -> u64 {
+        self.levels[0].len() as u64
+    }
+
+    /// Whether the tree is empty.
+    pub fn is_empty(&self) -> bool {
+        self.levels[0].is_empty()
+    }
+
+    /// The leaf hash at `index`.
+    pub fn leaf(&self, index: u64) -> Option<Sha256Digest> {
+        self.levels[0].get(index as usize).copied()
+    }
+
+    /// The tree head (MTH) of the first `size` leaves.
+    pub fn root(&self, size: u64) -> Result<Sha256Digest, ProofError> {
+        self.check_size(size)?;
+        Ok(if size == 0 {
+            empty_root()
+        } else {
+            self.subtree(0, size)
+        })
+    }
+
+    /// The inclusion proof (RFC 6962 PATH) of leaf `index` in the tree of `size` leaves.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Sha256Digest>, ProofError> {
+        self.check_size(size)?;
+        if index >= size {
+            return Err(ProofError::IndexOutOfRange { index, size });
+        }
+        let mut proof = Vec::new();
+        self.path(index, 0, size, &mut proof);
+        Ok(proof)
+    }
+
+    /// The consistency proof (RFC 6962 PROOF) that the tree of `first` leaves is a prefix
+    /// of the tree of `second` leaves.
+    pub fn consistency_proof(
+        &self,
+        first: u64,
+        second: u64,
+    ) -> Result<Vec<Sha256Digest>, ProofError> {
+        self.check_size(second)?;
+        if first > second {
+            return Err(ProofError::SizeOutOfRange {
+                requested: first,
+                available: second,
+            });
+        }
+        let mut proof = Vec::new();
+        if first > 0 && first < second {
+            self.subproof(first, 0, second, true, &mut proof);
+        }
+        Ok(proof)
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), ProofError> {
+        if size > self.len() {
+            return Err(ProofError::SizeOutOfRange {
+                requested: size,
+                available: self.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// MTH of leaves `start .. start + n` (n > 0), from stored full subtrees.
+    fn subtree(&self, start: u64, n: u64) -> Sha256Digest {
+        if n.is_power_of_two() && start % n == 0 {
+            let level = n.trailing_zeros() as usize;
+            return self.levels[level][(start >> level) as usize];
+        }
+        let k = largest_power_of_two_below(n);
+        node_hash(&self.subtree(start, k), &self.subtree(start + k, n - k))
+    }
+
+    fn path(&self, index: u64, start: u64, n: u64, proof: &mut Vec<Sha256Digest>) {
+        if n == 1 {
+            return;
+        }
+        let k = largest_power_of_two_below(n);
+        if index < k {
+            self.path(index, start, k, proof);
+            proof.push(self.subtree(start + k, n - k));
+        } else {
+            self.path(index - k, start + k, n - k, proof);
+            proof.push(self.subtree(start, k));
+        }
+    }
+
+    fn subproof(&self, m: u64, start: u64, n: u64, complete: bool, proof: &mut Vec<Sha256Digest>) {
+        if m == n {
+            if !complete {
+                proof.push(self.subtree(start, n));
+            }
+            return;
+        }
+        let k = largest_power_of_two_below(n);
+        if m <= k {
+            self.subproof(m, start, k, complete, proof);
+            proof.push(self.subtree(start + k, n - k));
+        } else {
+            self.subproof(m - k, start + k, n - k, false, proof);
+            proof.push(self.subtree(start, k));
+        }
+    }
+}
+
+/// The largest power of two strictly below `n` (n ≥ 2).
+fn largest_power_of_two_below(n: u64) -> u64 {
+    1 << (63 - (n - 1).leading_zeros())
+}
+
+/// Verifies an inclusion proof (RFC 9162 §2.1.3.2).
+pub fn verify_inclusion(
+    leaf_hash: &Sha256Digest,
+    index: u64,
+    size: u64,
+    proof: &[Sha256Digest],
+    root: &Sha256Digest,
+) -> bool {
+    if index >= size {
+        return false;
+    }
+    let (mut fn_, mut sn) = (index, size - 1);
+    let mut r = *leaf_hash;
+    for p in proof {
+        if sn == 0 {
+            return false;
+        }
+        if fn_ & 1 == 1 || fn_ == sn {
+            r = node_hash(p, &r);
+            if fn_ & 1 == 0 {
+                while fn_ & 1 == 0 && fn_ != 0 {
+                    fn_ >>= 1;
+                    sn >>= 1;
+                }
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    sn == 0 && r == *root
+}
+
+/// Verifies a consistency proof between tree heads of sizes `first` ≤ `second`
+/// (RFC 9162 §2.1.4.2).
+pub fn verify_consistency(
+    first: u64,
+    second: u64,
+    first_root: &Sha256Digest,
+    second_root: &Sha256Digest,
+    proof: &[Sha256Digest],
+) -> bool {
+    if first > second {
+        return false;
+    }
+    if first == second {
+        return proof.is_empty() && first_root == second_root;
+    }
+    if first == 0 {
+        return proof.is_empty() && *first_root == empty_root();
+    }
+    if proof.is_empty() {
+        return false;
+    }
+    let mut path: Vec<Sha256Digest> = proof.to_vec();
+    if first.is_power_of_two() {
+        path.insert(0, *first_root);
+    }
+    let (mut fn_, mut sn) = (first - 1, second - 1);
+    while fn_ & 1 == 1 {
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    let (mut fr, mut sr) = (path[0], path[0]);
+    for c in &path[1..] {
+        if sn == 0 {
+            return false;
+        }
+        if fn_ & 1 == 1 || fn_ == sn {
+            fr = node_hash(c, &fr);
+            sr = node_hash(c, &sr);
+            if fn_ & 1 == 0 {
+                while fn_ & 1 == 0 && fn_ != 0 {
+                    fn_ >>= 1;
+                    sn >>= 1;
+                }
+            }
+        } else {
+            sr = node_hash(&sr, c);
+        }
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    sn == 0 && fr == *first_root && sr == *second_root
+}
