@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use spr_schemas::{AccessEvent, EventId};
 
 use crate::digest::{chain_hash, leaf_hash, Sha256Digest, GENESIS};
+use crate::merkle::MerkleTree;
 
 /// The 8 bytes that start every ledger file (format version 1).
 pub const HEADER: &[u8; 8] = b"SPRLEDG1";
@@ -60,7 +61,7 @@ pub struct Ledger {
     file: File,
     path: PathBuf,
     head: Sha256Digest,
-    entries: u64,
+    tree: MerkleTree,
     ids: HashSet<EventId>,
 }
 
@@ -85,7 +86,9 @@ impl Ledger {
             write_committed_len(path, HEADER.len() as u64)?;
         }
         let mut ids = HashSet::new();
-        let scan = crate::verify::scan(path, |leaf| {
+        let mut tree = MerkleTree::new();
+        let scan = crate::verify::scan(path, |leaf, leaf_hash| {
+            tree.push(leaf_hash);
             let event = AccessEvent::from_avro(leaf)
                 .map_err(|e| format!("leaf is not an access event: {e}"))?;
             ids.insert(event.event_id);
@@ -120,7 +123,7 @@ impl Ledger {
             file,
             path: path.to_owned(),
             head: scan.report.head,
-            entries: scan.report.entries,
+            tree,
             ids,
         })
     }
@@ -139,7 +142,8 @@ impl Ledger {
         if self.ids.contains(&event.event_id) {
             return Ok(AppendOutcome::Duplicate);
         }
-        let head = chain_hash(&self.head, &leaf_hash(leaf));
+        let this_leaf = leaf_hash(leaf);
+        let head = chain_hash(&self.head, &this_leaf);
         let mut frame = Vec::with_capacity(4 + leaf.len() + 32);
         frame.extend_from_slice(&(leaf.len() as u32).to_be_bytes());
         frame.extend_from_slice(leaf);
@@ -152,8 +156,8 @@ impl Ledger {
             })?;
         self.ids.insert(event.event_id);
         self.head = head;
-        self.entries += 1;
-        Ok(AppendOutcome::Appended(self.entries - 1))
+        self.tree.push(this_leaf);
+        Ok(AppendOutcome::Appended(self.tree.len() - 1))
     }
 
     /// Makes every appended entry durable (fdatasync), then records the synced length
@@ -175,12 +179,17 @@ impl Ledger {
 
     /// How many entries the ledger holds.
     pub fn len(&self) -> u64 {
-        self.entries
+        self.tree.len()
     }
 
     /// Whether the ledger has no entries.
     pub fn is_empty(&self) -> bool {
-        self.entries == 0
+        self.tree.is_empty()
+    }
+
+    /// The RFC 6962 Merkle tree over the ledger's entries, for tree heads and proofs.
+    pub fn tree(&self) -> &MerkleTree {
+        &self.tree
     }
 }
 

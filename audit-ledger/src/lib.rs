@@ -20,6 +20,7 @@
 //! assert!(report.first_failure.is_none());
 //! ```
 
+pub mod checkpoint;
 mod digest;
 mod file;
 pub mod merkle;

@@ -183,6 +183,38 @@ impl MerkleTree {
     }
 }
 
+/// Computes a tree head from leaf hashes streamed in order, in O(log n) memory
+/// (for verifying a ledger too large to hold its tree).
+#[derive(Debug, Clone, Default)]
+pub struct RootAccumulator {
+    /// Full subtrees, largest (leftmost) first: (leaf count, hash).
+    stack: Vec<(u64, Sha256Digest)>,
+}
+
+impl RootAccumulator {
+    /// Adds the next leaf hash.
+    pub fn push(&mut self, leaf_hash: Sha256Digest) {
+        let mut node = (1u64, leaf_hash);
+        while let Some(&(size, left)) = self.stack.last() {
+            if size != node.0 {
+                break;
+            }
+            self.stack.pop();
+            node = (size * 2, node_hash(&left, &node.1));
+        }
+        self.stack.push(node);
+    }
+
+    /// The tree head of every leaf pushed so far.
+    pub fn root(&self) -> Sha256Digest {
+        let mut subtrees = self.stack.iter().rev();
+        match subtrees.next() {
+            None => empty_root(),
+            Some(&(_, last)) => subtrees.fold(last, |right, (_, left)| node_hash(left, &right)),
+        }
+    }
+}
+
 /// The largest power of two strictly below `n` (n ≥ 2).
 fn largest_power_of_two_below(n: u64) -> u64 {
     1 << (63 - (n - 1).leading_zeros())

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::digest::{chain_hash, leaf_hash, Sha256Digest};
 use crate::file::{genesis, read_full, LedgerError, HEADER, MAX_LEAF_LEN};
+use crate::merkle::RootAccumulator;
 
 /// The first entry that does not verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,8 @@ pub struct VerifyReport {
     pub entries: u64,
     /// The chain value after the last verified entry.
     pub head: Sha256Digest,
+    /// The RFC 6962 tree head of the verified entries.
+    pub root: Sha256Digest,
     /// The first entry that does not verify, if any.
     pub first_failure: Option<VerifyFailure>,
 }
@@ -33,7 +36,7 @@ pub struct VerifyReport {
 /// for every entry, and stops at the first one whose frame is incomplete or whose stored
 /// chain value differs.
 pub fn verify_from_genesis(path: &Path) -> Result<VerifyReport, LedgerError> {
-    scan(path, |_| Ok(())).map(|s| s.report)
+    scan(path, |_, _| Ok(())).map(|s| s.report)
 }
 
 /// A verification walk plus the length of the file's verified prefix.
@@ -42,10 +45,11 @@ pub(crate) struct Scan {
     pub(crate) valid_len: u64,
 }
 
-/// Walks the file, calling `on_leaf` for each verified leaf; an `Err` from it is a failure at that index.
+/// Walks the file, calling `on_leaf` with each verified leaf and its leaf hash; an `Err`
+/// from it is a failure at that index.
 pub(crate) fn scan(
     path: &Path,
-    mut on_leaf: impl FnMut(&[u8]) -> Result<(), String>,
+    mut on_leaf: impl FnMut(&[u8], Sha256Digest) -> Result<(), String>,
 ) -> Result<Scan, LedgerError> {
     let io = |source| LedgerError::Io {
         path: path.to_owned(),
@@ -57,13 +61,19 @@ pub(crate) fn scan(
         return Err(LedgerError::NotALedger(path.to_owned()));
     }
     let mut head = genesis();
+    let mut tree = RootAccumulator::default();
     let mut index = 0u64;
     let mut offset = HEADER.len() as u64;
     let mut leaf = Vec::new();
-    let fail = |index, file_offset, reason: String, head, valid_len| Scan {
+    let fail = |index,
+                file_offset,
+                reason: String,
+                (head, tree): (Sha256Digest, &RootAccumulator),
+                valid_len| Scan {
         report: VerifyReport {
             entries: index,
             head,
+            root: tree.root(),
             first_failure: Some(VerifyFailure {
                 index,
                 file_offset,
@@ -82,14 +92,14 @@ pub(crate) fn scan(
                     index,
                     offset,
                     format!("entry is incomplete: the file ends {n} bytes into its 4-byte length"),
-                    head,
+                    (head, &tree),
                     offset,
                 ))
             }
         }
         let len = u32::from_be_bytes(len_bytes);
         if len > MAX_LEAF_LEN {
-            return Ok(fail(index, offset, format!("entry length {len} is over the {MAX_LEAF_LEN}-byte limit (altered length field?)"), head, offset));
+            return Ok(fail(index, offset, format!("entry length {len} is over the {MAX_LEAF_LEN}-byte limit (altered length field?)"), (head, &tree), offset));
         }
         leaf.resize(len as usize, 0);
         let got = read_full(&mut reader, &mut leaf).map_err(io)?;
@@ -106,22 +116,24 @@ pub(crate) fn scan(
                 index,
                 offset,
                 format!("entry is incomplete: the file ends {have} of {want} bytes into it"),
-                head,
+                (head, &tree),
                 offset,
             ));
         }
-        let expected = chain_hash(&head, &leaf_hash(&leaf));
+        let this_leaf = leaf_hash(&leaf);
+        let expected = chain_hash(&head, &this_leaf);
         if expected.0 != stored {
             let reason = format!(
                 "chain value mismatch: stored {}, recomputed {expected} (leaf, length or stored value altered)",
                 hex::encode(stored)
             );
-            return Ok(fail(index, offset, reason, head, offset));
+            return Ok(fail(index, offset, reason, (head, &tree), offset));
         }
-        if let Err(reason) = on_leaf(&leaf) {
-            return Ok(fail(index, offset, reason, head, offset));
+        if let Err(reason) = on_leaf(&leaf, this_leaf) {
+            return Ok(fail(index, offset, reason, (head, &tree), offset));
         }
         head = expected;
+        tree.push(this_leaf);
         index += 1;
         offset += 4 + u64::from(len) + 32;
     }
@@ -129,6 +141,7 @@ pub(crate) fn scan(
         report: VerifyReport {
             entries: index,
             head,
+            root: tree.root(),
             first_failure: None,
         },
         valid_len: offset,

@@ -329,3 +329,19 @@ fn proofs_beyond_the_tree_are_refused() {
     assert!(tree.consistency_proof(4, 3).is_err());
     assert!(tree.root(6).is_err());
 }
+
+#[test]
+fn the_streaming_root_equals_the_stored_tree_root_at_every_size() {
+    let tree = tree_of(130);
+    let mut streaming = spr_audit_ledger::merkle::RootAccumulator::default();
+    assert_eq!(streaming.root(), tree.root(0).unwrap());
+    for i in 0..130 {
+        streaming.push(tree.leaf(i).unwrap());
+        assert_eq!(
+            streaming.root(),
+            tree.root(i + 1).unwrap(),
+            "size {}",
+            i + 1
+        );
+    }
+}
