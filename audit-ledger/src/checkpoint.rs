@@ -143,6 +143,11 @@ impl CheckpointSigner {
         Ok(signer)
     }
 
+    /// The key's name (by convention, the log's origin).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The private key in signed-note form (keep it secret).
     pub fn private_key(&self) -> String {
         format!("PRIVATE+KEY+{}", self.key_string(self.key.as_bytes()))
@@ -296,4 +301,56 @@ fn parse_body(body: &str) -> Result<VerifiedCheckpoint, CheckpointError> {
         root,
         chain_head: digest(chain, "chain head")?,
     })
+}
+
+/// Why the ledger refused to sign a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SigningRefused {
+    /// The ledger holds fewer entries than it already signed for.
+    #[error("the ledger holds {current} entries but a checkpoint for {signed} was already signed: it was rolled back")]
+    RolledBack {
+        /// Entries now.
+        current: u64,
+        /// Entries in the last signed checkpoint.
+        signed: u64,
+    },
+    /// The ledger's tree at the last signed size differs from what was signed.
+    #[error("the ledger's first {size} entries no longer have the root that was signed: its history was rewritten")]
+    Forked {
+        /// The last signed size.
+        size: u64,
+    },
+}
+
+/// Signs a checkpoint of the tree and chain head, but only if it extends `previous`
+/// (the last checkpoint this ledger signed): the ledger never signs two inconsistent
+/// checkpoints.
+pub fn sign_consistent(
+    signer: &CheckpointSigner,
+    origin: &str,
+    tree: &crate::merkle::MerkleTree,
+    chain_head: Sha256Digest,
+    previous: Option<&VerifiedCheckpoint>,
+) -> Result<String, SigningRefused> {
+    let size = tree.len();
+    if let Some(previous) = previous {
+        if previous.size > size {
+            return Err(SigningRefused::RolledBack {
+                current: size,
+                signed: previous.size,
+            });
+        }
+        if tree.root(previous.size).ok() != Some(previous.root) {
+            return Err(SigningRefused::Forked {
+                size: previous.size,
+            });
+        }
+    }
+    let root = tree.root(size).expect("the whole tree has a root");
+    Ok(signer.sign(&Checkpoint {
+        origin,
+        size,
+        root,
+        chain_head,
+    }))
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::digest::{chain_hash, leaf_hash, Sha256Digest};
 use crate::file::{genesis, read_full, LedgerError, HEADER, MAX_LEAF_LEN};
-use crate::merkle::RootAccumulator;
+use crate::merkle::{MerkleTree, RootAccumulator};
 
 /// The first entry that does not verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,18 @@ pub struct VerifyReport {
 /// chain value differs.
 pub fn verify_from_genesis(path: &Path) -> Result<VerifyReport, LedgerError> {
     scan(path, |_, _| Ok(())).map(|s| s.report)
+}
+
+/// Verifies the ledger at `path` from genesis and returns its Merkle tree too (for
+/// proofs and checkpoints), without changing the file.
+pub fn load_tree(path: &Path) -> Result<(VerifyReport, MerkleTree), LedgerError> {
+    let mut tree = MerkleTree::new();
+    let report = scan(path, |_, leaf_hash| {
+        tree.push(leaf_hash);
+        Ok(())
+    })?
+    .report;
+    Ok((report, tree))
 }
 
 /// A verification walk plus the length of the file's verified prefix.

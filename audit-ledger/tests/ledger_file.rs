@@ -257,7 +257,7 @@ fn spr_audit_verify_prints_the_head_or_names_the_first_bad_index() {
     let bad = run();
     let stdout = String::from_utf8_lossy(&bad.stdout);
     assert_eq!(bad.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("FAILED at index 5"), "{stdout}");
+    assert!(stdout.contains("FAILED: entry 5 "), "{stdout}");
 }
 
 #[test]

@@ -1,62 +1,369 @@
 //! `spr-audit`: the auditor's command line.
+//!
+//! Exit status: 0 when everything checked verifies, 1 when something does not, 2 when
+//! an input cannot be read or is malformed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use spr_audit_ledger::verify_from_genesis;
+use serde_json::json;
+use spr_audit_ledger::checkpoint::{
+    sign_consistent, CheckpointSigner, CheckpointVerifier, VerifiedCheckpoint,
+};
+use spr_audit_ledger::merkle::{verify_consistency, MerkleTree};
+use spr_audit_ledger::{load_tree, verify_from_genesis, VerifyReport};
 
-/// Verifies the SPR audit ledger.
+/// Verifies the SPR audit ledger, proves entries, and signs and checks checkpoints.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
+    /// Print JSON instead of text for people.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Walks the hash chain from genesis; prints the head and entry count, or the first
-    /// index that does not verify (exit status 1; 2 when the file cannot be read).
+    /// Walks the hash chain and Merkle tree from genesis; prints the entry count, chain
+    /// head and tree head, or the first index that does not verify.
     Verify {
         /// The ledger file.
         #[arg(long, env = "SPR_LEDGER", default_value = ".spr-local/ledger.spr")]
         ledger: PathBuf,
     },
+    /// Prints the inclusion proof of one entry in the tree of `size` entries.
+    Prove {
+        /// The ledger file.
+        #[arg(long, env = "SPR_LEDGER", default_value = ".spr-local/ledger.spr")]
+        ledger: PathBuf,
+        /// Index of the entry (0 is the first).
+        #[arg(long)]
+        index: u64,
+        /// Tree size to prove against (default: the whole ledger).
+        #[arg(long)]
+        size: Option<u64>,
+    },
+    /// Prints the consistency proof between two tree sizes.
+    ProveConsistency {
+        /// The ledger file.
+        #[arg(long, env = "SPR_LEDGER", default_value = ".spr-local/ledger.spr")]
+        ledger: PathBuf,
+        /// The older size.
+        #[arg(long)]
+        first: u64,
+        /// The newer size (default: the whole ledger).
+        #[arg(long)]
+        second: Option<u64>,
+    },
+    /// Generates a checkpoint signing key: writes NAME.key (secret) and NAME.vkey (for auditors).
+    Keygen {
+        /// The log's origin line, also the key name.
+        #[arg(long, default_value = "spr-timeline.local/audit-ledger")]
+        origin: String,
+        /// Directory for the two files.
+        #[arg(long, default_value = ".spr-local/keys")]
+        dir: PathBuf,
+    },
+    /// Signs a checkpoint of the ledger, refusing if it would contradict the last one
+    /// signed (kept in LEDGER.checkpoint, which the new checkpoint replaces).
+    Checkpoint {
+        /// The ledger file.
+        #[arg(long, env = "SPR_LEDGER", default_value = ".spr-local/ledger.spr")]
+        ledger: PathBuf,
+        /// The private key file written by `keygen`.
+        #[arg(long, env = "SPR_CHECKPOINT_KEY")]
+        key: PathBuf,
+    },
+    /// Checks a checkpoint's signature, and with --trusted that it extends a checkpoint
+    /// you already trust (a rollback or fork is detected); with --ledger, that the
+    /// ledger matches it.
+    VerifyCheckpoint {
+        /// The checkpoint to check.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The verifier key file (NAME.vkey).
+        #[arg(long)]
+        key: PathBuf,
+        /// A previously trusted checkpoint.
+        #[arg(long)]
+        trusted: Option<PathBuf>,
+        /// The ledger, to compute the consistency proof and compare tree heads.
+        #[arg(long, env = "SPR_LEDGER")]
+        ledger: Option<PathBuf>,
+    },
 }
 
-/// Exit status when the ledger cannot be read at all (missing, not a ledger, I/O).
-const UNREADABLE: u8 = 2;
+/// A check that ran and failed (exit 1), as opposed to an input that could not be used (exit 2).
+#[derive(Debug)]
+struct Failed(String);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    match run(&cli) {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(Failed(why))) => {
+            println!("FAILED: {why}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<Option<Failed>> {
+    match &cli.command {
         Command::Verify { ledger } => {
-            let report = match verify_from_genesis(&ledger) {
-                Ok(report) => report,
-                Err(e) => {
-                    eprintln!("cannot verify: {e}");
-                    return ExitCode::from(UNREADABLE);
-                }
+            let report = verify_from_genesis(ledger)
+                .with_context(|| format!("reading {}", ledger.display()))?;
+            print_report(cli.json, &report);
+            Ok(report.first_failure.map(|f| {
+                Failed(format!(
+                    "entry {} (byte offset {}): {}",
+                    f.index, f.file_offset, f.reason
+                ))
+            }))
+        }
+        Command::Prove {
+            ledger,
+            index,
+            size,
+        } => {
+            let tree = verified_tree(ledger)?;
+            let size = size.unwrap_or(tree.len());
+            let proof = tree.inclusion_proof(*index, size)?;
+            let leaf = tree.leaf(*index).expect("index checked by the proof");
+            let root = tree.root(size)?;
+            let hashes: Vec<String> = proof.iter().map(ToString::to_string).collect();
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"index": index, "tree_size": size, "leaf_hash": leaf.to_string(), "root": root.to_string(), "proof": hashes})
+                );
+            } else {
+                println!("entry {index} in the tree of {size} entries\nleaf hash {leaf}\nroot      {root}\nproof ({} hashes):", hashes.len());
+                hashes.iter().for_each(|h| println!("  {h}"));
+            }
+            Ok(None)
+        }
+        Command::ProveConsistency {
+            ledger,
+            first,
+            second,
+        } => {
+            let tree = verified_tree(ledger)?;
+            let second = second.unwrap_or(tree.len());
+            let proof = tree.consistency_proof(*first, second)?;
+            let (a, b) = (tree.root(*first)?, tree.root(second)?);
+            let hashes: Vec<String> = proof.iter().map(ToString::to_string).collect();
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"first": first, "second": second, "first_root": a.to_string(), "second_root": b.to_string(), "proof": hashes})
+                );
+            } else {
+                println!("tree of {first} is a prefix of the tree of {second}\nroot {first}: {a}\nroot {second}: {b}\nproof ({} hashes):", hashes.len());
+                hashes.iter().for_each(|h| println!("  {h}"));
+            }
+            Ok(None)
+        }
+        Command::Keygen { origin, dir } => {
+            let signer = CheckpointSigner::generate(origin)?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let (key, vkey) = (dir.join("checkpoint.key"), dir.join("checkpoint.vkey"));
+            std::fs::write(&key, signer.private_key() + "\n")
+                .with_context(|| format!("writing {}", key.display()))?;
+            std::fs::write(&vkey, signer.verifier_key() + "\n")
+                .with_context(|| format!("writing {}", vkey.display()))?;
+            println!(
+                "wrote {} (secret) and {} (give this to auditors)",
+                key.display(),
+                vkey.display()
+            );
+            Ok(None)
+        }
+        Command::Checkpoint { ledger, key } => {
+            let signer = CheckpointSigner::from_private_key(&read(key)?)?;
+            let verifier = CheckpointVerifier::from_verifier_key(&signer.verifier_key())?;
+            let (report, tree) =
+                load_tree(ledger).with_context(|| format!("reading {}", ledger.display()))?;
+            if let Some(f) = report.first_failure {
+                return Ok(Some(Failed(format!(
+                    "the ledger does not verify at entry {}: {}; not signing",
+                    f.index, f.reason
+                ))));
+            }
+            let path = checkpoint_path(ledger);
+            let previous = match path.exists() {
+                true => Some(
+                    verifier
+                        .verify(&read(&path)?)
+                        .with_context(|| format!("the last checkpoint {}", path.display()))?,
+                ),
+                false => None,
             };
-            match report.first_failure {
-                None => {
-                    println!("ok: {} entries verified from genesis", report.entries);
-                    println!("head {}", report.head);
-                    ExitCode::SUCCESS
+            match sign_consistent(
+                &signer,
+                signer.name(),
+                &tree,
+                report.head,
+                previous.as_ref(),
+            ) {
+                Ok(note) => {
+                    write_atomically(&path, &note)?;
+                    print!("{note}");
+                    Ok(None)
                 }
-                Some(failure) => {
-                    println!(
-                        "FAILED at index {} (byte offset {}): {}",
-                        failure.index, failure.file_offset, failure.reason
-                    );
-                    println!(
-                        "entries 0..{} verify; last good head {}",
-                        failure.index, report.head
-                    );
-                    ExitCode::from(1)
-                }
+                Err(refused) => Ok(Some(Failed(refused.to_string()))),
+            }
+        }
+        Command::VerifyCheckpoint {
+            checkpoint,
+            key,
+            trusted,
+            ledger,
+        } => {
+            let verifier = CheckpointVerifier::from_verifier_key(&read(key)?)?;
+            let new = match verifier.verify(&read(checkpoint)?) {
+                Ok(c) => c,
+                Err(e) => return Ok(Some(Failed(format!("{}: {e}", checkpoint.display())))),
+            };
+            let old = trusted
+                .as_ref()
+                .map(|t| {
+                    verifier
+                        .verify(&read(t)?)
+                        .with_context(|| format!("the trusted checkpoint {}", t.display()))
+                })
+                .transpose()?;
+            let tree = ledger.as_ref().map(|l| verified_tree(l)).transpose()?;
+            let outcome = check_checkpoint(&new, old.as_ref(), tree.as_ref());
+            if outcome.is_none() {
+                let against = [
+                    old.as_ref()
+                        .map(|o| format!("extends the trusted checkpoint of {} entries", o.size)),
+                    tree.as_ref().map(|_| "matches the ledger".to_owned()),
+                ];
+                let also: Vec<String> = against.into_iter().flatten().collect();
+                println!(
+                    "ok: checkpoint of {} entries signed by {}{}",
+                    new.size,
+                    new.origin,
+                    if also.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {}", also.join("; "))
+                    }
+                );
+            }
+            Ok(outcome)
+        }
+    }
+}
+
+/// Checks a verified checkpoint against a trusted older one and the ledger's tree.
+fn check_checkpoint(
+    new: &VerifiedCheckpoint,
+    old: Option<&VerifiedCheckpoint>,
+    tree: Option<&MerkleTree>,
+) -> Option<Failed> {
+    if let Some(old) = old {
+        if old.origin != new.origin {
+            return Some(Failed(format!(
+                "the checkpoints are of different logs ({} and {})",
+                old.origin, new.origin
+            )));
+        }
+        if new.size < old.size {
+            return Some(Failed(format!(
+                "rollback: the checkpoint has {} entries, fewer than the trusted {}",
+                new.size, old.size
+            )));
+        }
+        if new.size == old.size && (new.root != old.root || new.chain_head != old.chain_head) {
+            return Some(Failed(format!(
+                "fork: two different checkpoints for {} entries",
+                new.size
+            )));
+        }
+        if let Some(tree) = tree {
+            let proof = match tree.consistency_proof(old.size, new.size) {
+                Ok(p) => p,
+                Err(e) => return Some(Failed(format!("the ledger cannot prove consistency: {e}"))),
+            };
+            if !verify_consistency(old.size, new.size, &old.root, &new.root, &proof) {
+                return Some(Failed(format!(
+                    "fork: the checkpoint of {} entries does not extend the trusted one of {}",
+                    new.size, old.size
+                )));
             }
         }
     }
+    if let Some(tree) = tree {
+        if tree.root(new.size).ok() != Some(new.root) {
+            return Some(Failed(format!(
+                "the ledger's tree head at {} entries differs from the checkpoint's",
+                new.size
+            )));
+        }
+    }
+    None
+}
+
+fn verified_tree(ledger: &Path) -> anyhow::Result<MerkleTree> {
+    let (report, tree) =
+        load_tree(ledger).with_context(|| format!("reading {}", ledger.display()))?;
+    if let Some(f) = report.first_failure {
+        bail!(
+            "the ledger does not verify at entry {} ({}); run spr-audit verify",
+            f.index,
+            f.reason
+        );
+    }
+    Ok(tree)
+}
+
+fn print_report(json: bool, report: &VerifyReport) {
+    if json {
+        let failure = report
+            .first_failure
+            .as_ref()
+            .map(|f| json!({"index": f.index, "file_offset": f.file_offset, "reason": f.reason}));
+        println!(
+            "{}",
+            json!({"entries": report.entries, "chain_head": report.head.to_string(), "root": report.root.to_string(), "first_failure": failure})
+        );
+    } else if report.first_failure.is_none() {
+        println!("ok: {} entries verified from genesis", report.entries);
+        println!("head {}", report.head);
+        println!("root {}", report.root);
+    } else {
+        println!(
+            "entries 0..{} verify; last good head {}",
+            report.entries, report.head
+        );
+    }
+}
+
+fn checkpoint_path(ledger: &Path) -> PathBuf {
+    let mut name = ledger.as_os_str().to_owned();
+    name.push(".checkpoint");
+    PathBuf::from(name)
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    let temporary = path.with_extension("checkpoint.tmp");
+    std::fs::write(&temporary, text).with_context(|| format!("writing {}", temporary.display()))?;
+    std::fs::File::open(&temporary).and_then(|f| f.sync_all())?;
+    std::fs::rename(&temporary, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
 }

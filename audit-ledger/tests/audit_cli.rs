@@ -1,0 +1,239 @@
+//! The auditor's CLI over a real ledger file: proofs, signed checkpoints, and the
+//! rollbacks and forks a checkpoint verifier must catch.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use spr_audit_ledger::{AppendOutcome, Ledger};
+use spr_schemas::examples;
+
+fn spr_audit(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spr-audit"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn append(ledger_path: &Path, first: usize, count: usize) {
+    let mut ledger = Ledger::open(ledger_path).unwrap();
+    for i in first..first + count {
+        let mut event = examples::access_event("9990000018".parse().unwrap());
+        event.returned_count = i as i32;
+        assert!(matches!(
+            ledger
+                .append_access_event(&event.to_avro().unwrap())
+                .unwrap(),
+            AppendOutcome::Appended(_)
+        ));
+    }
+    ledger.sync().unwrap();
+}
+
+#[test]
+fn proofs_printed_by_the_cli_verify_against_the_printed_root() {
+    let dir = tempfile::tempdir().unwrap();
+    append(&dir.path().join("ledger.spr"), 0, 11);
+    let out = spr_audit(
+        &["--json", "prove", "--ledger", "ledger.spr", "--index", "6"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let proof: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let digest = |v: &serde_json::Value| {
+        spr_audit_ledger::Sha256Digest(
+            hex::decode(v.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        )
+    };
+    let path: Vec<_> = proof["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(digest)
+        .collect();
+    assert_eq!(proof["tree_size"], 11);
+    assert!(spr_audit_ledger::merkle::verify_inclusion(
+        &digest(&proof["leaf_hash"]),
+        6,
+        11,
+        &path,
+        &digest(&proof["root"])
+    ));
+
+    let verify = spr_audit(&["--json", "verify", "--ledger", "ledger.spr"], dir.path());
+    let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(
+        report["root"], proof["root"],
+        "verify and prove agree on the tree head"
+    );
+
+    let out = spr_audit(
+        &["prove", "--ledger", "ledger.spr", "--index", "11"],
+        dir.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an index beyond the ledger is an input error: {}",
+        text(&out)
+    );
+}
+
+#[test]
+fn checkpoints_extend_each_other_and_rollbacks_forks_and_other_keys_are_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ledger = d.join("ledger.spr");
+    assert!(spr_audit(
+        &["keygen", "--origin", "spr.test/ledger", "--dir", "keys"],
+        d
+    )
+    .status
+    .success());
+    assert!(spr_audit(
+        &[
+            "keygen",
+            "--origin",
+            "spr.test/ledger",
+            "--dir",
+            "other-keys"
+        ],
+        d
+    )
+    .status
+    .success());
+
+    append(&ledger, 0, 5);
+    let first = spr_audit(
+        &[
+            "checkpoint",
+            "--ledger",
+            "ledger.spr",
+            "--key",
+            "keys/checkpoint.key",
+        ],
+        d,
+    );
+    assert!(first.status.success(), "{}", text(&first));
+    std::fs::write(d.join("cp5"), &first.stdout).unwrap();
+    assert!(String::from_utf8_lossy(&first.stdout).starts_with("spr.test/ledger\n5\n"));
+
+    append(&ledger, 5, 4);
+    let second = spr_audit(
+        &[
+            "checkpoint",
+            "--ledger",
+            "ledger.spr",
+            "--key",
+            "keys/checkpoint.key",
+        ],
+        d,
+    );
+    assert!(second.status.success(), "{}", text(&second));
+    std::fs::write(d.join("cp9"), &second.stdout).unwrap();
+
+    let check = |args: &[&str]| {
+        spr_audit(
+            &[
+                &["verify-checkpoint", "--key", "keys/checkpoint.vkey"],
+                args,
+            ]
+            .concat(),
+            d,
+        )
+    };
+    let ok = check(&[
+        "--checkpoint",
+        "cp9",
+        "--trusted",
+        "cp5",
+        "--ledger",
+        "ledger.spr",
+    ]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(text(&ok).contains("extends the trusted checkpoint of 5 entries"));
+
+    let rollback = check(&["--checkpoint", "cp5", "--trusted", "cp9"]);
+    assert_eq!(rollback.status.code(), Some(1));
+    assert!(text(&rollback).contains("rollback"), "{}", text(&rollback));
+
+    let other_key = spr_audit(
+        &[
+            "verify-checkpoint",
+            "--key",
+            "other-keys/checkpoint.vkey",
+            "--checkpoint",
+            "cp9",
+        ],
+        d,
+    );
+    assert_eq!(other_key.status.code(), Some(1), "{}", text(&other_key));
+
+    let altered = String::from_utf8_lossy(&second.stdout).replacen("\n9\n", "\n10\n", 1);
+    std::fs::write(d.join("cp-altered"), altered).unwrap();
+    assert_eq!(
+        check(&["--checkpoint", "cp-altered"]).status.code(),
+        Some(1)
+    );
+
+    // A rewritten history: the same key signs a ledger with different entries.
+    let forked = d.join("forked.spr");
+    append(&forked, 100, 12);
+    let fork_note = spr_audit(
+        &[
+            "checkpoint",
+            "--ledger",
+            "forked.spr",
+            "--key",
+            "keys/checkpoint.key",
+        ],
+        d,
+    );
+    std::fs::write(d.join("cp12-fork"), &fork_note.stdout).unwrap();
+    let fork = check(&[
+        "--checkpoint",
+        "cp12-fork",
+        "--trusted",
+        "cp9",
+        "--ledger",
+        "forked.spr",
+    ]);
+    assert_eq!(fork.status.code(), Some(1));
+    assert!(text(&fork).contains("fork"), "{}", text(&fork));
+    let mismatch = check(&["--checkpoint", "cp9", "--ledger", "forked.spr"]);
+    assert_eq!(mismatch.status.code(), Some(1), "{}", text(&mismatch));
+
+    // The signer itself refuses to sign a history that contradicts its last checkpoint.
+    std::fs::copy(
+        d.join("ledger.spr.checkpoint"),
+        d.join("forked.spr.checkpoint"),
+    )
+    .unwrap();
+    let refused = spr_audit(
+        &[
+            "checkpoint",
+            "--ledger",
+            "forked.spr",
+            "--key",
+            "keys/checkpoint.key",
+        ],
+        d,
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused).contains("history was rewritten"),
+        "{}",
+        text(&refused)
+    );
+}
