@@ -303,6 +303,21 @@ fn parse_body(body: &str) -> Result<VerifiedCheckpoint, CheckpointError> {
     })
 }
 
+/// Where the last checkpoint signed for a ledger is kept: `LEDGER.checkpoint`.
+pub fn checkpoint_path(ledger: &std::path::Path) -> std::path::PathBuf {
+    let mut name = ledger.as_os_str().to_owned();
+    name.push(".checkpoint");
+    std::path::PathBuf::from(name)
+}
+
+/// Replaces the checkpoint file atomically: write a temporary file, fsync, rename.
+pub fn write_checkpoint_file(path: &std::path::Path, note: &str) -> std::io::Result<()> {
+    let temporary = path.with_extension("checkpoint.tmp");
+    std::fs::write(&temporary, note)?;
+    std::fs::File::open(&temporary)?.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
 /// Why the ledger refused to sign a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SigningRefused {

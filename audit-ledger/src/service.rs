@@ -10,20 +10,34 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::{Offset, TopicPartitionList};
 use spr_producers::consume::{next_offsets, publish_dead_letter, receive_batch, ConsumedRecord};
 use spr_producers::{EventPublisher, PublishError};
 use spr_schemas::topics;
 use tracing::{info, warn};
 
+use crate::checkpoint::{
+    checkpoint_path, sign_consistent, write_checkpoint_file, CheckpointSigner, CheckpointVerifier,
+    VerifiedCheckpoint,
+};
 use crate::file::{AppendOutcome, Ledger, LedgerError};
 
+/// How often, and with which key, the service signs checkpoints.
+#[derive(Debug)]
+pub struct CheckpointPolicy {
+    /// The signing key; its name is the log's origin.
+    pub signer: CheckpointSigner,
+    /// The shortest time between two checkpoints (one is signed only when the ledger grew).
+    pub every: Duration,
+}
+
 /// How the ledger service connects and batches.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LedgerServiceConfig {
     /// Kafka bootstrap servers.
     pub bootstrap: String,
@@ -35,6 +49,9 @@ pub struct LedgerServiceConfig {
     pub max_batch: usize,
     /// Longest a batch waits to fill.
     pub max_batch_wait: Duration,
+    /// Signed checkpoints, written beside the ledger and published on
+    /// `spr.ledger-checkpoints`; none when `None`.
+    pub checkpoints: Option<CheckpointPolicy>,
 }
 
 /// Why the ledger service stopped.
@@ -55,6 +72,9 @@ pub enum ServiceError {
     /// The topic is not usable.
     #[error("{0}")]
     Setup(String),
+    /// The last signed checkpoint is unreadable or contradicts the ledger.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
 }
 
 /// Counts from one group commit.
@@ -75,6 +95,11 @@ pub async fn run_ledger_service(
 ) -> Result<(), ServiceError> {
     let mut ledger = Ledger::open(&config.ledger_path)?;
     info!(entries = ledger.len(), head = %ledger.head(), path = %config.ledger_path.display(), "ledger opened");
+    let mut checkpointer = config
+        .checkpoints
+        .as_ref()
+        .map(|policy| Checkpointer::resume(policy, &config.ledger_path, &ledger))
+        .transpose()?;
     let consumed_path = consumed_offsets_path(&config.ledger_path);
     let mut consumed = read_consumed_offsets(&consumed_path)?;
     let consumer: StreamConsumer = spr_producers::client_config(&config.bootstrap)
@@ -102,8 +127,100 @@ pub async fn run_ledger_service(
         }
         write_consumed_offsets(&consumed_path, &consumed)?;
         tracing::debug!(?counts, entries = ledger.len(), "group commit");
+        if let Some(checkpointer) = checkpointer.as_mut() {
+            checkpointer.sign_if_due(&ledger, &publisher).await?;
+        }
     }
     Ok(())
+}
+
+/// Signs checkpoints that always extend the last one signed.
+struct Checkpointer<'a> {
+    policy: &'a CheckpointPolicy,
+    path: PathBuf,
+    last: Option<VerifiedCheckpoint>,
+    last_signed_at: Option<Instant>,
+}
+
+impl<'a> Checkpointer<'a> {
+    /// Reads the last signed checkpoint and refuses to go on if the ledger contradicts it.
+    fn resume(
+        policy: &'a CheckpointPolicy,
+        ledger_path: &Path,
+        ledger: &Ledger,
+    ) -> Result<Self, ServiceError> {
+        let path = checkpoint_path(ledger_path);
+        let verifier = CheckpointVerifier::from_verifier_key(&policy.signer.verifier_key())
+            .map_err(|e| ServiceError::Checkpoint(e.to_string()))?;
+        let last = match std::fs::read_to_string(&path) {
+            Ok(note) => Some(
+                verifier
+                    .verify(&note)
+                    .map_err(|e| ServiceError::Checkpoint(format!("{}: {e}", path.display())))?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(ServiceError::Checkpoint(format!("{}: {e}", path.display()))),
+        };
+        if let Some(last) = &last {
+            if last.size > ledger.len() || ledger.tree().root(last.size).ok() != Some(last.root) {
+                return Err(ServiceError::Checkpoint(format!(
+                    "the ledger ({} entries) contradicts the checkpoint already signed for {} entries; investigate before appending",
+                    ledger.len(),
+                    last.size
+                )));
+            }
+        }
+        Ok(Self {
+            policy,
+            path,
+            last,
+            last_signed_at: None,
+        })
+    }
+
+    /// Signs, stores and publishes a checkpoint if the ledger grew and one is due.
+    async fn sign_if_due(
+        &mut self,
+        ledger: &Ledger,
+        publisher: &EventPublisher,
+    ) -> Result<(), ServiceError> {
+        let grew = self.last.as_ref().is_none_or(|l| ledger.len() > l.size);
+        let due = self
+            .last_signed_at
+            .is_none_or(|t| t.elapsed() >= self.policy.every);
+        if !grew || !due {
+            return Ok(());
+        }
+        let signer = &self.policy.signer;
+        let note = sign_consistent(
+            signer,
+            signer.name(),
+            ledger.tree(),
+            ledger.head(),
+            self.last.as_ref(),
+        )
+        .map_err(|e| ServiceError::Checkpoint(e.to_string()))?;
+        write_checkpoint_file(&self.path, &note)
+            .map_err(|e| ServiceError::Checkpoint(format!("{}: {e}", self.path.display())))?;
+        publisher
+            .publish_raw(
+                topics::LEDGER_CHECKPOINTS.name,
+                signer.name().as_bytes(),
+                note.as_bytes(),
+                OwnedHeaders::new(),
+            )
+            .await?;
+        let root = ledger.tree().root(ledger.len()).expect("whole tree");
+        self.last = Some(VerifiedCheckpoint {
+            origin: signer.name().to_owned(),
+            size: ledger.len(),
+            root,
+            chain_head: ledger.head(),
+        });
+        self.last_signed_at = Some(Instant::now());
+        info!(size = ledger.len(), %root, "checkpoint signed and published");
+        Ok(())
+    }
 }
 
 /// Every partition of the access-events topic, from its first offset.

@@ -1,11 +1,10 @@
 //! The auditor's CLI over a real ledger file: proofs, signed checkpoints, and the
 //! rollbacks and forks a checkpoint verifier must catch.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
-
-use spr_audit_ledger::{AppendOutcome, Ledger};
-use spr_schemas::examples;
 
 fn spr_audit(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_spr-audit"))
@@ -23,25 +22,10 @@ fn text(output: &Output) -> String {
     )
 }
 
-fn append(ledger_path: &Path, first: usize, count: usize) {
-    let mut ledger = Ledger::open(ledger_path).unwrap();
-    for i in first..first + count {
-        let mut event = examples::access_event("9990000018".parse().unwrap());
-        event.returned_count = i as i32;
-        assert!(matches!(
-            ledger
-                .append_access_event(&event.to_avro().unwrap())
-                .unwrap(),
-            AppendOutcome::Appended(_)
-        ));
-    }
-    ledger.sync().unwrap();
-}
-
 #[test]
 fn proofs_printed_by_the_cli_verify_against_the_printed_root() {
     let dir = tempfile::tempdir().unwrap();
-    append(&dir.path().join("ledger.spr"), 0, 11);
+    common::append(&dir.path().join("ledger.spr"), 0, 11);
     let out = spr_audit(
         &["--json", "prove", "--ledger", "ledger.spr", "--index", "6"],
         dir.path(),
@@ -114,7 +98,7 @@ fn checkpoints_extend_each_other_and_rollbacks_forks_and_other_keys_are_caught()
     .status
     .success());
 
-    append(&ledger, 0, 5);
+    common::append(&ledger, 0, 5);
     let first = spr_audit(
         &[
             "checkpoint",
@@ -129,7 +113,7 @@ fn checkpoints_extend_each_other_and_rollbacks_forks_and_other_keys_are_caught()
     std::fs::write(d.join("cp5"), &first.stdout).unwrap();
     assert!(String::from_utf8_lossy(&first.stdout).starts_with("spr.test/ledger\n5\n"));
 
-    append(&ledger, 5, 4);
+    common::append(&ledger, 5, 4);
     let second = spr_audit(
         &[
             "checkpoint",
@@ -189,7 +173,7 @@ fn checkpoints_extend_each_other_and_rollbacks_forks_and_other_keys_are_caught()
 
     // A rewritten history: the same key signs a ledger with different entries.
     let forked = d.join("forked.spr");
-    append(&forked, 100, 12);
+    common::append(&forked, 100, 12);
     let fork_note = spr_audit(
         &[
             "checkpoint",

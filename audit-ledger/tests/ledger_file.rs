@@ -1,5 +1,7 @@
 //! The ledger file on disk: appends, deduplication, recovery and tamper detection.
 
+mod common;
+
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
@@ -8,19 +10,13 @@ use std::process::Command;
 use spr_audit_ledger::{verify_from_genesis, AppendOutcome, Ledger, LedgerError, HEADER};
 use spr_schemas::{examples, AccessEvent};
 
-fn access_event(i: usize) -> Vec<u8> {
-    let mut event = examples::access_event("9990000018".parse().unwrap());
-    event.returned_count = i as i32;
-    event.to_avro().unwrap()
-}
-
 /// Writes `n` entries, synced, and returns each entry's (start offset, leaf length).
 fn ledger_with(path: &Path, n: usize) -> Vec<(u64, usize)> {
     let mut ledger = Ledger::open(path).unwrap();
     let mut frames = Vec::new();
     let mut offset = HEADER.len() as u64;
     for i in 0..n {
-        let leaf = access_event(i);
+        let leaf = common::access_event_leaf(i as i32);
         assert_eq!(
             ledger.append_access_event(&leaf).unwrap(),
             AppendOutcome::Appended(i as u64)
@@ -49,7 +45,9 @@ fn a_fresh_ledger_verifies_and_reopening_continues_the_same_chain() {
     let mut reopened = Ledger::open(&path).unwrap();
     assert_eq!((reopened.len(), reopened.head()), (10, report.head));
     assert_eq!(
-        reopened.append_access_event(&access_event(10)).unwrap(),
+        reopened
+            .append_access_event(&common::access_event_leaf(10))
+            .unwrap(),
         AppendOutcome::Appended(10)
     );
     reopened.sync().unwrap();
@@ -61,7 +59,7 @@ fn a_fresh_ledger_verifies_and_reopening_continues_the_same_chain() {
 fn a_redelivered_access_event_is_not_appended_twice_even_after_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.spr");
-    let leaf = access_event(1);
+    let leaf = common::access_event_leaf(1);
     let mut ledger = Ledger::open(&path).unwrap();
     assert_eq!(
         ledger.append_access_event(&leaf).unwrap(),
@@ -165,7 +163,7 @@ fn a_torn_unsynced_tail_is_cut_off_on_open_and_appending_continues() {
     ledger_with(&path, 4);
     let synced = std::fs::metadata(&path).unwrap().len();
     // A crash mid-write: half of a fifth frame reaches the file, never synced.
-    let partial = &access_event(99)[..20];
+    let partial = &common::access_event_leaf(99)[..20];
     let mut file = OpenOptions::new().append(true).open(&path).unwrap();
     file.write_all(&(200u32).to_be_bytes()).unwrap();
     file.write_all(partial).unwrap();
@@ -180,7 +178,9 @@ fn a_torn_unsynced_tail_is_cut_off_on_open_and_appending_continues() {
     let mut ledger = Ledger::open(&path).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().len(), synced);
     assert_eq!(
-        ledger.append_access_event(&access_event(4)).unwrap(),
+        ledger
+            .append_access_event(&common::access_event_leaf(4))
+            .unwrap(),
         AppendOutcome::Appended(4)
     );
     ledger.sync().unwrap();

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use spr_audit_ledger::service::{run_ledger_service, LedgerServiceConfig};
+use spr_audit_ledger::checkpoint::{CheckpointSigner, CheckpointVerifier};
+use spr_audit_ledger::service::{run_ledger_service, CheckpointPolicy, LedgerServiceConfig};
 use spr_audit_ledger::verify_from_genesis;
 use spr_producers::synthetic::{population, SyntheticPatient};
 use spr_producers::EventPublisher;
@@ -74,6 +75,11 @@ impl Stack {
             ledger_path: ledger_path.clone(),
             max_batch: 100,
             max_batch_wait: Duration::from_millis(10),
+            checkpoints: Some(CheckpointPolicy {
+                signer: CheckpointSigner::from_private_key(&checkpoint_signer().private_key())
+                    .unwrap(),
+                every: Duration::ZERO,
+            }),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         stops.push(stop);
@@ -171,6 +177,12 @@ impl Stack {
     }
 }
 
+/// The one checkpoint key of the test process.
+fn checkpoint_signer() -> &'static CheckpointSigner {
+    static SIGNER: std::sync::OnceLock<CheckpointSigner> = std::sync::OnceLock::new();
+    SIGNER.get_or_init(|| CheckpointSigner::generate("spr.test/audit-ledger").unwrap())
+}
+
 /// The leaves of the ledger, decoded.
 fn ledger_access_events(path: &std::path::Path) -> Vec<AccessEvent> {
     let bytes = std::fs::read(path).unwrap();
@@ -248,6 +260,49 @@ async fn every_published_event_is_read_through_the_api_once_in_order_and_every_r
     let patients_read: std::collections::HashSet<_> =
         accesses.iter().map(|a| a.nhs_number).collect();
     assert_eq!(patients_read.len(), patients.len());
+
+    // The service signed a checkpoint of the whole ledger and published it.
+    let verifier =
+        CheckpointVerifier::from_verifier_key(&checkpoint_signer().verifier_key()).unwrap();
+    let checkpoint_file = spr_audit_ledger::checkpoint::checkpoint_path(&stack.ledger_path);
+    let signed = eventually(WAIT, "a checkpoint of every access", || {
+        let note = std::fs::read_to_string(&checkpoint_file).ok()?;
+        let checkpoint = verifier.verify(&note).unwrap();
+        (checkpoint.size == requests).then_some((note, checkpoint))
+    })
+    .await
+    .unwrap();
+    let (report, _) = spr_audit_ledger::load_tree(&stack.ledger_path).unwrap();
+    assert_eq!(
+        (signed.1.root, signed.1.chain_head),
+        (report.root, report.head)
+    );
+    let consumer: rdkafka::consumer::StreamConsumer =
+        spr_producers::client_config(&stack.broker.bootstrap())
+            .set("group.id", "checkpoint-reader")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+    rdkafka::consumer::Consumer::subscribe(
+        &consumer,
+        &[spr_schemas::topics::LEDGER_CHECKPOINTS.name],
+    )
+    .unwrap();
+    loop {
+        let message = tokio::time::timeout(WAIT, consumer.recv())
+            .await
+            .expect("checkpoints are published")
+            .unwrap();
+        let note =
+            String::from_utf8(rdkafka::Message::payload(&message).unwrap().to_vec()).unwrap();
+        if note == signed.0 {
+            break;
+        }
+        assert!(
+            verifier.verify(&note).unwrap().size < requests,
+            "only earlier checkpoints come before it"
+        );
+    }
     drop(stack.stops);
 }
 

@@ -10,7 +10,8 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use spr_audit_ledger::checkpoint::{
-    sign_consistent, CheckpointSigner, CheckpointVerifier, VerifiedCheckpoint,
+    checkpoint_path, sign_consistent, write_checkpoint_file, CheckpointSigner, CheckpointVerifier,
+    VerifiedCheckpoint,
 };
 use spr_audit_ledger::merkle::{verify_consistency, MerkleTree};
 use spr_audit_ledger::{load_tree, verify_from_genesis, VerifyReport};
@@ -215,7 +216,8 @@ fn run(cli: &Cli) -> anyhow::Result<Option<Failed>> {
                 previous.as_ref(),
             ) {
                 Ok(note) => {
-                    write_atomically(&path, &note)?;
+                    write_checkpoint_file(&path, &note)
+                        .with_context(|| format!("writing {}", path.display()))?;
                     print!("{note}");
                     Ok(None)
                 }
@@ -350,20 +352,6 @@ fn print_report(json: bool, report: &VerifyReport) {
     }
 }
 
-fn checkpoint_path(ledger: &Path) -> PathBuf {
-    let mut name = ledger.as_os_str().to_owned();
-    name.push(".checkpoint");
-    PathBuf::from(name)
-}
-
 fn read(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-}
-
-fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-    let temporary = path.with_extension("checkpoint.tmp");
-    std::fs::write(&temporary, text).with_context(|| format!("writing {}", temporary.display()))?;
-    std::fs::File::open(&temporary).and_then(|f| f.sync_all())?;
-    std::fs::rename(&temporary, path).with_context(|| format!("replacing {}", path.display()))?;
-    Ok(())
 }

@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
-use spr_audit_ledger::service::{run_ledger_service, LedgerServiceConfig};
+use spr_audit_ledger::checkpoint::CheckpointSigner;
+use spr_audit_ledger::service::{run_ledger_service, CheckpointPolicy, LedgerServiceConfig};
 
 /// Appends every access event on spr.access-events to the hash-chained audit ledger.
 #[derive(Parser, Debug)]
@@ -22,6 +24,12 @@ struct Cli {
     /// Largest group commit, in entries.
     #[arg(long, default_value_t = 5_000)]
     max_batch: usize,
+    /// Checkpoint signing key (from `spr-audit keygen`); without it no checkpoints are signed.
+    #[arg(long, env = "SPR_CHECKPOINT_KEY")]
+    checkpoint_key: Option<PathBuf>,
+    /// Shortest time between two signed checkpoints, in milliseconds.
+    #[arg(long, default_value_t = 1_000)]
+    checkpoint_every_ms: u64,
     /// Longest a group commit waits to fill, in milliseconds.
     #[arg(long, default_value_t = 20)]
     max_batch_wait_ms: u64,
@@ -31,12 +39,25 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     spr_producers::init_tracing();
     let cli = Cli::parse();
+    let checkpoints = match &cli.checkpoint_key {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("reading {} (spr-audit keygen writes one)", path.display())
+            })?;
+            Some(CheckpointPolicy {
+                signer: CheckpointSigner::from_private_key(&text)?,
+                every: Duration::from_millis(cli.checkpoint_every_ms),
+            })
+        }
+        None => None,
+    };
     let config = LedgerServiceConfig {
         bootstrap: cli.bootstrap,
         group_id: cli.group,
         ledger_path: cli.ledger,
         max_batch: cli.max_batch,
         max_batch_wait: Duration::from_millis(cli.max_batch_wait_ms),
+        checkpoints,
     };
     run_ledger_service(config, spr_producers::shutdown_signal()).await?;
     Ok(())
