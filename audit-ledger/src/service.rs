@@ -108,25 +108,29 @@ pub async fn run_ledger_service(
         .create()?;
     consumer.assign(&all_partitions_from_start(&consumer)?)?;
     let publisher = EventPublisher::new(&config.bootstrap, Duration::from_secs(30))?;
+    // While idle, wake up now and then so the last entries get their checkpoint too.
+    let idle = config
+        .checkpoints
+        .as_ref()
+        .map(|p| p.every.max(Duration::from_millis(100)));
     tokio::pin!(shutdown);
     loop {
         let records = tokio::select! {
             _ = &mut shutdown => break,
-            batch = receive_batch(&consumer, config.max_batch, config.max_batch_wait) => batch,
+            batch = receive_batch(&consumer, config.max_batch, config.max_batch_wait, idle) => batch,
         };
         let unread: Vec<ConsumedRecord> = records
             .into_iter()
             .filter(|r| r.offset >= consumed.get(&r.partition).copied().unwrap_or(0))
             .collect();
-        if unread.is_empty() {
-            continue;
+        if !unread.is_empty() {
+            let counts = append_batch(&mut ledger, &publisher, &unread).await?;
+            for ((_, partition), next) in next_offsets(&unread) {
+                consumed.insert(partition, next);
+            }
+            write_consumed_offsets(&consumed_path, &consumed)?;
+            tracing::debug!(?counts, entries = ledger.len(), "group commit");
         }
-        let counts = append_batch(&mut ledger, &publisher, &unread).await?;
-        for ((_, partition), next) in next_offsets(&unread) {
-            consumed.insert(partition, next);
-        }
-        write_consumed_offsets(&consumed_path, &consumed)?;
-        tracing::debug!(?counts, entries = ledger.len(), "group commit");
         if let Some(checkpointer) = checkpointer.as_mut() {
             checkpointer.sign_if_due(&ledger, &publisher).await?;
         }

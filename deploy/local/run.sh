@@ -54,11 +54,13 @@ wait_for_port "$BROKER_PORT"
 "$BIN/spr-produce" create-topics
 
 [ -f "$STATE/keys/jwks.json" ] || "$BIN/spr-api" keygen --dir "$STATE/keys"
+[ -f "$STATE/keys/checkpoint.key" ] || "$BIN/spr-audit" keygen --dir "$STATE/keys"
 
 echo "==> starting the projector, the audit ledger and the API (logs in $STATE/logs/)"
 "$BIN/spr-projector" --db "$STATE/projection" run >"$STATE/logs/projector.log" 2>&1 &
 PIDS+=($!)
-"$BIN/spr-ledger" --ledger "$STATE/ledger.spr" >"$STATE/logs/ledger.log" 2>&1 &
+"$BIN/spr-ledger" --ledger "$STATE/ledger.spr" --checkpoint-key "$STATE/keys/checkpoint.key" \
+  >"$STATE/logs/ledger.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do [ -d "$STATE/projection" ] && break; sleep 0.1; done
 "$BIN/spr-api" serve --listen "127.0.0.1:$API_PORT" --projection-db "$STATE/projection" \
@@ -95,8 +97,11 @@ Try (a clinician's token, valid for an hour):
 MSG
 curl -s -H "Authorization: Bearer $TOKEN" "$URL"
 echo
-sleep 1
+sleep 2
+echo "==> the audit ledger, verified from genesis, and its latest signed checkpoint"
 "$BIN/spr-audit" verify --ledger "$STATE/ledger.spr"
+"$BIN/spr-audit" verify-checkpoint --checkpoint "$STATE/ledger.spr.checkpoint" \
+  --key "$STATE/keys/checkpoint.vkey" --ledger "$STATE/ledger.spr"
 
 if [ "${SPR_RUN_ONCE:-0}" = 1 ]; then exit 0; fi
 echo

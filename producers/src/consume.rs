@@ -25,15 +25,17 @@ pub struct ConsumedRecord {
     pub payload: Option<Vec<u8>>,
 }
 
-/// Waits for the first record, then gathers more until `max` records or `wait` has
-/// passed since the first. Consume errors are logged and skipped over (librdkafka retries).
+/// Waits for the first record (at most `idle`, if given, then returns an empty batch),
+/// then gathers more until `max` records or `wait` has passed since the first. Consume
+/// errors are logged and skipped over (librdkafka retries).
 pub async fn receive_batch<C: ConsumerContext + 'static>(
     consumer: &StreamConsumer<C>,
     max: usize,
     wait: Duration,
+    idle: Option<Duration>,
 ) -> Vec<ConsumedRecord> {
     let mut records = Vec::new();
-    let mut deadline = None;
+    let mut deadline = idle.map(|i| tokio::time::Instant::now() + i);
     while records.len() < max {
         let received = match deadline {
             None => consumer.recv().await,
@@ -51,7 +53,9 @@ pub async fn receive_batch<C: ConsumerContext + 'static>(
                     key: m.key().map(<[u8]>::to_vec),
                     payload: m.payload().map(<[u8]>::to_vec),
                 });
-                deadline.get_or_insert_with(|| tokio::time::Instant::now() + wait);
+                if records.len() == 1 {
+                    deadline = Some(tokio::time::Instant::now() + wait);
+                }
             }
             Err(e) => tracing::warn!(error = %e, "consume error; retrying"),
         }

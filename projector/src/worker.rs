@@ -111,7 +111,7 @@ pub async fn run_worker(
     loop {
         let records = tokio::select! {
             _ = &mut shutdown => break,
-            batch = receive_batch(&consumer, config.max_batch, config.max_batch_wait) => batch,
+            batch = receive_batch(&consumer, config.max_batch, config.max_batch_wait, None) => batch,
         };
         let counts = write_batch_until_done(&store, &dead_letter_publisher, &records).await;
         // A batch that was all re-read after a restart would move the group's offsets back.
