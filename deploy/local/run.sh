@@ -64,7 +64,8 @@ PIDS+=($!)
 PIDS+=($!)
 for _ in $(seq 1 100); do [ -d "$STATE/projection" ] && break; sleep 0.1; done
 "$BIN/spr-api" serve --listen "127.0.0.1:$API_PORT" --projection-db "$STATE/projection" \
-  --secondary-dir "$STATE/api-secondary" --jwks "$STATE/keys/jwks.json" >"$STATE/logs/api.log" 2>&1 &
+  --secondary-dir "$STATE/api-secondary" --jwks "$STATE/keys/jwks.json" --ledger "$STATE/ledger.spr" \
+  >"$STATE/logs/api.log" 2>&1 &
 PIDS+=($!)
 wait_for_port "$API_PORT"
 
@@ -87,7 +88,7 @@ cat <<MSG
 
 SPR Timeline is running:
   broker     $SPR_BOOTSTRAP
-  API        http://127.0.0.1:$API_PORT  (health: /health, readiness: /ready)
+  API        http://127.0.0.1:$API_PORT  (health: /health, readiness: /ready, auditors: /audit/checkpoint)
   ledger     $STATE/ledger.spr           (verify: $BIN/spr-audit verify --ledger $STATE/ledger.spr)
 
 Try (a clinician's token, valid for an hour):

@@ -37,6 +37,8 @@ pub struct AppState {
     pub audit: EventPublisher,
     /// When the projection was last caught up (ms since epoch), for readiness.
     pub last_catch_up_millis: Arc<AtomicI64>,
+    /// The audit ledger, for the auditor endpoints (`None`: they answer 503).
+    pub ledger: Option<Arc<crate::audit_routes::LedgerView>>,
 }
 
 impl AppState {
@@ -68,6 +70,15 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/patients/{nhs_number}/timeline", get(timeline))
         .route("/patients/{nhs_number}/summary", get(summary))
+        .route("/audit/checkpoint", get(crate::audit_routes::checkpoint))
+        .route(
+            "/audit/proof/inclusion",
+            get(crate::audit_routes::inclusion),
+        )
+        .route(
+            "/audit/proof/consistency",
+            get(crate::audit_routes::consistency),
+        )
         .fallback(|| async { ApiError::NotFound })
         .with_state(state)
 }
@@ -182,7 +193,8 @@ async fn summary(
     .await
 }
 
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Claims, ApiError> {
+/// Verifies the request's bearer token.
+pub(crate) fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Claims, ApiError> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or(AuthError::Missing)?;

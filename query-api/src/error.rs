@@ -30,6 +30,9 @@ pub enum ApiError {
     /// The access event could not be recorded, so no data is returned.
     #[error("the access could not be recorded in the audit log, so no data is returned; try again shortly")]
     AuditUnavailable,
+    /// The audit ledger or its checkpoint is not available to this API.
+    #[error("the audit ledger is not available here yet; try again shortly")]
+    LedgerUnavailable,
     /// No such route.
     #[error("no such endpoint")]
     NotFound,
@@ -53,6 +56,7 @@ impl ApiError {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             Self::Forbidden { .. } => (StatusCode::FORBIDDEN, "access-denied"),
             Self::AuditUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "audit-unavailable"),
+            Self::LedgerUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "ledger-unavailable"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not-found"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

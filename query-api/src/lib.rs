@@ -6,6 +6,7 @@
 //! and the broker.
 
 pub mod app;
+pub mod audit_routes;
 pub mod auth;
 pub mod error;
 pub mod policy;

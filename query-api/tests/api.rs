@@ -13,6 +13,7 @@ use spr_audit_ledger::verify_from_genesis;
 use spr_producers::synthetic::{population, SyntheticPatient};
 use spr_producers::EventPublisher;
 use spr_projector::{run_worker, ProjectionStore, WorkerConfig};
+use spr_query_api::audit_routes::LedgerView;
 use spr_query_api::auth::{mint_token, Claims, DevKeys, TokenVerifier, AUDIENCE};
 use spr_query_api::{router, AppState};
 use spr_schemas::{AccessEvent, ClinicalEvent, Decision};
@@ -103,8 +104,14 @@ impl Stack {
             verifier: Arc::new(verifier),
             audit: EventPublisher::new(&bootstrap, audit_timeout).unwrap(),
             last_catch_up_millis: Arc::new(AtomicI64::new(0)),
+            ledger: Some(Arc::new(LedgerView::new(ledger_path.clone()))),
         };
         state.spawn_catch_up(Duration::from_millis(20));
+        state
+            .ledger
+            .as_ref()
+            .unwrap()
+            .spawn_refresh(Duration::from_millis(50));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
@@ -302,6 +309,81 @@ async fn every_published_event_is_read_through_the_api_once_in_order_and_every_r
             verifier.verify(&note).unwrap().size < requests,
             "only earlier checkpoints come before it"
         );
+    }
+
+    // Auditors get the same checkpoint, and proofs that verify against it, from the API.
+    assert_eq!(stack.get("/audit/checkpoint", "not-a-token").await.0, 401);
+    let served = stack
+        .http
+        .get(format!("http://{}/audit/checkpoint", stack.api))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.text().await.unwrap(), signed.0);
+    let digest = |v: &Value| {
+        spr_audit_ledger::Sha256Digest(
+            hex::decode(v.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        )
+    };
+    let size = signed.1.size;
+    let proof_path = format!("/audit/proof/inclusion?index=3&size={size}");
+    let (mut status, mut body) = stack.get(&proof_path, &token).await;
+    // The API reloads its view of the ledger every 50 ms.
+    for _ in 0..50 {
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (status, body) = stack.get(&proof_path, &token).await;
+    }
+    assert_eq!(status, 200, "{body}");
+    let path: Vec<_> = body["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(digest)
+        .collect();
+    assert_eq!(digest(&body["root"]), signed.1.root);
+    assert!(spr_audit_ledger::merkle::verify_inclusion(
+        &digest(&body["leaf_hash"]),
+        3,
+        size,
+        &path,
+        &signed.1.root
+    ));
+    let (status, body) = stack
+        .get(
+            &format!("/audit/proof/consistency?first=1&second={size}"),
+            &token,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let path: Vec<_> = body["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(digest)
+        .collect();
+    assert!(spr_audit_ledger::merkle::verify_consistency(
+        1,
+        size,
+        &digest(&body["first_root"]),
+        &signed.1.root,
+        &path
+    ));
+    let beyond = format!("/audit/proof/inclusion?index={size}&size={size}");
+    for bad in [
+        "/audit/proof/inclusion?index=x",
+        "/audit/proof/inclusion?index=1&colour=red",
+        &beyond,
+        "/audit/proof/consistency?first=5&second=2",
+    ] {
+        let (status, body) = stack.get(bad, &token).await;
+        assert_eq!(status, 400, "{bad}: {body}");
     }
     drop(stack.stops);
 }

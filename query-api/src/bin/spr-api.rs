@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use spr_producers::EventPublisher;
 use spr_projector::ProjectionStore;
+use spr_query_api::audit_routes::LedgerView;
 use spr_query_api::auth::{first_kid, mint_token, Claims, DevKeys, TokenVerifier, AUDIENCE};
 use spr_query_api::policy::Role;
 use spr_query_api::{router, AppState};
@@ -57,6 +58,9 @@ enum Command {
         /// JWKS file with the keys that sign tokens.
         #[arg(long, env = "SPR_JWKS", default_value = ".spr-local/keys/jwks.json")]
         jwks: PathBuf,
+        /// The audit ledger file, for the auditor endpoints (/audit/...).
+        #[arg(long, env = "SPR_LEDGER")]
+        ledger: Option<PathBuf>,
         /// Longest wait for the broker to acknowledge an access event, in milliseconds.
         #[arg(long, env = "SPR_AUDIT_TIMEOUT_MS", default_value_t = 5_000)]
         audit_timeout_ms: u64,
@@ -104,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
             projection_db,
             secondary_dir,
             jwks,
+            ledger,
             audit_timeout_ms,
         } => {
             let store = ProjectionStore::open_secondary(&projection_db, &secondary_dir)
@@ -120,7 +125,11 @@ async fn main() -> anyhow::Result<()> {
                 verifier: Arc::new(verifier),
                 audit: EventPublisher::new(&bootstrap, Duration::from_millis(audit_timeout_ms))?,
                 last_catch_up_millis: Arc::new(AtomicI64::new(0)),
+                ledger: ledger.map(|path| Arc::new(LedgerView::new(path))),
             };
+            if let Some(view) = &state.ledger {
+                view.spawn_refresh(Duration::from_millis(500));
+            }
             state.spawn_catch_up(Duration::from_millis(100));
             let listener = tokio::net::TcpListener::bind(listen)
                 .await

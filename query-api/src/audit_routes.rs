@@ -1,0 +1,147 @@
+//! Auditor endpoints: the latest signed checkpoint and Merkle proofs, served from a
+//! read-only view of the ledger file. They carry hashes only, never patient data.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use spr_audit_ledger::checkpoint::checkpoint_path;
+use spr_audit_ledger::merkle::MerkleTree;
+use spr_audit_ledger::{load_tree, Sha256Digest};
+
+use crate::app::{authenticate, AppState};
+use crate::error::ApiError;
+
+/// The ledger's verified Merkle tree, reloaded when the file grows.
+#[derive(Debug)]
+pub struct LedgerView {
+    path: PathBuf,
+    snapshot: RwLock<(u64, Arc<MerkleTree>)>,
+}
+
+impl LedgerView {
+    /// A view of the ledger at `path` (empty until the first refresh).
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            snapshot: RwLock::new((0, Arc::new(MerkleTree::new()))),
+        }
+    }
+
+    /// Reloads the tree if the file changed length. Only the verified prefix is used, so
+    /// a torn or damaged tail is never proven. (A full re-read: fine for the ledger sizes
+    /// of a local run; an incremental follower is future work.)
+    pub fn refresh(&self) -> Result<(), spr_audit_ledger::LedgerError> {
+        let length = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        if length == self.snapshot.read().expect("not poisoned").0 {
+            return Ok(());
+        }
+        let (_, tree) = load_tree(&self.path)?;
+        *self.snapshot.write().expect("not poisoned") = (length, Arc::new(tree));
+        Ok(())
+    }
+
+    /// Refreshes now and then every `interval`, off the async threads.
+    pub fn spawn_refresh(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let view = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                let v = Arc::clone(&view);
+                match tokio::task::spawn_blocking(move || v.refresh()).await {
+                    Ok(Err(e)) => tracing::warn!(error = %e, "ledger view not refreshed"),
+                    Err(e) => tracing::warn!(error = %e, "ledger refresh task failed"),
+                    Ok(Ok(())) => {}
+                }
+                tokio::time::sleep(interval).await;
+            }
+        })
+    }
+
+    fn tree(&self) -> Arc<MerkleTree> {
+        Arc::clone(&self.snapshot.read().expect("not poisoned").1)
+    }
+}
+
+fn ledger_view(state: &AppState) -> Result<&LedgerView, ApiError> {
+    state.ledger.as_deref().ok_or(ApiError::LedgerUnavailable)
+}
+
+/// `GET /audit/checkpoint`: the latest signed checkpoint, as its signed-note text.
+pub(crate) async fn checkpoint(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authenticate(&state, &headers)?;
+    let path = checkpoint_path(&ledger_view(&state)?.path);
+    let note = tokio::fs::read_to_string(&path)
+        .await
+        .map_err(|_| ApiError::LedgerUnavailable)?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+/// Query of `GET /audit/proof/inclusion`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InclusionQuery {
+    index: u64,
+    size: Option<u64>,
+}
+
+/// `GET /audit/proof/inclusion?index=I[&size=N]`: entry I's inclusion proof in the tree of N entries.
+pub(crate) async fn inclusion(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<InclusionQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    authenticate(&state, &headers)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request("bad-query", e.body_text()))?;
+    let tree = ledger_view(&state)?.tree();
+    let size = q.size.unwrap_or(tree.len());
+    let proof = tree
+        .inclusion_proof(q.index, size)
+        .map_err(|e| ApiError::bad_request("bad-proof-request", e.to_string()))?;
+    let leaf = tree.leaf(q.index).expect("index checked by the proof");
+    let root = tree.root(size).expect("size checked by the proof");
+    Ok(Json(json!({"index": q.index, "tree_size": size, "leaf_hash": leaf.to_string(), "root": root.to_string(), "proof": hex_list(&proof)}))
+        .into_response())
+}
+
+/// Query of `GET /audit/proof/consistency`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConsistencyQuery {
+    first: u64,
+    second: Option<u64>,
+}
+
+/// `GET /audit/proof/consistency?first=M[&second=N]`: proof that the tree of M entries is a prefix of the tree of N.
+pub(crate) async fn consistency(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ConsistencyQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    authenticate(&state, &headers)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request("bad-query", e.body_text()))?;
+    let tree = ledger_view(&state)?.tree();
+    let second = q.second.unwrap_or(tree.len());
+    let proof = tree
+        .consistency_proof(q.first, second)
+        .map_err(|e| ApiError::bad_request("bad-proof-request", e.to_string()))?;
+    let (a, b) = (
+        tree.root(q.first).expect("checked"),
+        tree.root(second).expect("checked"),
+    );
+    Ok(Json(json!({"first": q.first, "second": second, "first_root": a.to_string(), "second_root": b.to_string(), "proof": hex_list(&proof)}))
+        .into_response())
+}
+
+fn hex_list(digests: &[Sha256Digest]) -> Vec<String> {
+    digests.iter().map(ToString::to_string).collect()
+}
