@@ -98,32 +98,26 @@ fn checkpoints_extend_each_other_and_rollbacks_forks_and_other_keys_are_caught()
     .status
     .success());
 
+    let sign = |ledger: &str| {
+        spr_audit(
+            &[
+                "checkpoint",
+                "--ledger",
+                ledger,
+                "--key",
+                "keys/checkpoint.key",
+            ],
+            d,
+        )
+    };
     common::append(&ledger, 0, 5);
-    let first = spr_audit(
-        &[
-            "checkpoint",
-            "--ledger",
-            "ledger.spr",
-            "--key",
-            "keys/checkpoint.key",
-        ],
-        d,
-    );
+    let first = sign("ledger.spr");
     assert!(first.status.success(), "{}", text(&first));
     std::fs::write(d.join("cp5"), &first.stdout).unwrap();
     assert!(String::from_utf8_lossy(&first.stdout).starts_with("spr.test/ledger\n5\n"));
 
     common::append(&ledger, 5, 4);
-    let second = spr_audit(
-        &[
-            "checkpoint",
-            "--ledger",
-            "ledger.spr",
-            "--key",
-            "keys/checkpoint.key",
-        ],
-        d,
-    );
+    let second = sign("ledger.spr");
     assert!(second.status.success(), "{}", text(&second));
     std::fs::write(d.join("cp9"), &second.stdout).unwrap();
 
@@ -174,16 +168,7 @@ fn checkpoints_extend_each_other_and_rollbacks_forks_and_other_keys_are_caught()
     // A rewritten history: the same key signs a ledger with different entries.
     let forked = d.join("forked.spr");
     common::append(&forked, 100, 12);
-    let fork_note = spr_audit(
-        &[
-            "checkpoint",
-            "--ledger",
-            "forked.spr",
-            "--key",
-            "keys/checkpoint.key",
-        ],
-        d,
-    );
+    let fork_note = sign("forked.spr");
     std::fs::write(d.join("cp12-fork"), &fork_note.stdout).unwrap();
     let fork = check(&[
         "--checkpoint",
@@ -204,16 +189,7 @@ fn checkpoints_extend_each_other_and_rollbacks_forks_and_other_keys_are_caught()
         d.join("forked.spr.checkpoint"),
     )
     .unwrap();
-    let refused = spr_audit(
-        &[
-            "checkpoint",
-            "--ledger",
-            "forked.spr",
-            "--key",
-            "keys/checkpoint.key",
-        ],
-        d,
-    );
+    let refused = sign("forked.spr");
     assert_eq!(refused.status.code(), Some(1));
     assert!(
         text(&refused).contains("history was rewritten"),

@@ -160,14 +160,17 @@ impl Stack {
         .unwrap()
     }
 
-    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        let response = self
-            .http
+    async fn get_response(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
             .get(format!("http://{}{path}", self.api))
             .bearer_auth(token)
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let response = self.get_response(path, token).await;
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -313,13 +316,7 @@ async fn every_published_event_is_read_through_the_api_once_in_order_and_every_r
 
     // Auditors get the same checkpoint, and proofs that verify against it, from the API.
     assert_eq!(stack.get("/audit/checkpoint", "not-a-token").await.0, 401);
-    let served = stack
-        .http
-        .get(format!("http://{}/audit/checkpoint", stack.api))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let served = stack.get_response("/audit/checkpoint", &token).await;
     assert_eq!(served.text().await.unwrap(), signed.0);
     let digest = |v: &Value| {
         spr_audit_ledger::Sha256Digest(
@@ -402,13 +399,7 @@ async fn when_the_access_event_cannot_be_recorded_the_api_answers_503_and_return
         path.clone(),
         format!("/patients/{}/summary", patients[0].nhs_number),
     ] {
-        let response = stack
-            .http
-            .get(format!("http://{}{path}", stack.api))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let response = stack.get_response(&path, &token).await;
         assert_eq!(response.status().as_u16(), 503);
         let text = response.text().await.unwrap();
         assert!(text.contains("audit-unavailable"), "{text}");
