@@ -21,6 +21,7 @@
 //! ```
 
 pub mod checkpoint;
+pub mod completeness;
 mod digest;
 mod file;
 pub mod merkle;
@@ -29,4 +30,4 @@ mod verify;
 
 pub use digest::{chain_hash, leaf_hash, Sha256Digest, GENESIS};
 pub use file::{AppendOutcome, Ledger, LedgerError, HEADER, MAX_LEAF_LEN};
-pub use verify::{load_tree, verify_from_genesis, VerifyFailure, VerifyReport};
+pub use verify::{load_leaves, load_tree, verify_from_genesis, VerifyFailure, VerifyReport};

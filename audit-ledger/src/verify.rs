@@ -51,6 +51,17 @@ pub fn load_tree(path: &Path) -> Result<(VerifyReport, MerkleTree), LedgerError>
     Ok((report, tree))
 }
 
+/// The leaves of the verified prefix of the ledger at `path`, in order.
+pub fn load_leaves(path: &Path) -> Result<(VerifyReport, Vec<Vec<u8>>), LedgerError> {
+    let mut leaves = Vec::new();
+    let report = scan(path, |leaf, _| {
+        leaves.push(leaf.to_vec());
+        Ok(())
+    })?
+    .report;
+    Ok((report, leaves))
+}
+
 /// A verification walk plus the length of the file's verified prefix.
 pub(crate) struct Scan {
     pub(crate) report: VerifyReport,

@@ -1,8 +1,6 @@
 //! The ledger service SIGKILLed again and again while access events arrive: every
 //! event ends up in the ledger exactly once and the ledger verifies.
 
-mod common;
-
 use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -90,7 +88,9 @@ async fn a_ledger_service_killed_during_appends_loses_and_duplicates_nothing() {
         3_000,
         "no duplicates after {kills} kills"
     );
-    let in_ledger: HashSet<_> = common::leaves(&ledger)
+    let in_ledger: HashSet<_> = spr_audit_ledger::load_leaves(&ledger)
+        .unwrap()
+        .1
         .iter()
         .map(|l| AccessEvent::from_avro(l).unwrap().event_id)
         .collect();

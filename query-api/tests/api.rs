@@ -195,15 +195,11 @@ fn checkpoint_signer() -> &'static CheckpointSigner {
 
 /// The leaves of the ledger, decoded.
 fn ledger_access_events(path: &std::path::Path) -> Vec<AccessEvent> {
-    let bytes = std::fs::read(path).unwrap();
-    let mut at = spr_audit_ledger::HEADER.len();
-    let mut events = Vec::new();
-    while at < bytes.len() {
-        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        events.push(AccessEvent::from_avro(&bytes[at + 4..at + 4 + len]).unwrap());
-        at += 4 + len + 32;
-    }
-    events
+    let (_, leaves) = spr_audit_ledger::load_leaves(path).unwrap();
+    leaves
+        .iter()
+        .map(|leaf| AccessEvent::from_avro(leaf).unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

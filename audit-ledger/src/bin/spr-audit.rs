@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -13,8 +14,10 @@ use spr_audit_ledger::checkpoint::{
     checkpoint_path, sign_consistent, write_checkpoint_file, CheckpointSigner, CheckpointVerifier,
     VerifiedCheckpoint,
 };
+use spr_audit_ledger::completeness::{compare, read_access_events_topic};
 use spr_audit_ledger::merkle::{verify_consistency, MerkleTree};
-use spr_audit_ledger::{load_tree, verify_from_genesis, VerifyReport};
+use spr_audit_ledger::{load_leaves, load_tree, verify_from_genesis, VerifyReport};
+use spr_schemas::{topics, AccessEvent};
 
 /// Verifies the SPR audit ledger, proves entries, and signs and checks checkpoints.
 #[derive(Parser, Debug)]
@@ -59,6 +62,19 @@ enum Command {
         /// The newer size (default: the whole ledger).
         #[arg(long)]
         second: Option<u64>,
+    },
+    /// Checks that every access event on spr.access-events is in the ledger and that
+    /// nothing in the ledger is missing from the topic.
+    Completeness {
+        /// The ledger file.
+        #[arg(long, env = "SPR_LEDGER", default_value = ".spr-local/ledger.spr")]
+        ledger: PathBuf,
+        /// Kafka bootstrap servers.
+        #[arg(long, env = "SPR_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+        /// The topic counts as fully read after this long without a new record, in milliseconds.
+        #[arg(long, default_value_t = 3_000)]
+        idle_ms: u64,
     },
     /// Generates a checkpoint signing key: writes NAME.key (secret) and NAME.vkey (for auditors).
     Keygen {
@@ -172,6 +188,62 @@ fn run(cli: &Cli) -> anyhow::Result<Option<Failed>> {
                 hashes.iter().for_each(|h| println!("  {h}"));
             }
             Ok(None)
+        }
+        Command::Completeness {
+            ledger,
+            bootstrap,
+            idle_ms,
+        } => {
+            let (report, leaves) =
+                load_leaves(ledger).with_context(|| format!("reading {}", ledger.display()))?;
+            if let Some(f) = report.first_failure {
+                bail!(
+                    "the ledger does not verify at entry {} ({}); run spr-audit verify",
+                    f.index,
+                    f.reason
+                );
+            }
+            let ids: Vec<_> = leaves
+                .iter()
+                .map(|l| AccessEvent::from_avro(l).map(|e| e.event_id))
+                .collect::<Result<_, _>>()
+                .context("a ledger leaf is not an access event")?;
+            eprintln!(
+                "reading {} from {bootstrap} until it has been idle for {idle_ms} ms ...",
+                topics::ACCESS_EVENTS.name
+            );
+            let runtime = tokio::runtime::Runtime::new()?;
+            let topic = runtime
+                .block_on(read_access_events_topic(
+                    bootstrap,
+                    Duration::from_millis(*idle_ms),
+                ))
+                .with_context(|| format!("reading the access-events topic at {bootstrap}"))?;
+            let result = compare(&topic, &ids);
+            let list = |ids: &[spr_schemas::EventId]| {
+                ids.iter().map(ToString::to_string).collect::<Vec<_>>()
+            };
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"on_topic": result.on_topic, "in_ledger": result.in_ledger, "missing_from_ledger": list(&result.missing_from_ledger), "missing_from_topic": list(&result.missing_from_topic), "not_access_events": result.not_access_events})
+                );
+            } else {
+                println!("{} access events on the topic, {} entries in the ledger, {} topic records that are not access events", result.on_topic, result.in_ledger, result.not_access_events);
+                for id in result.missing_from_ledger.iter().take(20) {
+                    println!("  missing from the ledger: {id}");
+                }
+                for id in result.missing_from_topic.iter().take(20) {
+                    println!("  in the ledger but not on the topic: {id}");
+                }
+            }
+            Ok((!result.is_complete()).then(|| {
+                Failed(format!(
+                    "{} access events are missing from the ledger and {} ledger entries from the topic",
+                    result.missing_from_ledger.len(),
+                    result.missing_from_topic.len()
+                ))
+            }))
         }
         Command::Keygen { origin, dir } => {
             let signer = CheckpointSigner::generate(origin)?;

@@ -23,16 +23,3 @@ pub(crate) fn append(path: &Path, first: i32, count: i32) -> Ledger {
     ledger.sync().unwrap();
     ledger
 }
-
-/// Every leaf of the ledger at `path`, in order (the file must verify).
-pub(crate) fn leaves(path: &Path) -> Vec<Vec<u8>> {
-    let bytes = std::fs::read(path).unwrap();
-    let mut at = spr_audit_ledger::HEADER.len();
-    let mut out = Vec::new();
-    while at < bytes.len() {
-        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        out.push(bytes[at + 4..at + 4 + len].to_vec());
-        at += 4 + len + 32;
-    }
-    out
-}
