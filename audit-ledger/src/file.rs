@@ -88,10 +88,10 @@ impl Ledger {
         let mut ids = HashSet::new();
         let mut tree = MerkleTree::new();
         let scan = crate::verify::scan(path, |leaf, leaf_hash| {
-            tree.push(leaf_hash);
             let event = AccessEvent::from_avro(leaf)
                 .map_err(|e| format!("leaf is not an access event: {e}"))?;
             ids.insert(event.event_id);
+            tree.push(leaf_hash);
             Ok(())
         })?;
         let committed = read_committed_len(path)?;

@@ -110,6 +110,26 @@ fn checkpoints_extend_each_other_and_rollbacks_forks_and_other_keys_are_caught()
             d,
         )
     };
+    let again = spr_audit(
+        &["keygen", "--origin", "spr.test/ledger", "--dir", "keys"],
+        d,
+    );
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "an existing key is never overwritten: {}",
+        text(&again)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(d.join("keys/checkpoint.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "the private key is readable by its owner only"
+    );
     common::append(&ledger, 0, 5);
     let first = sign("ledger.spr");
     assert!(first.status.success(), "{}", text(&first));

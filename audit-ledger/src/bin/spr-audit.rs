@@ -76,7 +76,8 @@ enum Command {
         #[arg(long, default_value_t = 3_000)]
         idle_ms: u64,
     },
-    /// Generates a checkpoint signing key: writes NAME.key (secret) and NAME.vkey (for auditors).
+    /// Generates a checkpoint signing key: writes DIR/checkpoint.key (secret, mode 0600) and
+    /// DIR/checkpoint.vkey (for auditors); never overwrites existing keys.
     Keygen {
         /// The log's origin line, also the key name.
         #[arg(long, default_value = "spr-timeline.local/audit-ledger")]
@@ -249,10 +250,8 @@ fn run(cli: &Cli) -> anyhow::Result<Option<Failed>> {
             let signer = CheckpointSigner::generate(origin)?;
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             let (key, vkey) = (dir.join("checkpoint.key"), dir.join("checkpoint.vkey"));
-            std::fs::write(&key, signer.private_key() + "\n")
-                .with_context(|| format!("writing {}", key.display()))?;
-            std::fs::write(&vkey, signer.verifier_key() + "\n")
-                .with_context(|| format!("writing {}", vkey.display()))?;
+            write_new(&key, &(signer.private_key() + "\n"), 0o600)?;
+            write_new(&vkey, &(signer.verifier_key() + "\n"), 0o644)?;
             println!(
                 "wrote {} (secret) and {} (give this to auditors)",
                 key.display(),
@@ -320,7 +319,13 @@ fn run(cli: &Cli) -> anyhow::Result<Option<Failed>> {
             if outcome.is_none() {
                 let against = [
                     old.as_ref()
-                        .map(|o| format!("extends the trusted checkpoint of {} entries", o.size)),
+                        .map(|o| match tree {
+                            Some(_) => format!("extends the trusted checkpoint of {} entries", o.size),
+                            None => format!(
+                                "is not older than the trusted checkpoint of {} entries (consistency not proven: pass --ledger)",
+                                o.size
+                            ),
+                        }),
                     tree.as_ref().map(|_| "matches the ledger".to_owned()),
                 ];
                 let also: Vec<String> = against.into_iter().flatten().collect();
@@ -426,4 +431,23 @@ fn print_report(json: bool, report: &VerifyReport) {
 
 fn read(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Creates `path` with `text` and Unix `mode`, refusing to replace an existing file.
+fn write_new(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "creating {} (an existing key is never overwritten)",
+                path.display()
+            )
+        })?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
