@@ -16,6 +16,9 @@ use spr_audit_ledger::checkpoint::{
 };
 use spr_audit_ledger::completeness::{compare, read_access_events_topic};
 use spr_audit_ledger::merkle::{verify_consistency, MerkleTree};
+use spr_audit_ledger::report::{
+    access_report, fhir_audit_event, AccessReport, ReportedAccess, UnusualVolume,
+};
 use spr_audit_ledger::{load_leaves, load_tree, verify_from_genesis, VerifyReport};
 use spr_schemas::{topics, AccessEvent};
 
@@ -75,6 +78,25 @@ enum Command {
         /// The topic counts as fully read after this long without a new record, in milliseconds.
         #[arg(long, default_value_t = 3_000)]
         idle_ms: u64,
+    },
+    /// Lists denied requests, break-glass uses, flagged accesses and unusual volumes per
+    /// user and per patient.
+    Report {
+        /// The ledger file.
+        #[arg(long, env = "SPR_LEDGER", default_value = ".spr-local/ledger.spr")]
+        ledger: PathBuf,
+        /// A volume is unusual only above this many accesses (and above mean + 3 sd).
+        #[arg(long, default_value_t = 50)]
+        minimum: usize,
+    },
+    /// Writes one FHIR R4 AuditEvent per ledger entry, as NDJSON on standard output.
+    Export {
+        /// The ledger file.
+        #[arg(long, env = "SPR_LEDGER", default_value = ".spr-local/ledger.spr")]
+        ledger: PathBuf,
+        /// FHIR R4 AuditEvent resources (the only format so far).
+        #[arg(long, required = true)]
+        fhir: bool,
     },
     /// Generates a checkpoint signing key: writes DIR/checkpoint.key (secret, mode 0600) and
     /// DIR/checkpoint.vkey (for auditors); never overwrites existing keys.
@@ -246,6 +268,17 @@ fn run(cli: &Cli) -> anyhow::Result<Option<Failed>> {
                 ))
             }))
         }
+        Command::Report { ledger, minimum } => {
+            let report = access_report(&verified_access_events(ledger)?, *minimum);
+            print_access_report(cli.json, &report);
+            Ok(None)
+        }
+        Command::Export { ledger, fhir: _ } => {
+            for event in verified_access_events(ledger)? {
+                println!("{}", fhir_audit_event(&event));
+            }
+            Ok(None)
+        }
         Command::Keygen { origin, dir } => {
             let signer = CheckpointSigner::generate(origin)?;
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -392,6 +425,88 @@ fn check_checkpoint(
         }
     }
     None
+}
+
+fn verified_access_events(ledger: &Path) -> anyhow::Result<Vec<AccessEvent>> {
+    let (report, leaves) =
+        load_leaves(ledger).with_context(|| format!("reading {}", ledger.display()))?;
+    if let Some(f) = report.first_failure {
+        bail!(
+            "the ledger does not verify at entry {} ({}); run spr-audit verify",
+            f.index,
+            f.reason
+        );
+    }
+    leaves
+        .iter()
+        .map(|l| AccessEvent::from_avro(l).context("a ledger leaf is not an access event"))
+        .collect()
+}
+
+fn print_access_report(json: bool, report: &AccessReport) {
+    let rows = |list: &[ReportedAccess]| -> Vec<serde_json::Value> {
+        list.iter()
+            .map(|r| {
+                let e = &r.event;
+                json!({"index": r.index, "event_id": e.event_id.to_string(), "subject": e.subject.id, "role": e.subject.role,
+                       "organisation": e.subject.ods_code, "nhs_number": e.nhs_number.to_string(), "action": e.action,
+                       "reasons": e.reasons, "break_glass_reason": e.break_glass_reason})
+            })
+            .collect()
+    };
+    let volumes = |list: &[UnusualVolume]| -> Vec<serde_json::Value> {
+        list.iter()
+            .map(|v| json!({"who": v.who, "accesses": v.accesses, "threshold": v.threshold}))
+            .collect()
+    };
+    if json {
+        println!(
+            "{}",
+            json!({"entries": report.entries, "denied": rows(&report.denied), "break_glass": rows(&report.break_glass),
+                   "flagged": rows(&report.flagged), "unusual_users": volumes(&report.unusual_users),
+                   "unusual_patients": volumes(&report.unusual_patients)})
+        );
+        return;
+    }
+    println!("{} accesses in the ledger", report.entries);
+    for (title, list) in [
+        ("break-glass", &report.break_glass),
+        ("flagged", &report.flagged),
+        ("denied", &report.denied),
+    ] {
+        println!("\n{title}: {}", list.len());
+        for r in list.iter() {
+            let e = &r.event;
+            let why = e
+                .break_glass_reason
+                .as_deref()
+                .map(|b| format!(" break-glass: {b:?}"))
+                .unwrap_or_default();
+            println!(
+                "  #{} {} {} ({}, {}) read {} of {} [{}]{why}",
+                r.index,
+                e.occurred_at,
+                e.subject.id,
+                e.subject.role,
+                e.subject.ods_code,
+                e.action,
+                e.nhs_number,
+                e.reasons.join(", ")
+            );
+        }
+    }
+    for (title, list) in [
+        ("unusual volume per user", &report.unusual_users),
+        ("unusual volume per patient", &report.unusual_patients),
+    ] {
+        println!("\n{title}: {}", list.len());
+        for v in list.iter() {
+            println!(
+                "  {} with {} accesses (threshold {:.1})",
+                v.who, v.accesses, v.threshold
+            );
+        }
+    }
 }
 
 fn verified_tree(ledger: &Path) -> anyhow::Result<MerkleTree> {

@@ -1,0 +1,134 @@
+//! The access report and the FHIR AuditEvent export.
+
+mod common;
+
+use std::process::Command;
+
+use spr_audit_ledger::report::{access_report, fhir_audit_event};
+use spr_schemas::{examples, AccessEvent, Decision, NhsNumber};
+
+fn access(user: &str, patient: &str) -> AccessEvent {
+    let mut e = examples::access_event(patient.parse().unwrap());
+    e.event_id = spr_schemas::EventId::random();
+    e.subject.id = user.into();
+    e
+}
+
+#[test]
+fn the_report_lists_denials_break_glass_flags_and_unusual_volumes() {
+    let patients: Vec<NhsNumber> = (0..30u8)
+        .filter_map(|i| NhsNumber::from_prefix([9, 9, 9, 0, 0, 0, 1, i / 10, i % 10]))
+        .collect();
+    let mut entries = Vec::new();
+    for (i, p) in patients.iter().enumerate() {
+        entries.push(access(&format!("user-{i:02}"), p.as_str()));
+        entries.push(access(&format!("user-{i:02}"), p.as_str()));
+    }
+    for _ in 0..60 {
+        entries.push(access("snooper", patients[0].as_str()));
+    }
+    let mut denied = access("receptionist", patients[1].as_str());
+    denied.decision = Decision::Deny;
+    denied.reasons = vec!["role-not-permitted-scope".into()];
+    entries.push(denied.clone());
+    let mut glass = access("a-and-e-doctor", patients[2].as_str());
+    glass.break_glass_reason = Some("unconscious patient, no relationship yet".into());
+    glass.reasons = vec!["break-glass".into()];
+    entries.push(glass.clone());
+
+    let report = access_report(&entries, 20);
+    assert_eq!(report.entries, entries.len());
+    assert_eq!(
+        report
+            .denied
+            .iter()
+            .map(|r| r.event.event_id)
+            .collect::<Vec<_>>(),
+        vec![denied.event_id]
+    );
+    assert_eq!(report.denied[0].index, entries.len() as u64 - 2);
+    assert_eq!(
+        report
+            .break_glass
+            .iter()
+            .map(|r| r.event.event_id)
+            .collect::<Vec<_>>(),
+        vec![glass.event_id]
+    );
+    assert_eq!(report.flagged.len(), 1, "break-glass is a flagged reason");
+    assert_eq!(
+        report
+            .unusual_users
+            .iter()
+            .map(|v| (v.who.as_str(), v.accesses))
+            .collect::<Vec<_>>(),
+        vec![("snooper", 60)]
+    );
+    assert_eq!(
+        report
+            .unusual_patients
+            .iter()
+            .map(|v| v.who.clone())
+            .collect::<Vec<_>>(),
+        vec![patients[0].to_string()]
+    );
+
+    let quiet = access_report(&entries[..60], 20);
+    assert!(
+        quiet.unusual_users.is_empty() && quiet.denied.is_empty() && quiet.break_glass.is_empty()
+    );
+}
+
+#[test]
+fn every_access_exports_as_a_fhir_audit_event() {
+    let mut denied = access("receptionist", "9990000018");
+    denied.decision = Decision::Deny;
+    let permit = fhir_audit_event(&access("gp-1", "9990000018"));
+    let deny = fhir_audit_event(&denied);
+    for (event, outcome) in [(&permit, "0"), (&deny, "4")] {
+        assert_eq!(event["resourceType"], "AuditEvent");
+        assert_eq!(event["outcome"], outcome);
+        assert_eq!(event["action"], "R");
+        assert_eq!(
+            event["entity"][0]["what"]["identifier"]["system"],
+            "https://fhir.nhs.uk/Id/nhs-number"
+        );
+        assert_eq!(
+            event["entity"][0]["what"]["identifier"]["value"],
+            "9990000018"
+        );
+        assert_eq!(event["recorded"], "2023-11-14T22:13:20Z");
+        assert_eq!(event["agent"][0]["requestor"], true);
+    }
+    assert_eq!(
+        deny["agent"][0]["who"]["identifier"]["value"],
+        "receptionist"
+    );
+}
+
+#[test]
+fn spr_audit_export_writes_one_audit_event_per_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.spr");
+    common::append(&path, 0, 7);
+    let out = Command::new(env!("CARGO_BIN_EXE_spr-audit"))
+        .args(["export", "--fhir", "--ledger"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 7);
+    assert!(lines.iter().all(|l| l["resourceType"] == "AuditEvent"));
+    let report = Command::new(env!("CARGO_BIN_EXE_spr-audit"))
+        .args(["--json", "report", "--ledger"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(report["entries"], 7);
+}
