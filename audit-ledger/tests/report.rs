@@ -132,3 +132,71 @@ fn spr_audit_export_writes_one_audit_event_per_entry() {
     let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
     assert_eq!(report["entries"], 7);
 }
+
+#[test]
+fn spr_audit_watch_raises_a_break_glass_access_within_seconds() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.spr");
+    drop(common::append(&path, 0, 3));
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_spr-audit"))
+        .args(["watch", "--interval-ms", "100", "--ledger"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut glass = access("a-and-e-doctor", "9990000018");
+    glass.break_glass_reason = Some("collapsed in the waiting room".into());
+    let mut ledger = spr_audit_ledger::Ledger::open(&path).unwrap();
+    ledger
+        .append_access_event(&access("gp-1", "9990000018").to_avro().unwrap())
+        .unwrap();
+    ledger
+        .append_access_event(&glass.to_avro().unwrap())
+        .unwrap();
+    ledger.sync().unwrap();
+    let started = std::time::Instant::now();
+    let mut line = String::new();
+    BufReader::new(watch.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(
+        line.starts_with("ALERT break-glass #4: a-and-e-doctor"),
+        "{line}"
+    );
+    assert!(line.contains("collapsed in the waiting room"), "{line}");
+}
+
+#[test]
+fn the_follower_reads_each_new_entry_once_and_stops_at_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.spr");
+    let mut follower = spr_audit_ledger::LedgerFollower::new(&path);
+    assert!(
+        follower.read_new().unwrap().is_empty(),
+        "no file yet is an empty ledger"
+    );
+    drop(common::append(&path, 0, 4));
+    assert_eq!(follower.read_new().unwrap().len(), 4);
+    assert!(follower.read_new().unwrap().is_empty());
+    drop(common::append(&path, 4, 3));
+    assert_eq!(follower.read_new().unwrap().len(), 3);
+    assert_eq!(
+        follower.tree().root(7).unwrap(),
+        spr_audit_ledger::verify_from_genesis(&path).unwrap().root
+    );
+    drop(common::append(&path, 7, 2));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    assert!(matches!(
+        follower.read_new(),
+        Err(spr_audit_ledger::LedgerError::Tampered { index: 8, .. })
+    ));
+}

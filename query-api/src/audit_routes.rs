@@ -14,38 +14,33 @@ use serde::Deserialize;
 use serde_json::json;
 use spr_audit_ledger::checkpoint::checkpoint_path;
 use spr_audit_ledger::merkle::MerkleTree;
-use spr_audit_ledger::{load_tree, Sha256Digest};
+use spr_audit_ledger::{LedgerFollower, Sha256Digest};
 
 use crate::app::{authenticate, AppState};
 use crate::error::ApiError;
 
-/// The ledger's verified Merkle tree, reloaded when the file grows.
+/// The ledger's verified Merkle tree, extended as the file grows.
 #[derive(Debug)]
 pub struct LedgerView {
     path: PathBuf,
-    snapshot: RwLock<(u64, Arc<MerkleTree>)>,
+    follower: RwLock<LedgerFollower>,
 }
 
 impl LedgerView {
     /// A view of the ledger at `path` (empty until the first refresh).
     pub fn new(path: PathBuf) -> Self {
-        Self {
-            path,
-            snapshot: RwLock::new((0, Arc::new(MerkleTree::new()))),
-        }
+        let follower = RwLock::new(LedgerFollower::new(&path));
+        Self { path, follower }
     }
 
-    /// Reloads the tree if the file changed length. Only the verified prefix is used, so
-    /// a torn or damaged tail is never proven. (A full re-read: fine for the ledger sizes
-    /// of a local run; an incremental follower is future work.)
+    /// Reads and verifies the entries appended since the last refresh. Only verified
+    /// entries are ever proven; an entry that does not verify stops the view there.
     pub fn refresh(&self) -> Result<(), spr_audit_ledger::LedgerError> {
-        let length = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        if length == self.snapshot.read().expect("not poisoned").0 {
-            return Ok(());
-        }
-        let (_, tree) = load_tree(&self.path)?;
-        *self.snapshot.write().expect("not poisoned") = (length, Arc::new(tree));
-        Ok(())
+        self.follower
+            .write()
+            .expect("not poisoned")
+            .read_new()
+            .map(|_| ())
     }
 
     /// Refreshes now and then every `interval`, off the async threads.
@@ -64,8 +59,9 @@ impl LedgerView {
         })
     }
 
-    fn tree(&self) -> Arc<MerkleTree> {
-        Arc::clone(&self.snapshot.read().expect("not poisoned").1)
+    /// Runs `read` over the current tree (under a short read lock, never across an await).
+    fn with_tree<T>(&self, read: impl FnOnce(&MerkleTree) -> T) -> T {
+        read(self.follower.read().expect("not poisoned").tree())
     }
 }
 
@@ -102,15 +98,14 @@ pub(crate) async fn inclusion(
 ) -> Result<Response, ApiError> {
     authenticate(&state, &headers)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad-query", e.body_text()))?;
-    let tree = ledger_view(&state)?.tree();
-    let size = q.size.unwrap_or(tree.len());
-    let proof = tree
-        .inclusion_proof(q.index, size)
-        .map_err(|e| ApiError::bad_request("bad-proof-request", e.to_string()))?;
-    let leaf = tree.leaf(q.index).expect("index checked by the proof");
-    let root = tree.root(size).expect("size checked by the proof");
-    Ok(Json(json!({"index": q.index, "tree_size": size, "leaf_hash": leaf.to_string(), "root": root.to_string(), "proof": hex_list(&proof)}))
-        .into_response())
+    let body = ledger_view(&state)?.with_tree(|tree| {
+        let size = q.size.unwrap_or(tree.len());
+        let proof = tree.inclusion_proof(q.index, size).map_err(|e| ApiError::bad_request("bad-proof-request", e.to_string()))?;
+        let leaf = tree.leaf(q.index).expect("index checked by the proof");
+        let root = tree.root(size).expect("size checked by the proof");
+        Ok::<_, ApiError>(json!({"index": q.index, "tree_size": size, "leaf_hash": leaf.to_string(), "root": root.to_string(), "proof": hex_list(&proof)}))
+    })?;
+    Ok(Json(body).into_response())
 }
 
 /// Query of `GET /audit/proof/consistency`.
@@ -129,17 +124,13 @@ pub(crate) async fn consistency(
 ) -> Result<Response, ApiError> {
     authenticate(&state, &headers)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad-query", e.body_text()))?;
-    let tree = ledger_view(&state)?.tree();
-    let second = q.second.unwrap_or(tree.len());
-    let proof = tree
-        .consistency_proof(q.first, second)
-        .map_err(|e| ApiError::bad_request("bad-proof-request", e.to_string()))?;
-    let (a, b) = (
-        tree.root(q.first).expect("checked"),
-        tree.root(second).expect("checked"),
-    );
-    Ok(Json(json!({"first": q.first, "second": second, "first_root": a.to_string(), "second_root": b.to_string(), "proof": hex_list(&proof)}))
-        .into_response())
+    let body = ledger_view(&state)?.with_tree(|tree| {
+        let second = q.second.unwrap_or(tree.len());
+        let proof = tree.consistency_proof(q.first, second).map_err(|e| ApiError::bad_request("bad-proof-request", e.to_string()))?;
+        let (a, b) = (tree.root(q.first).expect("checked"), tree.root(second).expect("checked"));
+        Ok::<_, ApiError>(json!({"first": q.first, "second": second, "first_root": a.to_string(), "second_root": b.to_string(), "proof": hex_list(&proof)}))
+    })?;
+    Ok(Json(body).into_response())
 }
 
 fn hex_list(digests: &[Sha256Digest]) -> Vec<String> {

@@ -17,9 +17,9 @@ use spr_audit_ledger::checkpoint::{
 use spr_audit_ledger::completeness::{compare, read_access_events_topic};
 use spr_audit_ledger::merkle::{verify_consistency, MerkleTree};
 use spr_audit_ledger::report::{
-    access_report, fhir_audit_event, AccessReport, ReportedAccess, UnusualVolume,
+    access_report, fhir_audit_event, AccessReport, ReportedAccess, UnusualVolume, FLAGGED_REASONS,
 };
-use spr_audit_ledger::{load_leaves, load_tree, verify_from_genesis, VerifyReport};
+use spr_audit_ledger::{load_leaves, load_tree, verify_from_genesis, LedgerFollower, VerifyReport};
 use spr_schemas::{topics, AccessEvent};
 
 /// Verifies the SPR audit ledger, proves entries, and signs and checks checkpoints.
@@ -97,6 +97,20 @@ enum Command {
         /// FHIR R4 AuditEvent resources (the only format so far).
         #[arg(long, required = true)]
         fhir: bool,
+    },
+    /// Follows the ledger and prints an alert within seconds for every break-glass use
+    /// and flagged access appended from now on (or from genesis with --from-start);
+    /// stops with status 1 if the ledger stops verifying.
+    Watch {
+        /// The ledger file.
+        #[arg(long, env = "SPR_LEDGER", default_value = ".spr-local/ledger.spr")]
+        ledger: PathBuf,
+        /// How often to look for new entries, in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        interval_ms: u64,
+        /// Alert on entries already in the ledger too.
+        #[arg(long)]
+        from_start: bool,
     },
     /// Generates a checkpoint signing key: writes DIR/checkpoint.key (secret, mode 0600) and
     /// DIR/checkpoint.vkey (for auditors); never overwrites existing keys.
@@ -279,6 +293,40 @@ fn run(cli: &Cli) -> anyhow::Result<Option<Failed>> {
             }
             Ok(None)
         }
+        Command::Watch {
+            ledger,
+            interval_ms,
+            from_start,
+        } => {
+            let mut follower = LedgerFollower::new(ledger);
+            let mut index = 0u64;
+            if !from_start {
+                index = follower
+                    .read_new()
+                    .with_context(|| format!("reading {}", ledger.display()))?
+                    .len() as u64;
+            }
+            eprintln!("watching {} from entry {index} for break-glass and flagged accesses (Ctrl-C stops)", ledger.display());
+            loop {
+                let leaves = match follower.read_new() {
+                    Ok(leaves) => leaves,
+                    Err(e) => {
+                        return Ok(Some(Failed(format!(
+                            "ALERT the ledger no longer verifies: {e}"
+                        ))))
+                    }
+                };
+                for leaf in leaves {
+                    let event = AccessEvent::from_avro(&leaf)
+                        .context("a ledger leaf is not an access event")?;
+                    if let Some(kind) = alert_kind(&event) {
+                        print_alert(cli.json, index, kind, &event);
+                    }
+                    index += 1;
+                }
+                std::thread::sleep(Duration::from_millis(*interval_ms));
+            }
+        }
         Command::Keygen { origin, dir } => {
             let signer = CheckpointSigner::generate(origin)?;
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -425,6 +473,38 @@ fn check_checkpoint(
         }
     }
     None
+}
+
+/// Why an access needs a person's attention now, if it does.
+fn alert_kind(event: &AccessEvent) -> Option<&'static str> {
+    if event.break_glass_reason.is_some() {
+        return Some("break-glass");
+    }
+    event
+        .reasons
+        .iter()
+        .find_map(|r| FLAGGED_REASONS.iter().find(|f| **f == r.as_str()).copied())
+}
+
+fn print_alert(json: bool, index: u64, kind: &str, e: &AccessEvent) {
+    if json {
+        println!(
+            "{}",
+            json!({"alert": kind, "index": index, "event_id": e.event_id.to_string(), "subject": e.subject.id, "role": e.subject.role,
+                   "organisation": e.subject.ods_code, "nhs_number": e.nhs_number.to_string(), "action": e.action,
+                   "reasons": e.reasons, "break_glass_reason": e.break_glass_reason})
+        );
+    } else {
+        let why = e
+            .break_glass_reason
+            .as_deref()
+            .map(|b| format!(" reason {b:?}"))
+            .unwrap_or_default();
+        println!(
+            "ALERT {kind} #{index}: {} ({}, {}) {} of {}{why}",
+            e.subject.id, e.subject.role, e.subject.ods_code, e.action, e.nhs_number
+        );
+    }
 }
 
 fn verified_access_events(ledger: &Path) -> anyhow::Result<Vec<AccessEvent>> {
