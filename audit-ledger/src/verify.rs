@@ -158,6 +158,103 @@ pub(crate) struct Scan {
     pub(crate) end: ScanPosition,
 }
 
+/// Frames read and leaf-hashed ahead of verification, in one shared buffer.
+struct FrameBatch {
+    bytes: Vec<u8>,
+    frames: Vec<Frame>,
+    /// Set on the last batch: `None` at a clean end, or why reading stopped.
+    end: Option<Option<(String, bool)>>,
+}
+
+struct Frame {
+    start: usize,
+    len: usize,
+    leaf_hash: Sha256Digest,
+    stored: [u8; 32],
+}
+
+/// Reads frames in batches of up to 1,024, hashing each leaf, until the end of the file
+/// or the first frame that is cut short or too long.
+fn read_frame_batches(
+    mut reader: BufReader<File>,
+    sender: std::sync::mpsc::SyncSender<std::io::Result<FrameBatch>>,
+) {
+    loop {
+        let mut batch = FrameBatch {
+            bytes: Vec::with_capacity(1 << 18),
+            frames: Vec::with_capacity(1024),
+            end: None,
+        };
+        while batch.frames.len() < 1024 && batch.end.is_none() {
+            match read_frame(&mut reader, &mut batch.bytes) {
+                Ok(Ok(Some((start, len, stored)))) => {
+                    let leaf_hash = leaf_hash(&batch.bytes[start..start + len]);
+                    batch.frames.push(Frame {
+                        start,
+                        len,
+                        leaf_hash,
+                        stored,
+                    });
+                }
+                Ok(Ok(None)) => batch.end = Some(None),
+                Ok(Err(stop)) => batch.end = Some(Some(stop)),
+                Err(e) => {
+                    let _ = sender.send(Err(e));
+                    return;
+                }
+            }
+        }
+        let last = batch.end.is_some();
+        if sender.send(Ok(batch)).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Reads one frame, appending its leaf to `bytes`: `Ok(Ok(Some((start, len, stored))))`,
+/// `Ok(Ok(None))` at a clean end, or `Ok(Err((reason, incomplete)))` for a bad frame.
+#[allow(clippy::type_complexity)]
+fn read_frame(
+    reader: &mut BufReader<File>,
+    bytes: &mut Vec<u8>,
+) -> std::io::Result<Result<Option<(usize, usize, [u8; 32])>, (String, bool)>> {
+    let mut len_bytes = [0u8; 4];
+    match read_full(reader, &mut len_bytes)? {
+        0 => return Ok(Ok(None)),
+        4 => {}
+        n => {
+            return Ok(Err((
+                format!("entry is incomplete: the file ends {n} bytes into its 4-byte length"),
+                true,
+            )))
+        }
+    }
+    let len = u32::from_be_bytes(len_bytes);
+    if len > MAX_LEAF_LEN {
+        let reason = format!(
+            "entry length {len} is over the {MAX_LEAF_LEN}-byte limit (altered length field?)"
+        );
+        return Ok(Err((reason, false)));
+    }
+    let start = bytes.len();
+    bytes.resize(start + len as usize, 0);
+    let got = read_full(reader, &mut bytes[start..])?;
+    let mut stored = [0u8; 32];
+    let got_hash = if got == len as usize {
+        read_full(reader, &mut stored)?
+    } else {
+        0
+    };
+    if got < len as usize || got_hash < 32 {
+        let (have, want) = (got + got_hash, len as usize + 32);
+        return Ok(Err((
+            format!("entry is incomplete: the file ends {have} of {want} bytes into it"),
+            true,
+        )));
+    }
+    Ok(Ok(Some((start, len as usize, stored))))
+}
+
 /// Walks the file from genesis; see [`scan_from`].
 pub(crate) fn scan(
     path: &Path,
@@ -184,59 +281,44 @@ pub(crate) fn scan_from(
         return Err(LedgerError::NotALedger(path.to_owned()));
     }
     file.seek(SeekFrom::Start(position.offset)).map_err(io)?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut leaf = Vec::new();
-    let failure = loop {
-        let mut len_bytes = [0u8; 4];
-        match read_full(&mut reader, &mut len_bytes).map_err(io)? {
-            0 => break None,
-            4 => {}
-            n => {
-                break Some((
-                    format!("entry is incomplete: the file ends {n} bytes into its 4-byte length"),
-                    true,
-                ))
+    let reader = BufReader::with_capacity(1 << 20, file);
+    // Reading and leaf hashing run on a second thread, ahead of the sequential chain
+    // and tree; the channel is bounded so memory stays small.
+    let failure = std::thread::scope(|scope| -> Result<_, LedgerError> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<std::io::Result<FrameBatch>>(4);
+        scope.spawn(move || read_frame_batches(reader, sender));
+        let failure = 'walk: loop {
+            let batch = match receiver.recv() {
+                Ok(Ok(batch)) => batch,
+                Ok(Err(e)) => return Err(io(e)),
+                Err(_) => break None,
+            };
+            for frame in &batch.frames {
+                let leaf = &batch.bytes[frame.start..frame.start + frame.len];
+                let expected = chain_hash(&position.head, &frame.leaf_hash);
+                if expected.0 != frame.stored {
+                    let reason = format!(
+                        "chain value mismatch: stored {}, recomputed {expected} (leaf, length or stored value altered)",
+                        hex::encode(frame.stored)
+                    );
+                    break 'walk Some((reason, false));
+                }
+                if let Err(reason) = on_leaf(leaf, frame.leaf_hash) {
+                    break 'walk Some((reason, false));
+                }
+                position.head = expected;
+                position.tree.push(frame.leaf_hash);
+                position.entries += 1;
+                position.offset += 4 + frame.len as u64 + 32;
             }
-        }
-        let len = u32::from_be_bytes(len_bytes);
-        if len > MAX_LEAF_LEN {
-            break Some((
-                format!("entry length {len} is over the {MAX_LEAF_LEN}-byte limit (altered length field?)"),
-                false,
-            ));
-        }
-        leaf.resize(len as usize, 0);
-        let got = read_full(&mut reader, &mut leaf).map_err(io)?;
-        let mut stored = [0u8; 32];
-        let got_hash = if got == leaf.len() {
-            read_full(&mut reader, &mut stored).map_err(io)?
-        } else {
-            0
+            if let Some(end) = batch.end {
+                break end;
+            }
         };
-        if got < leaf.len() || got_hash < 32 {
-            let (have, want) = (got + got_hash, len as usize + 32);
-            break Some((
-                format!("entry is incomplete: the file ends {have} of {want} bytes into it"),
-                true,
-            ));
-        }
-        let this_leaf = leaf_hash(&leaf);
-        let expected = chain_hash(&position.head, &this_leaf);
-        if expected.0 != stored {
-            let reason = format!(
-                "chain value mismatch: stored {}, recomputed {expected} (leaf, length or stored value altered)",
-                hex::encode(stored)
-            );
-            break Some((reason, false));
-        }
-        if let Err(reason) = on_leaf(&leaf, this_leaf) {
-            break Some((reason, false));
-        }
-        position.head = expected;
-        position.tree.push(this_leaf);
-        position.entries += 1;
-        position.offset += 4 + u64::from(len) + 32;
-    };
+        // Unblocks the reader if the walk stopped early.
+        drop(receiver);
+        Ok(failure)
+    })?;
     Ok(Scan {
         report: position.report(failure),
         valid_len: position.offset,
