@@ -5,9 +5,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use spr_producers::consume::{partitions_from_start, AssignError};
 use spr_schemas::{topics, AccessEvent, EventId};
 
 /// What the topic holds, as far as completeness is concerned.
@@ -58,22 +57,12 @@ pub fn compare(topic: &TopicContents, ledger: &[EventId]) -> CompletenessReport 
 pub async fn read_access_events_topic(
     bootstrap: &str,
     idle: Duration,
-) -> Result<TopicContents, KafkaError> {
+) -> Result<TopicContents, AssignError> {
     let consumer: StreamConsumer = spr_producers::client_config(bootstrap)
         .set("group.id", "spr-audit-completeness")
         .set("enable.auto.commit", "false")
         .create()?;
-    let topic = topics::ACCESS_EVENTS.name;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
-    let mut list = TopicPartitionList::new();
-    for partition in metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions())
-    {
-        list.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
-    }
+    let list = partitions_from_start(&consumer, topics::ACCESS_EVENTS.name, None)?;
     consumer.assign(&list)?;
     let mut contents = TopicContents::default();
     while let Ok(received) = tokio::time::timeout(idle, consumer.recv()).await {

@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
-use rdkafka::{Offset, TopicPartitionList};
-use spr_producers::consume::{next_offsets, publish_dead_letter, receive_batch, ConsumedRecord};
+use spr_producers::consume::{
+    next_offsets, partitions_from_start, publish_dead_letter, receive_batch, AssignError,
+    ConsumedRecord,
+};
 use spr_producers::{EventPublisher, PublishError};
 use spr_schemas::topics;
 use tracing::{info, warn};
@@ -70,8 +72,8 @@ pub enum ServiceError {
     #[error("consumed-offsets file {0}")]
     Consumed(String),
     /// The topic is not usable.
-    #[error("{0}")]
-    Setup(String),
+    #[error(transparent)]
+    Assign(#[from] AssignError),
     /// The last signed checkpoint is unreadable or contradicts the ledger.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
@@ -106,7 +108,11 @@ pub async fn run_ledger_service(
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
         .create()?;
-    consumer.assign(&all_partitions_from_start(&consumer)?)?;
+    consumer.assign(&partitions_from_start(
+        &consumer,
+        topics::ACCESS_EVENTS.name,
+        None,
+    )?)?;
     let publisher = EventPublisher::new(&config.bootstrap, Duration::from_secs(30))?;
     // While idle, wake up now and then so the last entries get their checkpoint too.
     let idle = config
@@ -225,29 +231,6 @@ impl<'a> Checkpointer<'a> {
         info!(size = ledger.len(), %root, "checkpoint signed and published");
         Ok(())
     }
-}
-
-/// Every partition of the access-events topic, from its first offset.
-fn all_partitions_from_start(
-    consumer: &StreamConsumer,
-) -> Result<TopicPartitionList, ServiceError> {
-    let topic = topics::ACCESS_EVENTS.name;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
-    let mut list = TopicPartitionList::new();
-    for partition in metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions())
-    {
-        list.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
-    }
-    if list.count() == 0 {
-        return Err(ServiceError::Setup(format!(
-            "topic {topic} has no partitions; create the topics first"
-        )));
-    }
-    Ok(list)
 }
 
 /// The side file recording, per access-events partition, the next offset to read.

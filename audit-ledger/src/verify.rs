@@ -98,6 +98,9 @@ impl LedgerFollower {
             tree.push(leaf_hash);
             Ok(())
         })?;
+        // The tree already holds every entry verified before a failure: move past them
+        // either way, so a retry never adds them twice.
+        self.position = scan.end;
         if let Some(failure) = scan.report.first_failure.filter(|f| !f.incomplete) {
             return Err(LedgerError::Tampered {
                 path: self.path.clone(),
@@ -105,7 +108,6 @@ impl LedgerFollower {
                 reason: failure.reason,
             });
         }
-        self.position = scan.end;
         Ok(leaves)
     }
 

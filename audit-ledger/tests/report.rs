@@ -195,8 +195,15 @@ fn the_follower_reads_each_new_entry_once_and_stops_at_tampering() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&path, bytes).unwrap();
-    assert!(matches!(
-        follower.read_new(),
-        Err(spr_audit_ledger::LedgerError::Tampered { index: 8, .. })
-    ));
+    for _ in 0..2 {
+        assert!(matches!(
+            follower.read_new(),
+            Err(spr_audit_ledger::LedgerError::Tampered { index: 8, .. })
+        ));
+        assert_eq!(
+            follower.tree().len(),
+            8,
+            "entries before the tampered one are held once, however often it retries"
+        );
+    }
 }

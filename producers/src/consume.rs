@@ -3,12 +3,72 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::consumer::{ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::{Offset, TopicPartitionList};
 use spr_schemas::topics::{self, dead_letter_headers as dlq};
 
 use crate::{EventPublisher, PublishError};
+
+/// Why a consumer could not be given its partitions.
+#[derive(Debug, thiserror::Error)]
+pub enum AssignError {
+    /// The broker could not be asked.
+    #[error("reading topic metadata: {0}")]
+    Kafka(#[from] KafkaError),
+    /// The topic does not exist or has no partitions.
+    #[error("topic {0} has no partitions; create the topics first (spr-produce create-topics)")]
+    NoPartitions(String),
+    /// A requested partition does not exist.
+    #[error("partition {partition} of {topic} does not exist (it has {existing:?})")]
+    NoSuchPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: i32,
+        /// The partitions it has.
+        existing: Vec<i32>,
+    },
+}
+
+/// The partitions of `topic` (all of them, or just `only`), each from its first offset.
+/// SPR consumers always start at the beginning and skip what they have applied: tansu
+/// cannot serve a fetch that starts inside a record batch (testkit/tests/tansu_gaps.rs).
+pub fn partitions_from_start<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+    only: Option<&[i32]>,
+) -> Result<TopicPartitionList, AssignError> {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+    let existing: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if existing.is_empty() {
+        return Err(AssignError::NoPartitions(topic.to_owned()));
+    }
+    let wanted = match only {
+        Some(only) => {
+            if let Some(missing) = only.iter().find(|p| !existing.contains(p)) {
+                return Err(AssignError::NoSuchPartition {
+                    topic: topic.to_owned(),
+                    partition: *missing,
+                    existing,
+                });
+            }
+            only.to_vec()
+        }
+        None => existing,
+    };
+    let mut list = TopicPartitionList::new();
+    for partition in wanted {
+        list.add_partition_offset(topic, partition, Offset::Beginning)?;
+    }
+    Ok(list)
+}
 
 /// A record as consumed from the log, owned so it outlives the consumer's buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]

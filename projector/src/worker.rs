@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{Offset, TopicPartitionList};
 use spr_producers::consume::{
-    next_offsets_list, publish_dead_letter, receive_batch, ConsumedRecord,
+    next_offsets_list, partitions_from_start, publish_dead_letter, receive_batch, AssignError,
+    ConsumedRecord,
 };
 use spr_producers::{EventPublisher, PublishError};
 use spr_schemas::topics;
@@ -42,51 +42,11 @@ pub enum WorkerError {
     #[error(transparent)]
     Publish(#[from] PublishError),
     /// The topic or the owned partitions are not usable.
-    #[error("{0}")]
-    Setup(String),
+    #[error(transparent)]
+    Assign(#[from] AssignError),
     /// The projection store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// The partitions this instance owns, each read from the beginning: tansu cannot serve
-/// a fetch that starts inside a record batch (testkit/tests/tansu_gaps.rs), so the
-/// worker never seeks to its stored offset; [`project_batch`] skips what the offsets
-/// stored in RocksDB say is already applied. The group's committed offsets never
-/// decide what is projected.
-fn owned_partitions(
-    consumer: &StreamConsumer,
-    owned: Option<&[i32]>,
-) -> Result<TopicPartitionList, WorkerError> {
-    let topic = topics::PATIENT_EVENTS.name;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
-    let existing: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if existing.is_empty() {
-        return Err(WorkerError::Setup(format!(
-            "topic {topic} has no partitions; create the topics first (spr-produce create-topics)"
-        )));
-    }
-    let partitions = match owned {
-        Some(owned) => {
-            if let Some(missing) = owned.iter().find(|p| !existing.contains(p)) {
-                return Err(WorkerError::Setup(format!(
-                    "partition {missing} of {topic} does not exist (it has {existing:?})"
-                )));
-            }
-            owned.to_vec()
-        }
-        None => existing,
-    };
-    let mut list = TopicPartitionList::new();
-    for partition in partitions {
-        list.add_partition_offset(topic, partition, Offset::Beginning)?;
-    }
-    Ok(list)
 }
 
 /// Runs one projector worker until `shutdown` completes, writing into `store`.
@@ -101,7 +61,13 @@ pub async fn run_worker(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .create()?;
-    let owned = owned_partitions(&consumer, config.partitions.as_deref())?;
+    // Each owned partition is read from the beginning; project_batch skips what the
+    // offsets stored in RocksDB say is applied. The group's offsets never decide it.
+    let owned = partitions_from_start(
+        &consumer,
+        topics::PATIENT_EVENTS.name,
+        config.partitions.as_deref(),
+    )?;
     consumer.assign(&owned)?;
     let numbers: Vec<i32> = owned.elements().iter().map(|e| e.partition()).collect();
     info!(partitions = ?numbers, "consuming owned partitions; records below the stored offsets are skipped");
