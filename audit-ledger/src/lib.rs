@@ -32,5 +32,6 @@ mod verify;
 pub use digest::{chain_hash, leaf_hash, Sha256Digest, GENESIS};
 pub use file::{AppendOutcome, Ledger, LedgerError, HEADER, MAX_LEAF_LEN};
 pub use verify::{
-    load_leaves, load_tree, verify_from_genesis, LedgerFollower, VerifyFailure, VerifyReport,
+    load_leaves, load_tree, verify_from_genesis, verify_with_progress, LedgerFollower,
+    VerifyFailure, VerifyReport,
 };

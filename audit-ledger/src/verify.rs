@@ -39,7 +39,24 @@ pub struct VerifyReport {
 /// for every entry, and stops at the first one whose frame is incomplete or whose stored
 /// chain value differs.
 pub fn verify_from_genesis(path: &Path) -> Result<VerifyReport, LedgerError> {
-    scan(path, |_, _| Ok(())).map(|s| s.report)
+    verify_with_progress(path, |_| {})
+}
+
+/// [`verify_from_genesis`], calling `progress` with the number of entries verified so
+/// far after every 65,536 of them (for progress bars on large ledgers).
+pub fn verify_with_progress(
+    path: &Path,
+    mut progress: impl FnMut(u64),
+) -> Result<VerifyReport, LedgerError> {
+    let mut verified = 0u64;
+    scan(path, |_, _| {
+        verified += 1;
+        if verified % 65_536 == 0 {
+            progress(verified);
+        }
+        Ok(())
+    })
+    .map(|s| s.report)
 }
 
 /// Verifies the ledger at `path` from genesis and returns its Merkle tree too (for

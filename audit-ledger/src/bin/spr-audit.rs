@@ -19,7 +19,9 @@ use spr_audit_ledger::merkle::{verify_consistency, MerkleTree};
 use spr_audit_ledger::report::{
     access_report, fhir_audit_event, AccessReport, ReportedAccess, UnusualVolume, FLAGGED_REASONS,
 };
-use spr_audit_ledger::{load_leaves, load_tree, verify_from_genesis, LedgerFollower, VerifyReport};
+use spr_audit_ledger::{
+    load_leaves, load_tree, verify_with_progress, LedgerFollower, VerifyReport,
+};
 use spr_schemas::{topics, AccessEvent};
 
 /// Verifies the SPR audit ledger, proves entries, and signs and checks checkpoints.
@@ -173,8 +175,15 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<Option<Failed>> {
     match &cli.command {
         Command::Verify { ledger } => {
-            let report = verify_from_genesis(ledger)
-                .with_context(|| format!("reading {}", ledger.display()))?;
+            let bar = indicatif::ProgressBar::new_spinner().with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} verified {pos} entries ({per_sec})",
+                )
+                .expect("valid template"),
+            );
+            let report = verify_with_progress(ledger, |n| bar.set_position(n));
+            bar.finish_and_clear();
+            let report = report.with_context(|| format!("reading {}", ledger.display()))?;
             print_report(cli.json, &report);
             Ok(report.first_failure.map(|f| {
                 Failed(format!(
