@@ -11,6 +11,19 @@ use time::OffsetDateTime;
 /// Policy reason codes that mark an access an auditor must look at.
 pub const FLAGGED_REASONS: [&str; 2] = ["break-glass", "no-legitimate-relationship"];
 
+/// Sensitivity labels of the categories a patient can choose to withhold; an access
+/// that returned any of them is listed in the report.
+pub const SENSITIVE_CATEGORIES: [&str; 8] = [
+    "sexual-health",
+    "mental-health",
+    "hiv-sti",
+    "gender-identity",
+    "fertility",
+    "termination-of-pregnancy",
+    "safeguarding",
+    "genomics",
+];
+
 /// One ledger entry, as listed in a report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportedAccess {
@@ -42,6 +55,8 @@ pub struct AccessReport {
     pub break_glass: Vec<ReportedAccess>,
     /// Accesses with a flagged reason code (see [`FLAGGED_REASONS`]).
     pub flagged: Vec<ReportedAccess>,
+    /// Accesses that returned a sensitive category (see [`SENSITIVE_CATEGORIES`]).
+    pub sensitive: Vec<ReportedAccess>,
     /// Users with unusually many accesses.
     pub unusual_users: Vec<UnusualVolume>,
     /// Patients whose record was accessed unusually often.
@@ -77,6 +92,11 @@ pub fn access_report(entries: &[AccessEvent], minimum: usize) -> AccessReport {
             e.reasons
                 .iter()
                 .any(|r| FLAGGED_REASONS.contains(&r.as_str()))
+        }),
+        sensitive: listed(&|e| {
+            e.categories
+                .iter()
+                .any(|c| SENSITIVE_CATEGORIES.contains(&c.as_str()))
         }),
         unusual_users: by(&|e| e.subject.id.clone()),
         unusual_patients: by(&|e| e.nhs_number.to_string()),
@@ -123,6 +143,9 @@ pub fn fhir_audit_event(event: &AccessEvent) -> Value {
         json!({"type": "returned-count", "valueString": event.returned_count.to_string()}),
         json!({"type": "returned-digest", "valueString": event.returned_digest}),
     ];
+    if !event.categories.is_empty() {
+        details.push(json!({"type": "categories", "valueString": event.categories.join(",")}));
+    }
     if let Some(reason) = &event.break_glass_reason {
         details.push(json!({"type": "break-glass-reason", "valueString": reason}));
     }

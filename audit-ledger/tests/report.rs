@@ -36,6 +36,10 @@ fn the_report_lists_denials_break_glass_flags_and_unusual_volumes() {
     glass.reasons = vec!["break-glass".into()];
     entries.push(glass.clone());
 
+    let mut sensitive = access("psychiatrist", patients[3].as_str());
+    sensitive.categories = vec!["mental-health".into(), "observation".into()];
+    entries.push(sensitive.clone());
+
     let report = access_report(&entries, 20);
     assert_eq!(report.entries, entries.len());
     assert_eq!(
@@ -46,7 +50,15 @@ fn the_report_lists_denials_break_glass_flags_and_unusual_volumes() {
             .collect::<Vec<_>>(),
         vec![denied.event_id]
     );
-    assert_eq!(report.denied[0].index, entries.len() as u64 - 2);
+    assert_eq!(report.denied[0].index, entries.len() as u64 - 3);
+    assert_eq!(
+        report
+            .sensitive
+            .iter()
+            .map(|r| r.event.event_id)
+            .collect::<Vec<_>>(),
+        vec![sensitive.event_id]
+    );
     assert_eq!(
         report
             .break_glass

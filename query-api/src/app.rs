@@ -151,13 +151,13 @@ async fn timeline(
         .map_err(|e| ApiError::bad_request("bad-cursor", e.to_string()))?;
     audited_read(&state, &claims, patient, Scope::Timeline, |store| {
         let page = store.timeline(&patient, cursor.as_ref(), limit)?;
-        let ids = page.entries.iter().map(|e| e.event_id).collect();
+        let returned = Returned::of(&page.entries);
         Ok((
             TimelineResponse {
                 nhs_number: patient,
                 page,
             },
-            ids,
+            returned,
         ))
     })
     .await
@@ -173,21 +173,21 @@ async fn summary(
     let patient = parse_nhs_number(&nhs_number)?;
     audited_read(&state, &claims, patient, Scope::Summary, |store| {
         let summary = store.summary(&patient)?;
-        let ids = [
-            &summary.allergies,
-            &summary.medications,
-            &summary.latest_observations,
-        ]
-        .into_iter()
-        .flatten()
-        .map(|e| e.event_id)
-        .collect();
+        let returned = Returned::of(
+            [
+                &summary.allergies,
+                &summary.medications,
+                &summary.latest_observations,
+            ]
+            .into_iter()
+            .flatten(),
+        );
         Ok((
             SummaryResponse {
                 nhs_number: patient,
                 summary,
             },
-            ids,
+            returned,
         ))
     })
     .await
@@ -220,7 +220,7 @@ async fn audited_read<T: Serialize>(
     claims: &Claims,
     patient: NhsNumber,
     scope: Scope,
-    read: impl FnOnce(&ProjectionStore) -> Result<(T, Vec<EventId>), StoreError>,
+    read: impl FnOnce(&ProjectionStore) -> Result<(T, Returned), StoreError>,
 ) -> Result<Response, ApiError> {
     let requester = Requester {
         role: claims.role.parse(),
@@ -245,6 +245,7 @@ async fn audited_read<T: Serialize>(
         returned_count: 0,
         returned_digest: returned_digest(&[]),
         break_glass_reason: None,
+        categories: vec![],
     };
     if !decision.permit {
         record(state, &access).await?;
@@ -254,8 +255,9 @@ async fn audited_read<T: Serialize>(
     }
     let (body, returned) = read(&state.store).map_err(|e| ApiError::Internal(e.to_string()))?;
     access.decision = Decision::Permit;
-    access.returned_count = returned.len() as i32;
-    access.returned_digest = returned_digest(&returned);
+    access.returned_count = returned.event_ids.len() as i32;
+    access.returned_digest = returned_digest(&returned.event_ids);
+    access.categories = returned.categories.into_iter().collect();
     record(state, &access).await?;
     let mut response = Json(body).into_response();
     if let Ok(v) = HeaderValue::from_str(&request_id.to_string()) {
@@ -269,6 +271,30 @@ async fn record(state: &AppState, access: &AccessEvent) -> Result<(), ApiError> 
         tracing::error!(error = %e, request_id = %access.request_id, "access event not recorded; withholding data");
         ApiError::AuditUnavailable
     })
+}
+
+/// What a response carries, as its access event names it.
+#[derive(Debug, Default)]
+struct Returned {
+    event_ids: Vec<EventId>,
+    /// Event types and sensitivity labels, each once, sorted.
+    categories: std::collections::BTreeSet<String>,
+}
+
+impl Returned {
+    fn of<'a>(entries: impl IntoIterator<Item = &'a spr_projector::TimelineEntry>) -> Self {
+        let mut returned = Self::default();
+        for entry in entries {
+            returned.event_ids.push(entry.event_id);
+            returned
+                .categories
+                .insert(entry.event_type.as_str().to_owned());
+            returned
+                .categories
+                .extend(entry.sensitivity.iter().cloned());
+        }
+        returned
+    }
 }
 
 /// Hex SHA-256 over the returned event ids, each followed by a newline.

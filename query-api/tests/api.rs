@@ -263,6 +263,15 @@ async fn every_published_event_is_read_through_the_api_once_in_order_and_every_r
     assert!(accesses
         .iter()
         .all(|a| a.decision == Decision::Permit && a.subject.role == "clinician"));
+    assert!(
+        accesses.iter().all(|a| {
+            !a.categories.is_empty()
+                && a.categories.iter().all(|c| {
+                    ["allergy", "medication-prescribed", "observation"].contains(&c.as_str())
+                })
+        }),
+        "every permitted read names what kinds of data it returned"
+    );
     let patients_read: std::collections::HashSet<_> =
         accesses.iter().map(|a| a.nhs_number).collect();
     assert_eq!(patients_read.len(), patients.len());

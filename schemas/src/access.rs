@@ -29,6 +29,9 @@ pub struct AccessEvent {
     pub returned_digest: String,
     /// Set when the subject used break-glass, with their stated reason.
     pub break_glass_reason: Option<String>,
+    /// What kinds of data the response carried: event types and sensitivity labels,
+    /// each once, sorted (schema version 2; empty when read from version 1).
+    pub categories: Vec<String>,
 }
 
 /// The person (or system) behind a request, as their token says.

@@ -124,6 +124,10 @@ const SCHEMA_FILES: &[(&str, &str)] = &[
         "access_event.v1.avsc",
         include_str!("../avro/access_event.v1.avsc"),
     ),
+    (
+        "access_event.v2.avsc",
+        include_str!("../avro/access_event.v2.avsc"),
+    ),
 ];
 
 static CATALOGUE: LazyLock<SchemaCatalogue> = LazyLock::new(|| {

@@ -98,5 +98,6 @@ pub fn access_event(nhs_number: NhsNumber) -> AccessEvent {
         returned_count: 0,
         returned_digest: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
         break_glass_reason: None,
+        categories: vec![],
     }
 }

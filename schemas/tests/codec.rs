@@ -62,6 +62,7 @@ fn the_fingerprints_of_published_schema_versions_never_change() {
     let pinned = [
         ("clinical_event.v1.avsc", "992d6c428b810b34"),
         ("access_event.v1.avsc", "130032da07bede24"),
+        ("access_event.v2.avsc", "73e328b65a714069"),
     ];
     let catalogue = SchemaCatalogue::global();
     assert_eq!(
@@ -157,4 +158,128 @@ proptest! {
         bytes[i] ^= 1 << bit;
         let _ = ClinicalEvent::from_avro(&bytes);
     }
+}
+
+/// Every schema version can read every other version of the same record, both ways:
+/// old readers read new records and new readers read old ones.
+#[test]
+fn every_schema_version_is_backward_and_forward_compatible_with_the_others() {
+    use apache_avro::schema_compatibility::SchemaCompatibility;
+    let versions = SchemaCatalogue::global().versions();
+    let mut pairs = 0;
+    for a in versions {
+        for b in versions
+            .iter()
+            .filter(|b| b.record_name() == a.record_name() && b.file != a.file)
+        {
+            if let Err(e) = SchemaCompatibility::mutual_read(&a.schema, &b.schema) {
+                panic!(
+                    "{} and {} are not compatible both ways: {e}",
+                    a.file, b.file
+                );
+            }
+            pairs += 1;
+        }
+    }
+    assert!(
+        pairs >= 2,
+        "at least one record has two versions to compare"
+    );
+}
+
+/// The same check refuses a change that would break readers, saying why.
+#[test]
+fn an_incompatible_schema_change_is_refused_with_the_reason() {
+    use apache_avro::schema_compatibility::SchemaCompatibility;
+    let v1 = &SchemaCatalogue::global()
+        .versions()
+        .iter()
+        .find(|v| v.file == "access_event.v1.avsc")
+        .unwrap()
+        .schema;
+    // A new field without a default: a new reader cannot read old records.
+    let mut broken: serde_json::Value =
+        serde_json::from_str(include_str!("../avro/access_event.v1.avsc")).unwrap();
+    broken["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "purpose", "type": "string"}));
+    let broken = apache_avro::Schema::parse_str(&broken.to_string()).unwrap();
+    let err = SchemaCompatibility::can_read(v1, &broken).unwrap_err();
+    assert!(
+        err.to_string().to_lowercase().contains("purpose") || !err.to_string().is_empty(),
+        "{err}"
+    );
+}
+
+/// An access event written with version 1 (as in ledgers written before version 2) is
+/// read by today's code, with no categories.
+#[test]
+fn a_version_1_access_event_reads_as_the_current_type() {
+    use apache_avro::types::Value;
+    let catalogue = SchemaCatalogue::global();
+    let v1 = catalogue
+        .versions()
+        .iter()
+        .find(|v| v.file == "access_event.v1.avsc")
+        .unwrap();
+    let event = examples::access_event(patient());
+    let record = Value::Record(vec![
+        ("event_id".into(), Value::String(event.event_id.to_string())),
+        (
+            "request_id".into(),
+            Value::String(event.request_id.to_string()),
+        ),
+        (
+            "occurred_at".into(),
+            Value::TimestampMillis(event.occurred_at),
+        ),
+        (
+            "subject".into(),
+            Value::Record(vec![
+                ("id".into(), Value::String(event.subject.id.clone())),
+                ("name".into(), Value::String(event.subject.name.clone())),
+                ("role".into(), Value::String(event.subject.role.clone())),
+                (
+                    "ods_code".into(),
+                    Value::String(event.subject.ods_code.clone()),
+                ),
+            ]),
+        ),
+        (
+            "nhs_number".into(),
+            Value::String(event.nhs_number.to_string()),
+        ),
+        ("action".into(), Value::String(event.action.clone())),
+        ("decision".into(), Value::Enum(0, "PERMIT".into())),
+        (
+            "reasons".into(),
+            Value::Array(vec![Value::String("role-permits-scope".into())]),
+        ),
+        ("returned_count".into(), Value::Int(0)),
+        (
+            "returned_digest".into(),
+            Value::String(event.returned_digest.clone()),
+        ),
+        (
+            "break_glass_reason".into(),
+            Value::Union(0, Box::new(Value::Null)),
+        ),
+    ]);
+    let mut bytes = SINGLE_OBJECT_MARKER.to_vec();
+    bytes.extend_from_slice(&v1.fingerprint);
+    bytes.extend(apache_avro::to_avro_datum(&v1.schema, record).unwrap());
+    let read = AccessEvent::from_avro(&bytes).unwrap();
+    assert_eq!(
+        read,
+        AccessEvent {
+            categories: vec![],
+            ..event
+        }
+    );
+    assert_ne!(
+        bytes[2..10],
+        examples::access_event(patient()).to_avro().unwrap()[2..10],
+        "today's code writes version 2"
+    );
 }

@@ -552,7 +552,7 @@ fn print_access_report(json: bool, report: &AccessReport) {
         println!(
             "{}",
             json!({"entries": report.entries, "denied": rows(&report.denied), "break_glass": rows(&report.break_glass),
-                   "flagged": rows(&report.flagged), "unusual_users": volumes(&report.unusual_users),
+                   "flagged": rows(&report.flagged), "sensitive": rows(&report.sensitive), "unusual_users": volumes(&report.unusual_users),
                    "unusual_patients": volumes(&report.unusual_patients)})
         );
         return;
@@ -561,6 +561,7 @@ fn print_access_report(json: bool, report: &AccessReport) {
     for (title, list) in [
         ("break-glass", &report.break_glass),
         ("flagged", &report.flagged),
+        ("sensitive categories", &report.sensitive),
         ("denied", &report.denied),
     ] {
         println!("\n{title}: {}", list.len());
