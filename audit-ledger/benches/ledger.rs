@@ -60,6 +60,16 @@ fn main() {
         mb_per_s / raw
     );
 
+    match end_to_end_latency(3_000, 1_000.0) {
+        Ok((n, p50, p99, max)) => println!(
+            "| access event published → durable ledger entry, {n} events at 1,000/s through tansu memory:// | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms |",
+            ms(p50),
+            ms(p99),
+            ms(max)
+        ),
+        Err(e) => println!("| access event published → durable ledger entry | skipped: {e} |"),
+    }
+
     let (build, inclusion, consistency) = proofs_at(10_000_000);
     println!(
         "| Merkle tree of 10,000,000 leaf hashes: build | {:.1} s |",
@@ -85,6 +95,116 @@ fn access_event_leaves(n: usize) -> Vec<Vec<u8>> {
             event.to_avro().expect("encodes")
         })
         .collect()
+}
+
+/// Publishes `count` access events at `rate` per second to a real broker while the ledger
+/// service runs, and measures from each send to the moment its entry is fsynced (the
+/// `.committed` side file covers it). Returns (count, p50, p99, max).
+fn end_to_end_latency(
+    count: usize,
+    rate: f64,
+) -> anyhow::Result<(usize, Duration, Duration, Duration)> {
+    use spr_audit_ledger::service::{run_ledger_service, LedgerServiceConfig};
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let broker = spr_testkit::TestBroker::start_memory().await?;
+        let dir = tempfile::tempdir()?;
+        let ledger = dir.path().join("ledger.spr");
+        let config = LedgerServiceConfig {
+            bootstrap: broker.bootstrap(),
+            group_id: "bench-ledger".into(),
+            ledger_path: ledger.clone(),
+            max_batch: 1_000,
+            max_batch_wait: Duration::from_millis(5),
+            checkpoints: None,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let service = tokio::spawn(run_ledger_service(config, async {
+            let _ = stopped.await;
+        }));
+        let publisher =
+            spr_producers::EventPublisher::new(&broker.bootstrap(), Duration::from_secs(30))?;
+        let template = examples::access_event("9990000018".parse()?);
+        let frame = (4 + template.to_avro()?.len() + 32) as u64;
+        let committed = dir.path().join("ledger.spr.committed");
+        // Warm up: the first entry waits for the service to connect; measure after it.
+        publisher.publish_access_event(&template).await?;
+        let read_committed = {
+            let committed = committed.clone();
+            move || -> u64 {
+                std::fs::read_to_string(&committed)
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok())
+                    .unwrap_or(0)
+            }
+        };
+        let warm_up = Instant::now();
+        while read_committed() < 8 + frame {
+            anyhow::ensure!(
+                warm_up.elapsed() < Duration::from_secs(60),
+                "the ledger service did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let poller = tokio::task::spawn_blocking(move || {
+            let mut durable_at = Vec::with_capacity(count);
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while durable_at.len() < count && Instant::now() < deadline {
+                // Entries after the warm-up one that are fsynced.
+                let durable = (read_committed().saturating_sub(8 + frame) / frame) as usize;
+                while durable_at.len() < durable.min(count) {
+                    durable_at.push(Instant::now());
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            durable_at
+        });
+        let mut sent = std::collections::HashMap::with_capacity(count);
+        let started = Instant::now();
+        let mut deliveries = Vec::with_capacity(count);
+        for i in 0..count {
+            let due = started + Duration::from_secs_f64(i as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+            let mut event = template.clone();
+            event.event_id = spr_schemas::EventId::random();
+            sent.insert(event.event_id, Instant::now());
+            let publisher = publisher.clone();
+            deliveries.push(tokio::spawn(async move {
+                publisher.publish_access_event(&event).await
+            }));
+        }
+        for delivery in deliveries {
+            delivery.await??;
+        }
+        let durable_at = poller.await?;
+        let _ = stop.send(());
+        service.await??;
+        let (_, leaves) = spr_audit_ledger::load_leaves(&ledger)?;
+        let mut latencies: Vec<Duration> = leaves[1..]
+            .iter()
+            .zip(&durable_at)
+            .map(|(leaf, at)| {
+                let id = spr_schemas::AccessEvent::from_avro(leaf)
+                    .expect("access event")
+                    .event_id;
+                at.duration_since(sent[&id])
+            })
+            .collect();
+        anyhow::ensure!(
+            latencies.len() == count,
+            "only {} of {count} entries became durable",
+            latencies.len()
+        );
+        latencies.sort();
+        let at =
+            |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+        Ok((
+            count,
+            at(0.5),
+            at(0.99),
+            *latencies.last().expect("non-empty"),
+        ))
+    })
 }
 
 fn uuid_from(i: u128) -> uuid::Uuid {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use spr_producers::consume::{partitions_from_start, AssignError};
+use spr_producers::consume::{consumer_config, partitions_from_start, AssignError};
 use spr_schemas::{topics, AccessEvent, EventId};
 
 /// What the topic holds, as far as completeness is concerned.
@@ -58,10 +58,7 @@ pub async fn read_access_events_topic(
     bootstrap: &str,
     idle: Duration,
 ) -> Result<TopicContents, AssignError> {
-    let consumer: StreamConsumer = spr_producers::client_config(bootstrap)
-        .set("group.id", "spr-audit-completeness")
-        .set("enable.auto.commit", "false")
-        .create()?;
+    let consumer: StreamConsumer = consumer_config(bootstrap, "spr-audit-completeness").create()?;
     let list = partitions_from_start(&consumer, topics::ACCESS_EVENTS.name, None)?;
     consumer.assign(&list)?;
     let mut contents = TopicContents::default();

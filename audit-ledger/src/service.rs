@@ -16,8 +16,8 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use spr_producers::consume::{
-    next_offsets, partitions_from_start, publish_dead_letter, receive_batch, AssignError,
-    ConsumedRecord,
+    consumer_config, next_offsets, partitions_from_start, publish_dead_letter, receive_batch,
+    AssignError, ConsumedRecord,
 };
 use spr_producers::{EventPublisher, PublishError};
 use spr_schemas::topics;
@@ -104,10 +104,7 @@ pub async fn run_ledger_service(
         .transpose()?;
     let consumed_path = consumed_offsets_path(&config.ledger_path);
     let mut consumed = read_consumed_offsets(&consumed_path)?;
-    let consumer: StreamConsumer = spr_producers::client_config(&config.bootstrap)
-        .set("group.id", &config.group_id)
-        .set("enable.auto.commit", "false")
-        .create()?;
+    let consumer: StreamConsumer = consumer_config(&config.bootstrap, &config.group_id).create()?;
     consumer.assign(&partitions_from_start(
         &consumer,
         topics::ACCESS_EVENTS.name,

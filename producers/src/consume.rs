@@ -11,6 +11,22 @@ use spr_schemas::topics::{self, dead_letter_headers as dlq};
 
 use crate::{EventPublisher, PublishError};
 
+/// The settings of every SPR consumer: a group id (used only for committing progress
+/// for lag tools), no automatic commits or offset stores (each consumer keeps its own
+/// progress beside its data), `earliest` if an offset falls out of range, and short
+/// fetch waits, because tansu holds a fetch for
+/// the whole `fetch.wait.max.ms` (librdkafka's default 500 ms) even when data arrives.
+pub fn consumer_config(bootstrap: &str, group_id: &str) -> rdkafka::ClientConfig {
+    let mut config = crate::client_config(bootstrap);
+    config
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "10");
+    config
+}
+
 /// Why a consumer could not be given its partitions.
 #[derive(Debug, thiserror::Error)]
 pub enum AssignError {

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use spr_producers::consume::{
-    next_offsets_list, partitions_from_start, publish_dead_letter, receive_batch, AssignError,
-    ConsumedRecord,
+    consumer_config, next_offsets_list, partitions_from_start, publish_dead_letter, receive_batch,
+    AssignError, ConsumedRecord,
 };
 use spr_producers::{EventPublisher, PublishError};
 use spr_schemas::topics;
@@ -55,12 +55,7 @@ pub async fn run_worker(
     store: Arc<ProjectionStore>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
-    let consumer: StreamConsumer = spr_producers::client_config(&config.bootstrap)
-        .set("group.id", &config.group_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()?;
+    let consumer: StreamConsumer = consumer_config(&config.bootstrap, &config.group_id).create()?;
     // Each owned partition is read from the beginning; project_batch skips what the
     // offsets stored in RocksDB say is applied. The group's offsets never decide it.
     let owned = partitions_from_start(
