@@ -44,6 +44,36 @@ pub enum ProofError {
     },
 }
 
+/// An inclusion proof as served to auditors (CLI `--json` and the API): hashes in hex.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InclusionProof {
+    /// The entry's index.
+    pub index: u64,
+    /// The tree size the proof is for.
+    pub tree_size: u64,
+    /// The entry's leaf hash.
+    pub leaf_hash: Sha256Digest,
+    /// The tree head at `tree_size`.
+    pub root: Sha256Digest,
+    /// The audit path, leaf to root.
+    pub proof: Vec<Sha256Digest>,
+}
+
+/// A consistency proof as served to auditors: hashes in hex.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConsistencyProof {
+    /// The older tree size.
+    pub first: u64,
+    /// The newer tree size.
+    pub second: u64,
+    /// The tree head at `first`.
+    pub first_root: Sha256Digest,
+    /// The tree head at `second`.
+    pub second_root: Sha256Digest,
+    /// The proof.
+    pub proof: Vec<Sha256Digest>,
+}
+
 /// An append-only RFC 6962 Merkle tree of leaf hashes.
 #[derive(Debug, Clone, Default)]
 pub struct MerkleTree {
@@ -129,6 +159,44 @@ impl MerkleTree {
             self.subproof(first, 0, second, true, &mut proof);
         }
         Ok(proof)
+    }
+
+    /// The inclusion proof of entry `index` in the tree of `size` entries (default: all),
+    /// with the leaf hash and root it verifies against.
+    pub fn prove_inclusion(
+        &self,
+        index: u64,
+        size: Option<u64>,
+    ) -> Result<InclusionProof, ProofError> {
+        let tree_size = size.unwrap_or(self.len());
+        let proof = self.inclusion_proof(index, tree_size)?;
+        let leaf_hash = self
+            .leaf(index)
+            .expect("the index was checked by the proof");
+        Ok(InclusionProof {
+            index,
+            tree_size,
+            leaf_hash,
+            root: self.root(tree_size)?,
+            proof,
+        })
+    }
+
+    /// The consistency proof from `first` to `second` entries (default: all), with both roots.
+    pub fn prove_consistency(
+        &self,
+        first: u64,
+        second: Option<u64>,
+    ) -> Result<ConsistencyProof, ProofError> {
+        let second = second.unwrap_or(self.len());
+        let proof = self.consistency_proof(first, second)?;
+        Ok(ConsistencyProof {
+            first,
+            second,
+            first_root: self.root(first)?,
+            second_root: self.root(second)?,
+            proof,
+        })
     }
 
     fn check_size(&self, size: u64) -> Result<(), ProofError> {

@@ -11,10 +11,9 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
 use spr_audit_ledger::checkpoint::checkpoint_path;
 use spr_audit_ledger::merkle::MerkleTree;
-use spr_audit_ledger::{LedgerFollower, Sha256Digest};
+use spr_audit_ledger::LedgerFollower;
 
 use crate::app::{authenticate, AppState};
 use crate::error::ApiError;
@@ -98,14 +97,10 @@ pub(crate) async fn inclusion(
 ) -> Result<Response, ApiError> {
     authenticate(&state, &headers)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad-query", e.body_text()))?;
-    let body = ledger_view(&state)?.with_tree(|tree| {
-        let size = q.size.unwrap_or(tree.len());
-        let proof = tree.inclusion_proof(q.index, size).map_err(|e| ApiError::bad_request("bad-proof-request", e.to_string()))?;
-        let leaf = tree.leaf(q.index).expect("index checked by the proof");
-        let root = tree.root(size).expect("size checked by the proof");
-        Ok::<_, ApiError>(json!({"index": q.index, "tree_size": size, "leaf_hash": leaf.to_string(), "root": root.to_string(), "proof": hex_list(&proof)}))
-    })?;
-    Ok(Json(body).into_response())
+    let proof = ledger_view(&state)?
+        .with_tree(|tree| tree.prove_inclusion(q.index, q.size))
+        .map_err(|e| ApiError::bad_request("bad-proof-request", e.to_string()))?;
+    Ok(Json(proof).into_response())
 }
 
 /// Query of `GET /audit/proof/consistency`.
@@ -124,15 +119,8 @@ pub(crate) async fn consistency(
 ) -> Result<Response, ApiError> {
     authenticate(&state, &headers)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad-query", e.body_text()))?;
-    let body = ledger_view(&state)?.with_tree(|tree| {
-        let second = q.second.unwrap_or(tree.len());
-        let proof = tree.consistency_proof(q.first, second).map_err(|e| ApiError::bad_request("bad-proof-request", e.to_string()))?;
-        let (a, b) = (tree.root(q.first).expect("checked"), tree.root(second).expect("checked"));
-        Ok::<_, ApiError>(json!({"first": q.first, "second": second, "first_root": a.to_string(), "second_root": b.to_string(), "proof": hex_list(&proof)}))
-    })?;
-    Ok(Json(body).into_response())
-}
-
-fn hex_list(digests: &[Sha256Digest]) -> Vec<String> {
-    digests.iter().map(ToString::to_string).collect()
+    let proof = ledger_view(&state)?
+        .with_tree(|tree| tree.prove_consistency(q.first, q.second))
+        .map_err(|e| ApiError::bad_request("bad-proof-request", e.to_string()))?;
+    Ok(Json(proof).into_response())
 }

@@ -197,20 +197,15 @@ fn run(cli: &Cli) -> anyhow::Result<Option<Failed>> {
             index,
             size,
         } => {
-            let tree = verified_tree(ledger)?;
-            let size = size.unwrap_or(tree.len());
-            let proof = tree.inclusion_proof(*index, size)?;
-            let leaf = tree.leaf(*index).expect("index checked by the proof");
-            let root = tree.root(size)?;
-            let hashes: Vec<String> = proof.iter().map(ToString::to_string).collect();
+            let p = verified_tree(ledger)?.prove_inclusion(*index, *size)?;
             if cli.json {
-                println!(
-                    "{}",
-                    json!({"index": index, "tree_size": size, "leaf_hash": leaf.to_string(), "root": root.to_string(), "proof": hashes})
-                );
+                println!("{}", serde_json::to_string(&p)?);
             } else {
-                println!("entry {index} in the tree of {size} entries\nleaf hash {leaf}\nroot      {root}\nproof ({} hashes):", hashes.len());
-                hashes.iter().for_each(|h| println!("  {h}"));
+                println!(
+                    "entry {} in the tree of {} entries\nleaf hash {}\nroot      {}",
+                    p.index, p.tree_size, p.leaf_hash, p.root
+                );
+                print_hashes(&p.proof);
             }
             Ok(None)
         }
@@ -219,19 +214,15 @@ fn run(cli: &Cli) -> anyhow::Result<Option<Failed>> {
             first,
             second,
         } => {
-            let tree = verified_tree(ledger)?;
-            let second = second.unwrap_or(tree.len());
-            let proof = tree.consistency_proof(*first, second)?;
-            let (a, b) = (tree.root(*first)?, tree.root(second)?);
-            let hashes: Vec<String> = proof.iter().map(ToString::to_string).collect();
+            let p = verified_tree(ledger)?.prove_consistency(*first, *second)?;
             if cli.json {
-                println!(
-                    "{}",
-                    json!({"first": first, "second": second, "first_root": a.to_string(), "second_root": b.to_string(), "proof": hashes})
-                );
+                println!("{}", serde_json::to_string(&p)?);
             } else {
-                println!("tree of {first} is a prefix of the tree of {second}\nroot {first}: {a}\nroot {second}: {b}\nproof ({} hashes):", hashes.len());
-                hashes.iter().for_each(|h| println!("  {h}"));
+                println!(
+                    "tree of {} is a prefix of the tree of {}\nroot {}: {}\nroot {}: {}",
+                    p.first, p.second, p.first, p.first_root, p.second, p.second_root
+                );
+                print_hashes(&p.proof);
             }
             Ok(None)
         }
@@ -482,6 +473,11 @@ fn check_checkpoint(
         }
     }
     None
+}
+
+fn print_hashes(proof: &[spr_audit_ledger::Sha256Digest]) {
+    println!("proof ({} hashes):", proof.len());
+    proof.iter().for_each(|h| println!("  {h}"));
 }
 
 /// Why an access needs a person's attention now, if it does.
