@@ -70,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/patients/{nhs_number}/timeline", get(timeline))
         .route("/patients/{nhs_number}/summary", get(summary))
+        .route("/me/access-log", get(crate::audit_routes::my_access_log))
         .route("/audit/checkpoint", get(crate::audit_routes::checkpoint))
         .route(
             "/audit/proof/inclusion",
@@ -149,8 +150,11 @@ async fn timeline(
         .map(TimelineCursor::parse)
         .transpose()
         .map_err(|e| ApiError::bad_request("bad-cursor", e.to_string()))?;
-    audited_read(&state, &claims, patient, Scope::Timeline, |store| {
-        let page = store.timeline(&patient, cursor.as_ref(), limit)?;
+    audited_read(&state, &claims, patient, Scope::Timeline, |state| {
+        let page = state
+            .store
+            .timeline(&patient, cursor.as_ref(), limit)
+            .map_err(internal)?;
         let returned = Returned::of(&page.entries);
         Ok((
             TimelineResponse {
@@ -171,8 +175,8 @@ async fn summary(
 ) -> Result<Response, ApiError> {
     let claims = authenticate(&state, &headers)?;
     let patient = parse_nhs_number(&nhs_number)?;
-    audited_read(&state, &claims, patient, Scope::Summary, |store| {
-        let summary = store.summary(&patient)?;
+    audited_read(&state, &claims, patient, Scope::Summary, |state| {
+        let summary = state.store.summary(&patient).map_err(internal)?;
         let returned = Returned::of(
             [
                 &summary.allergies,
@@ -215,12 +219,12 @@ fn parse_nhs_number(text: &str) -> Result<NhsNumber, ApiError> {
 /// Decides, reads, records the access event (awaiting the broker's acknowledgement),
 /// and only then returns the data. Denials are recorded too. If the access event
 /// cannot be recorded the answer is 503 and carries no patient data.
-async fn audited_read<T: Serialize>(
+pub(crate) async fn audited_read<T: Serialize>(
     state: &AppState,
     claims: &Claims,
     patient: NhsNumber,
     scope: Scope,
-    read: impl FnOnce(&ProjectionStore) -> Result<(T, Returned), StoreError>,
+    read: impl FnOnce(&AppState) -> Result<(T, Returned), ApiError>,
 ) -> Result<Response, ApiError> {
     let requester = Requester {
         role: claims.role.parse(),
@@ -253,7 +257,7 @@ async fn audited_read<T: Serialize>(
             reasons: decision.reasons,
         });
     }
-    let (body, returned) = read(&state.store).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (body, returned) = read(state)?;
     access.decision = Decision::Permit;
     access.returned_count = returned.event_ids.len() as i32;
     access.returned_digest = returned_digest(&returned.event_ids);
@@ -273,12 +277,17 @@ async fn record(state: &AppState, access: &AccessEvent) -> Result<(), ApiError> 
     })
 }
 
+/// A store failure: logged, never shown to the caller.
+fn internal(e: StoreError) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
 /// What a response carries, as its access event names it.
 #[derive(Debug, Default)]
-struct Returned {
-    event_ids: Vec<EventId>,
+pub(crate) struct Returned {
+    pub(crate) event_ids: Vec<EventId>,
     /// Event types and sensitivity labels, each once, sorted.
-    categories: std::collections::BTreeSet<String>,
+    pub(crate) categories: std::collections::BTreeSet<String>,
 }
 
 impl Returned {

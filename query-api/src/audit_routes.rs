@@ -1,6 +1,7 @@
 //! Auditor endpoints: the latest signed checkpoint and Merkle proofs, served from a
 //! read-only view of the ledger file. They carry hashes only, never patient data.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -10,36 +11,52 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use spr_audit_ledger::checkpoint::checkpoint_path;
-use spr_audit_ledger::merkle::MerkleTree;
-use spr_audit_ledger::LedgerFollower;
+use spr_audit_ledger::merkle::{InclusionProof, MerkleTree};
+use spr_audit_ledger::{LedgerFollower, Sha256Digest};
+use spr_schemas::{AccessEvent, NhsNumber};
 
-use crate::app::{authenticate, AppState};
+use crate::app::{audited_read, authenticate, AppState, Returned};
 use crate::error::ApiError;
+use crate::policy::Scope;
 
-/// The ledger's verified Merkle tree, extended as the file grows.
+/// The ledger's verified Merkle tree and each patient's entries, extended as the file grows.
 #[derive(Debug)]
 pub struct LedgerView {
     path: PathBuf,
     follower: RwLock<LedgerFollower>,
+    by_patient: RwLock<HashMap<NhsNumber, Vec<(u64, AccessEvent)>>>,
 }
 
 impl LedgerView {
     /// A view of the ledger at `path` (empty until the first refresh).
     pub fn new(path: PathBuf) -> Self {
         let follower = RwLock::new(LedgerFollower::new(&path));
-        Self { path, follower }
+        Self {
+            path,
+            follower,
+            by_patient: RwLock::new(HashMap::new()),
+        }
     }
 
     /// Reads and verifies the entries appended since the last refresh. Only verified
     /// entries are ever proven; an entry that does not verify stops the view there.
     pub fn refresh(&self) -> Result<(), spr_audit_ledger::LedgerError> {
-        self.follower
-            .write()
-            .expect("not poisoned")
-            .read_new()
-            .map(|_| ())
+        let mut follower = self.follower.write().expect("not poisoned");
+        let first = follower.tree().len();
+        let leaves = follower.read_new()?;
+        let mut by_patient = self.by_patient.write().expect("not poisoned");
+        for (index, leaf) in (first..).zip(leaves) {
+            match AccessEvent::from_avro(&leaf) {
+                Ok(event) => by_patient
+                    .entry(event.nhs_number)
+                    .or_default()
+                    .push((index, event)),
+                Err(e) => tracing::warn!(index, error = %e, "ledger entry is not an access event"),
+            }
+        }
+        Ok(())
     }
 
     /// Refreshes now and then every `interval`, off the async threads.
@@ -62,6 +79,110 @@ impl LedgerView {
     fn with_tree<T>(&self, read: impl FnOnce(&MerkleTree) -> T) -> T {
         read(self.follower.read().expect("not poisoned").tree())
     }
+}
+
+/// Query of `GET /me/access-log`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AccessLogQuery {
+    /// Include an inclusion proof with every entry.
+    proofs: Option<bool>,
+}
+
+/// One access to the patient's record, as the patient sees it.
+#[derive(Debug, Serialize)]
+struct AccessLogEntry {
+    ledger_index: u64,
+    occurred_at: i64,
+    who: String,
+    role: String,
+    organisation: String,
+    action: String,
+    decision: spr_schemas::Decision,
+    categories: Vec<String>,
+    break_glass_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proof: Option<InclusionProof>,
+}
+
+/// The patient's view of who accessed their record.
+#[derive(Debug, Serialize)]
+struct AccessLog {
+    nhs_number: NhsNumber,
+    /// The ledger size and tree head the entries (and proofs) are read from.
+    tree_size: u64,
+    root: Sha256Digest,
+    entries: Vec<AccessLogEntry>,
+}
+
+/// `GET /me/access-log[?proofs=true]`: every access to the caller's own record, newest
+/// first, with break-glass marked; reading it is itself audited (and appears next time).
+pub(crate) async fn my_access_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<AccessLogQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let claims = authenticate(&state, &headers)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request("bad-query", e.body_text()))?;
+    let patient: NhsNumber = claims
+        .nhs_number
+        .as_deref()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| ApiError::Forbidden {
+            reasons: vec!["not-a-patient-token"],
+        })?;
+    ledger_view(&state)?;
+    audited_read(&state, &claims, patient, Scope::AccessLog, |state| {
+        let view = ledger_view(state)?;
+        let with_proofs = q.proofs.unwrap_or(false);
+        let log = view.with_tree(|tree| {
+            let tree_size = tree.len();
+            let by_patient = view.by_patient.read().expect("not poisoned");
+            let entries = by_patient
+                .get(&patient)
+                .into_iter()
+                .flatten()
+                .rev()
+                .map(|(index, e)| AccessLogEntry {
+                    ledger_index: *index,
+                    occurred_at: e.occurred_at,
+                    who: e.subject.name.clone(),
+                    role: e.subject.role.clone(),
+                    organisation: e.subject.ods_code.clone(),
+                    action: e.action.clone(),
+                    decision: e.decision,
+                    categories: e.categories.clone(),
+                    break_glass_reason: e.break_glass_reason.clone(),
+                    proof: with_proofs.then(|| {
+                        tree.prove_inclusion(*index, Some(tree_size))
+                            .expect("indexed entries are in the tree")
+                    }),
+                })
+                .collect();
+            AccessLog {
+                nhs_number: patient,
+                tree_size,
+                root: tree.root(tree_size).expect("whole tree"),
+                entries,
+            }
+        });
+        let returned = Returned {
+            event_ids: by_patient_ids(view, &patient),
+            categories: ["access-log".to_owned()].into(),
+        };
+        Ok((log, returned))
+    })
+    .await
+}
+
+fn by_patient_ids(view: &LedgerView, patient: &NhsNumber) -> Vec<spr_schemas::EventId> {
+    let by_patient = view.by_patient.read().expect("not poisoned");
+    by_patient
+        .get(patient)
+        .into_iter()
+        .flatten()
+        .map(|(_, e)| e.event_id)
+        .collect()
 }
 
 fn ledger_view(state: &AppState) -> Result<&LedgerView, ApiError> {

@@ -72,6 +72,8 @@ pub enum Scope {
     Timeline,
     /// The emergency summary: allergies, medications, latest observations.
     Summary,
+    /// Who accessed the record (the patient's own view of the audit ledger).
+    AccessLog,
 }
 
 impl Scope {
@@ -80,6 +82,7 @@ impl Scope {
         match self {
             Scope::Timeline => "timeline.read",
             Scope::Summary => "summary.read",
+            Scope::AccessLog => "access-log.read",
         }
     }
 }
@@ -129,6 +132,7 @@ pub fn decide(requester: &Requester, patient: &NhsNumber, scope: Scope) -> Polic
             Some(_) => PolicyDecision::deny("patient-not-own-record"),
             None => PolicyDecision::deny("patient-token-without-nhs-number"),
         },
+        (_, Scope::AccessLog) => PolicyDecision::deny("access-log-is-for-the-patient"),
         (Role::Clinician | Role::Nurse | Role::Midwife | Role::Paramedic, _) => {
             PolicyDecision::permit("clinical-role-direct-care")
         }
@@ -216,9 +220,60 @@ mod tests {
             (Patient, Summary, true, true, "patient-own-record"),
             (Patient, Timeline, false, false, "patient-not-own-record"),
             (Patient, Summary, false, false, "patient-not-own-record"),
+            (Patient, AccessLog, true, true, "patient-own-record"),
+            (Patient, AccessLog, false, false, "patient-not-own-record"),
+            (
+                Clinician,
+                AccessLog,
+                false,
+                false,
+                "access-log-is-for-the-patient",
+            ),
+            (
+                Nurse,
+                AccessLog,
+                false,
+                false,
+                "access-log-is-for-the-patient",
+            ),
+            (
+                Midwife,
+                AccessLog,
+                false,
+                false,
+                "access-log-is-for-the-patient",
+            ),
+            (
+                Paramedic,
+                AccessLog,
+                false,
+                false,
+                "access-log-is-for-the-patient",
+            ),
+            (
+                Pharmacist,
+                AccessLog,
+                false,
+                false,
+                "access-log-is-for-the-patient",
+            ),
+            (
+                SocialWorker,
+                AccessLog,
+                false,
+                false,
+                "access-log-is-for-the-patient",
+            ),
+            (
+                Administrative,
+                AccessLog,
+                false,
+                false,
+                "access-log-is-for-the-patient",
+            ),
         ];
         for role in Role::ALL {
-            for scope in [Timeline, Summary] {
+            for scope in [Timeline, Summary, AccessLog] {
                 for own in [true, false] {
                     let requester = Requester {
                         role: Ok(role),

@@ -571,3 +571,126 @@ async fn bad_input_is_a_400_and_a_denied_request_is_recorded_and_returns_no_data
     );
     drop(stack.stops);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_sees_who_accessed_their_record_with_proofs_and_that_reading_is_audited() {
+    let patients = population(2, 12);
+    let stack = Stack::start(&patients, Duration::from_secs(10)).await;
+    let own = patients[0].nhs_number.as_str();
+    let timeline = format!("/patients/{own}/timeline");
+    assert_eq!(
+        stack
+            .get(&timeline, &stack.token("clinician", None))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        stack
+            .get(&timeline, &stack.token("administrative", None))
+            .await
+            .0,
+        403
+    );
+    let other_patient = stack.token("patient", Some(patients[1].nhs_number.as_str()));
+    assert_eq!(
+        stack
+            .get(
+                &format!("/patients/{}/summary", patients[1].nhs_number),
+                &other_patient
+            )
+            .await
+            .0,
+        200
+    );
+    stack.ledger_entries(3).await;
+
+    let patient = stack.token("patient", Some(own));
+    // Each read of the access log is itself recorded, so the log grows as we poll:
+    // wait until both timeline reads are in it.
+    let mut body = Value::Null;
+    for _ in 0..50 {
+        let (status, b) = stack.get("/me/access-log?proofs=true", &patient).await;
+        assert_eq!(status, 200, "{b}");
+        let reads = b["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "timeline.read")
+            .count();
+        body = b;
+        if reads == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let entries = body["entries"].as_array().unwrap();
+    let reads: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "timeline.read")
+        .collect();
+    assert_eq!(reads.len(), 2, "{body}");
+    assert_eq!(reads[0]["role"], "administrative", "newest first");
+    assert_eq!(reads[0]["decision"], "DENY");
+    assert_eq!(reads[1]["role"], "clinician");
+    assert_eq!(reads[1]["organisation"], "A81001");
+    assert!(
+        entries.iter().all(|e| e["action"] != "summary.read"),
+        "another patient's accesses never appear"
+    );
+    let digest = |v: &Value| {
+        spr_audit_ledger::Sha256Digest(
+            hex::decode(v.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        )
+    };
+    let (size, root) = (body["tree_size"].as_u64().unwrap(), digest(&body["root"]));
+    for entry in entries {
+        let proof = &entry["proof"];
+        let path: Vec<_> = proof["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(digest)
+            .collect();
+        let index = entry["ledger_index"].as_u64().unwrap();
+        assert!(spr_audit_ledger::merkle::verify_inclusion(
+            &digest(&proof["leaf_hash"]),
+            index,
+            size,
+            &path,
+            &root
+        ));
+    }
+
+    // The patient's reading was itself recorded: it shows up in the next read.
+    let mut seen_own_read = false;
+    for _ in 0..50 {
+        let (_, b) = stack.get("/me/access-log", &patient).await;
+        if b["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "access-log.read")
+        {
+            seen_own_read = true;
+            assert!(
+                b["entries"][0].get("proof").is_none(),
+                "no proofs unless asked"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen_own_read);
+    let (status, body) = stack
+        .get("/me/access-log", &stack.token("clinician", None))
+        .await;
+    assert_eq!(
+        (status, body["reasons"][0].as_str()),
+        (403, Some("not-a-patient-token"))
+    );
+    drop(stack.stops);
+}
