@@ -187,6 +187,21 @@ impl Stack {
     }
 }
 
+/// A hex SHA-256 digest from a JSON response.
+fn digest(value: &Value) -> spr_audit_ledger::Sha256Digest {
+    spr_audit_ledger::Sha256Digest(
+        hex::decode(value.as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    )
+}
+
+/// A list of hex digests (a proof) from a JSON response.
+fn digests(value: &Value) -> Vec<spr_audit_ledger::Sha256Digest> {
+    value.as_array().unwrap().iter().map(digest).collect()
+}
+
 /// The one checkpoint key of the test process.
 fn checkpoint_signer() -> &'static CheckpointSigner {
     static SIGNER: std::sync::OnceLock<CheckpointSigner> = std::sync::OnceLock::new();
@@ -323,14 +338,6 @@ async fn every_published_event_is_read_through_the_api_once_in_order_and_every_r
     assert_eq!(stack.get("/audit/checkpoint", "not-a-token").await.0, 401);
     let served = stack.get_response("/audit/checkpoint", &token).await;
     assert_eq!(served.text().await.unwrap(), signed.0);
-    let digest = |v: &Value| {
-        spr_audit_ledger::Sha256Digest(
-            hex::decode(v.as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap(),
-        )
-    };
     let size = signed.1.size;
     let proof_path = format!("/audit/proof/inclusion?index=3&size={size}");
     let (mut status, mut body) = stack.get(&proof_path, &token).await;
@@ -343,12 +350,7 @@ async fn every_published_event_is_read_through_the_api_once_in_order_and_every_r
         (status, body) = stack.get(&proof_path, &token).await;
     }
     assert_eq!(status, 200, "{body}");
-    let path: Vec<_> = body["proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(digest)
-        .collect();
+    let path: Vec<_> = digests(&body["proof"]);
     assert_eq!(digest(&body["root"]), signed.1.root);
     assert!(spr_audit_ledger::merkle::verify_inclusion(
         &digest(&body["leaf_hash"]),
@@ -364,12 +366,7 @@ async fn every_published_event_is_read_through_the_api_once_in_order_and_every_r
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let path: Vec<_> = body["proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(digest)
-        .collect();
+    let path: Vec<_> = digests(&body["proof"]);
     assert!(spr_audit_ledger::merkle::verify_consistency(
         1,
         size,
@@ -638,23 +635,10 @@ async fn a_patient_sees_who_accessed_their_record_with_proofs_and_that_reading_i
         entries.iter().all(|e| e["action"] != "summary.read"),
         "another patient's accesses never appear"
     );
-    let digest = |v: &Value| {
-        spr_audit_ledger::Sha256Digest(
-            hex::decode(v.as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap(),
-        )
-    };
     let (size, root) = (body["tree_size"].as_u64().unwrap(), digest(&body["root"]));
     for entry in entries {
         let proof = &entry["proof"];
-        let path: Vec<_> = proof["proof"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(digest)
-            .collect();
+        let path: Vec<_> = digests(&proof["proof"]);
         let index = entry["ledger_index"].as_u64().unwrap();
         assert!(spr_audit_ledger::merkle::verify_inclusion(
             &digest(&proof["leaf_hash"]),
