@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use spr_audit_ledger::verify_from_genesis;
 use spr_producers::EventPublisher;
 use spr_schemas::{examples, AccessEvent};
-use spr_testkit::{eventually, TestBroker};
+use spr_testkit::{eventually, KillOnDrop, TestBroker};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ledger_service_killed_during_appends_loses_and_duplicates_nothing() {
@@ -60,14 +60,13 @@ async fn a_ledger_service_killed_during_appends_loses_and_duplicates_nothing() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
     let mut kills = 0;
     while !publishing.is_finished() || kills < 10 {
-        let mut child = start();
+        let mut child = KillOnDrop::new(start());
         tokio::time::sleep(Duration::from_millis(rng.gen_range(200..900))).await;
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.kill();
         kills += 1;
     }
     publishing.await.unwrap();
-    let mut last = start();
+    let mut last = KillOnDrop::new(start());
     let path = ledger.clone();
     let result = eventually(
         Duration::from_secs(90),
@@ -79,8 +78,7 @@ async fn a_ledger_service_killed_during_appends_loses_and_duplicates_nothing() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    last.kill().unwrap();
-    last.wait().unwrap();
+    last.kill();
     let report = result.unwrap();
     assert!(report.first_failure.is_none(), "{:?}", report.first_failure);
     assert_eq!(

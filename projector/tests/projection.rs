@@ -14,7 +14,7 @@ use spr_producers::{EventPublisher, PublishSummary};
 use spr_projector::{run_worker, ProjectionStore, TimelineCursor, WorkerConfig};
 use spr_schemas::topics::{self, dead_letter_headers as dlq};
 use spr_schemas::{examples, ClinicalEvent, NhsNumber};
-use spr_testkit::{eventually, TestBroker};
+use spr_testkit::{eventually, KillOnDrop, TestBroker};
 use tokio::sync::oneshot;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -279,10 +279,13 @@ async fn a_projector_killed_mid_stream_ends_with_the_same_state_as_an_uninterrup
         tokio::spawn(async move { publish(&bootstrap, &second).await })
     };
     for round in 0..8 {
-        let mut child = start_projector_process(&bootstrap, &killed_db, "projector-killed");
+        let mut child = KillOnDrop::new(start_projector_process(
+            &bootstrap,
+            &killed_db,
+            "projector-killed",
+        ));
         tokio::time::sleep(Duration::from_millis(rng.gen_range(300..1_200))).await;
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        child.kill();
         if round == 0 {
             assert!(
                 killed_db.exists(),
@@ -293,11 +296,14 @@ async fn a_projector_killed_mid_stream_ends_with_the_same_state_as_an_uninterrup
     for (partition, end) in publishing.await.unwrap().end_offsets {
         ends.insert(partition, end);
     }
-    let mut last = start_projector_process(&bootstrap, &killed_db, "projector-killed");
+    let mut last = KillOnDrop::new(start_projector_process(
+        &bootstrap,
+        &killed_db,
+        "projector-killed",
+    ));
     let follower = ProjectionStore::open_secondary(&killed_db, &secondary).unwrap();
     wait_caught_up(&ends, &follower, true).await;
-    last.kill().unwrap();
-    last.wait().unwrap();
+    last.kill();
     drop(follower);
 
     let clean_dir = tempfile::tempdir().unwrap();

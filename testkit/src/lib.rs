@@ -176,6 +176,30 @@ impl Drop for TestBroker {
     }
 }
 
+/// A child process that is killed (SIGKILL) and reaped when dropped, so a test that
+/// fails half-way never leaves it running.
+#[derive(Debug)]
+pub struct KillOnDrop(Child);
+
+impl KillOnDrop {
+    /// Takes charge of `child`.
+    pub fn new(child: Child) -> Self {
+        Self(child)
+    }
+
+    /// Kills the process now (SIGKILL) and waits for it to exit.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Polls `check` every 100 ms until it returns `Some`, or fails after `timeout` with `what`.
 pub async fn eventually<T>(
     timeout: Duration,
