@@ -337,6 +337,26 @@ pub enum SigningRefused {
     },
 }
 
+/// Whether `tree` extends the checkpoint `previous` signed: it holds at least as many
+/// entries, and its first `previous.size` entries have the root that was signed.
+pub fn check_extends(
+    tree: &crate::merkle::MerkleTree,
+    previous: &VerifiedCheckpoint,
+) -> Result<(), SigningRefused> {
+    if previous.size > tree.len() {
+        return Err(SigningRefused::RolledBack {
+            current: tree.len(),
+            signed: previous.size,
+        });
+    }
+    if tree.root(previous.size).ok() != Some(previous.root) {
+        return Err(SigningRefused::Forked {
+            size: previous.size,
+        });
+    }
+    Ok(())
+}
+
 /// Signs a checkpoint of the tree and chain head, but only if it extends `previous`
 /// (the last checkpoint this ledger signed): the ledger never signs two inconsistent
 /// checkpoints.
@@ -347,20 +367,10 @@ pub fn sign_consistent(
     chain_head: Sha256Digest,
     previous: Option<&VerifiedCheckpoint>,
 ) -> Result<String, SigningRefused> {
-    let size = tree.len();
     if let Some(previous) = previous {
-        if previous.size > size {
-            return Err(SigningRefused::RolledBack {
-                current: size,
-                signed: previous.size,
-            });
-        }
-        if tree.root(previous.size).ok() != Some(previous.root) {
-            return Err(SigningRefused::Forked {
-                size: previous.size,
-            });
-        }
+        check_extends(tree, previous)?;
     }
+    let size = tree.len();
     let root = tree.root(size).expect("the whole tree has a root");
     Ok(signer.sign(&Checkpoint {
         origin,

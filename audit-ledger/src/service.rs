@@ -24,8 +24,8 @@ use spr_schemas::topics;
 use tracing::{info, warn};
 
 use crate::checkpoint::{
-    checkpoint_path, sign_consistent, write_checkpoint_file, CheckpointSigner, CheckpointVerifier,
-    VerifiedCheckpoint,
+    check_extends, checkpoint_path, sign_consistent, write_checkpoint_file, CheckpointSigner,
+    CheckpointVerifier, VerifiedCheckpoint,
 };
 use crate::file::{AppendOutcome, Ledger, LedgerError};
 
@@ -169,13 +169,11 @@ impl<'a> Checkpointer<'a> {
             Err(e) => return Err(ServiceError::Checkpoint(format!("{}: {e}", path.display()))),
         };
         if let Some(last) = &last {
-            if last.size > ledger.len() || ledger.tree().root(last.size).ok() != Some(last.root) {
-                return Err(ServiceError::Checkpoint(format!(
-                    "the ledger ({} entries) contradicts the checkpoint already signed for {} entries; investigate before appending",
-                    ledger.len(),
-                    last.size
-                )));
-            }
+            check_extends(ledger.tree(), last).map_err(|refused| {
+                ServiceError::Checkpoint(format!(
+                    "the ledger contradicts the checkpoint already signed: {refused}; investigate before appending"
+                ))
+            })?;
         }
         Ok(Self {
             policy,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use spr_schemas::{topics, AccessEvent, ClinicalEvent, EncodeError};
 
 /// Why an event was not published.
@@ -177,16 +177,6 @@ impl EventPublisher {
             .await?
             .await_delivery(topic)
             .await
-    }
-
-    /// Waits until every queued record is acknowledged or `delivery_timeout` passes.
-    pub fn flush(&self) -> Result<(), PublishError> {
-        self.producer
-            .flush(self.delivery_timeout)
-            .map_err(|source| PublishError::Delivery {
-                topic: "(all)".into(),
-                source,
-            })
     }
 
     /// Enqueues a record without awaiting, retrying while the local queue is full.

@@ -264,22 +264,6 @@ impl ProjectionStore {
         Ok(found.is_some())
     }
 
-    /// A projected event, decoded.
-    pub fn event(&self, event_id: &EventId) -> Result<Option<ClinicalEvent>, StoreError> {
-        let bytes = self
-            .db
-            .get_pinned_cf(self.cf(CF_EVENTS), event_id.as_bytes())
-            .map_err(self.rocks_error())?;
-        bytes
-            .map(|b| {
-                ClinicalEvent::from_avro(&b).map_err(|e| StoreError::Corrupt {
-                    what: "event",
-                    detail: e.to_string(),
-                })
-            })
-            .transpose()
-    }
-
     /// Up to `limit` timeline entries of a patient, oldest first, after `cursor`.
     pub fn timeline(
         &self,

@@ -135,14 +135,18 @@ pub(crate) async fn my_access_log(
     audited_read(&state, &claims, patient, Scope::AccessLog, |state| {
         let view = ledger_view(state)?;
         let with_proofs = q.proofs.unwrap_or(false);
-        let log = view.with_tree(|tree| {
+        // One pass under the locks: the entries shown and the ids recorded always agree.
+        let (log, event_ids) = view.with_tree(|tree| {
             let tree_size = tree.len();
             let by_patient = view.by_patient.read().expect("not poisoned");
-            let entries = by_patient
+            let accesses: Vec<&(u64, AccessEvent)> = by_patient
                 .get(&patient)
                 .into_iter()
                 .flatten()
                 .rev()
+                .collect();
+            let entries = accesses
+                .iter()
                 .map(|(index, e)| AccessLogEntry {
                     ledger_index: *index,
                     occurred_at: e.occurred_at,
@@ -159,30 +163,21 @@ pub(crate) async fn my_access_log(
                     }),
                 })
                 .collect();
-            AccessLog {
+            let log = AccessLog {
                 nhs_number: patient,
                 tree_size,
                 root: tree.root(tree_size).expect("whole tree"),
                 entries,
-            }
+            };
+            (log, accesses.iter().map(|(_, e)| e.event_id).collect())
         });
         let returned = Returned {
-            event_ids: by_patient_ids(view, &patient),
+            event_ids,
             categories: ["access-log".to_owned()].into(),
         };
         Ok((log, returned))
     })
     .await
-}
-
-fn by_patient_ids(view: &LedgerView, patient: &NhsNumber) -> Vec<spr_schemas::EventId> {
-    let by_patient = view.by_patient.read().expect("not poisoned");
-    by_patient
-        .get(patient)
-        .into_iter()
-        .flatten()
-        .map(|(_, e)| e.event_id)
-        .collect()
 }
 
 fn ledger_view(state: &AppState) -> Result<&LedgerView, ApiError> {

@@ -37,11 +37,6 @@ impl EventId {
     pub fn as_bytes(&self) -> &[u8; 16] {
         self.0.as_bytes()
     }
-
-    /// Rebuilds an id from the 16 bytes of [`EventId::as_bytes`].
-    pub fn from_bytes(bytes: [u8; 16]) -> Self {
-        Self(Uuid::from_bytes(bytes))
-    }
 }
 
 impl FromStr for EventId {

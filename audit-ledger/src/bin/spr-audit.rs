@@ -231,20 +231,10 @@ fn run(cli: &Cli) -> anyhow::Result<Option<Failed>> {
             bootstrap,
             idle_ms,
         } => {
-            let (report, leaves) =
-                load_leaves(ledger).with_context(|| format!("reading {}", ledger.display()))?;
-            if let Some(f) = report.first_failure {
-                bail!(
-                    "the ledger does not verify at entry {} ({}); run spr-audit verify",
-                    f.index,
-                    f.reason
-                );
-            }
-            let ids: Vec<_> = leaves
+            let ids: Vec<_> = verified_access_events(ledger)?
                 .iter()
-                .map(|l| AccessEvent::from_avro(l).map(|e| e.event_id))
-                .collect::<Result<_, _>>()
-                .context("a ledger leaf is not an access event")?;
+                .map(|e| e.event_id)
+                .collect();
             eprintln!(
                 "reading {} from {bootstrap} until it has been idle for {idle_ms} ms ...",
                 topics::ACCESS_EVENTS.name
