@@ -27,7 +27,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         bytes.clone().prop_map(Mutation::Arbitrary),
         any::<usize>().prop_map(Mutation::BitFlip),
         any::<usize>().prop_map(Mutation::Truncate),
-        bytes.clone().prop_map(Mutation::RandomBody),
+        bytes.prop_map(Mutation::RandomBody),
         proptest::collection::vec(any::<u8>(), 1..20).prop_map(Mutation::Trailing),
     ]
 }
