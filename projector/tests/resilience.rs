@@ -5,7 +5,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,15 +94,26 @@ fn start_instance(bootstrap: &str, db: &Path, instance: u32, instances: u32) -> 
     ))
 }
 
-/// Waits until the instance on `db` has applied its partitions up to `ends`.
-async fn wait_instance(db: &Path, ends: &BTreeMap<i32, i64>, owned: &[i32], secondary: &Path) {
-    let owned_ends = ends
-        .iter()
-        .filter(|(p, _)| owned.contains(p))
-        .map(|(p, e)| (*p, *e))
-        .collect();
-    let follower = ProjectionStore::open_secondary(db, secondary).unwrap();
-    wait_caught_up(&owned_ends, &follower, true).await;
+/// Waits until each of `instances` instances (on `dbs`) has applied the partitions it
+/// owns up to `ends`, reading each through a fresh secondary in `scratch`.
+async fn wait_instances(
+    dbs: &[PathBuf],
+    instances: u32,
+    ends: &BTreeMap<i32, i64>,
+    scratch: &Path,
+) {
+    let all: Vec<i32> = (0..topics::PATIENT_EVENTS.partitions).collect();
+    for i in 0..instances {
+        let owned = instance_partitions(&all, i, instances);
+        let owned_ends = ends
+            .iter()
+            .filter(|(p, _)| owned.contains(p))
+            .map(|(p, e)| (*p, *e))
+            .collect();
+        let secondary = scratch.join(format!("secondary-{instances}-{i}"));
+        let follower = ProjectionStore::open_secondary(&dbs[i as usize], &secondary).unwrap();
+        wait_caught_up(&owned_ends, &follower, true).await;
+    }
 }
 
 fn owner_of(patient: &SyntheticPatient, instances: u32) -> usize {
@@ -123,7 +134,6 @@ async fn instances_sharing_partitions_join_leave_and_die_without_losing_or_dupli
     let dbs: Vec<_> = (0..3)
         .map(|i| dir.path().join(format!("instance-{i}")))
         .collect();
-    let secondary = |name: &str| dir.path().join(format!("secondary-{name}"));
 
     // Two instances.
     let mut running: Vec<KillOnDrop> = (0..2)
@@ -158,16 +168,7 @@ async fn instances_sharing_partitions_join_leave_and_die_without_losing_or_dupli
     running[1].kill();
     running[1] = start_instance(&bootstrap, &dbs[1], 1, 3);
     merge_ends(&mut ends, publishing.await.unwrap().end_offsets);
-    for i in 0..3u32 {
-        let owned = instance_partitions(&all, i, 3);
-        wait_instance(
-            &dbs[i as usize],
-            &ends,
-            &owned,
-            &secondary(&format!("3-{i}")),
-        )
-        .await;
-    }
+    wait_instances(&dbs, 3, &ends, dir.path()).await;
 
     // The third leaves: back to two, while the last events arrive.
     running.clear();
@@ -178,16 +179,7 @@ async fn instances_sharing_partitions_join_leave_and_die_without_losing_or_dupli
         &mut ends,
         publish(&bootstrap, &patients[160..]).await.end_offsets,
     );
-    for i in 0..2u32 {
-        let owned = instance_partitions(&all, i, 2);
-        wait_instance(
-            &dbs[i as usize],
-            &ends,
-            &owned,
-            &secondary(&format!("2-{i}")),
-        )
-        .await;
-    }
+    wait_instances(&dbs, 2, &ends, dir.path()).await;
     running.clear();
 
     let stores: Vec<ProjectionStore> = dbs[..2]
