@@ -8,6 +8,7 @@
 //! neither loses nor re-applies an event. Kafka transactions are not needed (and tansu
 //! does not support them).
 
+pub mod detail;
 pub mod keys;
 pub mod project;
 pub mod store;

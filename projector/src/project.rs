@@ -177,6 +177,7 @@ fn apply_event(
                 latest_in_batch.insert(key, entry);
             }
         }
+        _ => {}
     }
     Ok(())
 }

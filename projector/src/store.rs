@@ -93,23 +93,7 @@ pub struct TimelineEntry {
 impl TimelineEntry {
     /// The compact summary of an event.
     pub fn of(event: &ClinicalEvent) -> Self {
-        use spr_schemas::Payload;
-        let detail = match &event.payload {
-            Payload::Allergy(a) => format!(
-                "{} ({:?}, {:?})",
-                a.reaction.as_deref().unwrap_or("reaction not recorded"),
-                a.criticality,
-                a.verification
-            ),
-            Payload::MedicationPrescribed(m) => format!("{} ({:?})", m.dose, m.course),
-            Payload::Observation(o) => match (o.value, &o.unit, &o.value_text) {
-                (Some(v), unit, _) => format!("{v} {}", unit.as_deref().unwrap_or(""))
-                    .trim_end()
-                    .to_owned(),
-                (None, _, Some(text)) => text.clone(),
-                (None, _, None) => "no value".into(),
-            },
-        };
+        let detail = crate::detail::detail_line(&event.payload);
         Self {
             event_id: event.event_id,
             event_type: event.event_type(),
