@@ -12,6 +12,8 @@ pub mod detail;
 pub mod keys;
 pub mod project;
 pub mod store;
+pub mod summary;
+pub mod views;
 pub mod worker;
 
 pub use project::{project_batch, BatchOutcome, DeadLetter};
