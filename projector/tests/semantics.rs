@@ -119,8 +119,8 @@ fn a_late_arriving_event_lands_in_clinical_time_order() {
     let mut p = Projection::new();
     let recent = at(examples::observation(patient()), NOW, "A81001");
     let older = at(examples::observation(patient()), NOW - 30 * DAY, "A81001");
-    p.apply(&[recent.clone()], 1);
-    p.apply(&[older.clone()], 1);
+    p.apply(std::slice::from_ref(&recent), 1);
+    p.apply(std::slice::from_ref(&older), 1);
     let ids: Vec<EventId> = p.timeline(&patient()).iter().map(|e| e.event_id).collect();
     assert_eq!(ids, [older.event_id, recent.event_id]);
     // The latest observation of the code is still the recent one.
@@ -198,7 +198,7 @@ fn a_correction_under_another_nhs_number_does_not_touch_the_event() {
     let original = allergy(Verification::Confirmed, "A81001", NOW);
     let mut foreign = correction(&original, Status::EnteredInError, NOW);
     foreign.nhs_number = nhs("9990000026");
-    p.apply(&[original.clone(), foreign], 2);
+    p.apply(&[original, foreign], 2);
     assert_eq!(p.summary(&patient()).allergies.len(), 1);
     assert!(p.timeline(&patient())[0].stands());
 }
@@ -299,7 +299,7 @@ fn medications_stop_by_prescription_or_by_code_and_restart() {
         .current
         .is_empty());
     let second = prescribed(NOW - 40 * DAY);
-    p.apply(&[second.clone()], 1);
+    p.apply(std::slice::from_ref(&second), 1);
     let view = p.store.medication_view(&[patient()], NOW).unwrap();
     assert_eq!(
         view.current
