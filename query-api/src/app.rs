@@ -124,7 +124,7 @@ struct TimelineResponse {
 struct SummaryResponse {
     nhs_number: NhsNumber,
     #[serde(flatten)]
-    summary: spr_projector::store::PatientSummary,
+    summary: spr_projector::summary::EmergencySummary,
 }
 
 #[instrument(skip_all, fields(nhs_number = %nhs_number))]
@@ -151,9 +151,10 @@ async fn timeline(
         .transpose()
         .map_err(|e| ApiError::bad_request("bad-cursor", e.to_string()))?;
     audited_read(&state, &claims, patient, Scope::Timeline, |state| {
+        let numbers = state.store.record_numbers(&patient).map_err(internal)?;
         let page = state
             .store
-            .timeline(&patient, cursor.as_ref(), limit)
+            .record_timeline(&numbers.all, cursor.as_ref(), limit)
             .map_err(internal)?;
         let returned = Returned::of(&page.entries);
         Ok((
@@ -176,15 +177,23 @@ async fn summary(
     let claims = authenticate(&state, &headers)?;
     let patient = parse_nhs_number(&nhs_number)?;
     audited_read(&state, &claims, patient, Scope::EmergencySummary, |state| {
-        let summary = state.store.summary(&patient).map_err(internal)?;
+        let numbers = state.store.record_numbers(&patient).map_err(internal)?;
+        let summary = state
+            .store
+            .emergency_summary(&numbers.all, now_millis())
+            .map_err(internal)?;
         let returned = Returned::of(
             [
                 &summary.allergies,
                 &summary.medications,
+                &summary.problems,
+                &summary.alerts,
                 &summary.latest_observations,
+                &summary.disputed,
             ]
             .into_iter()
-            .flatten(),
+            .flatten()
+            .chain(&summary.demographics),
         );
         Ok((
             SummaryResponse {
