@@ -410,6 +410,18 @@ impl ProjectionStore {
         })
     }
 
+    /// The ODS code of the registered GP practice in the latest demographics.
+    pub fn registered_practice(&self, numbers: &[NhsNumber]) -> Result<Option<String>, StoreError> {
+        let rows = self.rows(numbers, View::Demographics)?;
+        Ok(rows
+            .into_iter()
+            .max_by_key(|r| (r.event.occurred_at, r.event.event_id))
+            .and_then(|r| match r.event.payload {
+                Payload::Demographics(d) => d.registered_gp_ods_code,
+                _ => None,
+            }))
+    }
+
     /// What links organisation `ods_code` to the record.
     pub fn relationship(
         &self,

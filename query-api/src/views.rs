@@ -4,7 +4,9 @@
 
 use std::collections::HashSet;
 
-use spr_projector::summary::{Conflict, DischargeView, EmergencySummary, MedicationView, PregnancyEpisode};
+use spr_projector::summary::{
+    Conflict, DischargeView, EmergencySummary, MedicationView, PregnancyEpisode,
+};
 use spr_projector::{TimelineEntry, TimelinePage};
 use spr_schemas::EventId;
 
@@ -84,11 +86,15 @@ impl RecordView for MedicationView {
 impl RecordView for Vec<PregnancyEpisode> {
     fn retain_visible(&mut self, keep: &dyn Fn(&TimelineEntry) -> bool) {
         for episode in self.iter_mut() {
-            let before = episode.visits.len() + usize::from(episode.episode.is_some()) + usize::from(episode.birth.is_some());
+            let before = episode.visits.len()
+                + usize::from(episode.episode.is_some())
+                + usize::from(episode.birth.is_some());
             episode.episode = episode.episode.take().filter(|e| keep(e));
             episode.birth = episode.birth.take().filter(|e| keep(e));
             episode.visits.retain(|e| keep(e));
-            let after = episode.visits.len() + usize::from(episode.episode.is_some()) + usize::from(episode.birth.is_some());
+            let after = episode.visits.len()
+                + usize::from(episode.episode.is_some())
+                + usize::from(episode.birth.is_some());
             if after < before {
                 // Risks are gathered from every record of the episode; some are hidden.
                 episode.risks.clear();
