@@ -10,10 +10,27 @@ use spr_producers::fhir::{import_document, Document, ImportSettings};
 use spr_schemas::{CareSetting, EventType};
 
 const TYPES: [&str; 22] = [
-    "Patient", "Observation", "Encounter", "DiagnosticReport", "Condition",
-    "AllergyIntolerance", "MedicationRequest", "MedicationDispense", "MedicationStatement",
-    "Procedure", "Immunization", "CarePlan", "Composition", "Flag", "ServiceRequest",
-    "Consent", "CareTeam", "EpisodeOfCare", "Medication", "Practitioner", "PractitionerRole",
+    "Patient",
+    "Observation",
+    "Encounter",
+    "DiagnosticReport",
+    "Condition",
+    "AllergyIntolerance",
+    "MedicationRequest",
+    "MedicationDispense",
+    "MedicationStatement",
+    "Procedure",
+    "Immunization",
+    "CarePlan",
+    "Composition",
+    "Flag",
+    "ServiceRequest",
+    "Consent",
+    "CareTeam",
+    "EpisodeOfCare",
+    "Medication",
+    "Practitioner",
+    "PractitionerRole",
     "Organization",
 ];
 const BUNDLES: [&str; 5] = [
@@ -69,10 +86,15 @@ fn every_example_resource_of_the_clinical_types_is_mapped_or_reported() {
     give_nhs_numbers(resources.iter_mut(), &mut next);
     let mut per_type: BTreeMap<String, usize> = BTreeMap::new();
     for r in &resources {
-        *per_type.entry(r["resourceType"].as_str().unwrap().to_owned()).or_default() += 1;
+        *per_type
+            .entry(r["resourceType"].as_str().unwrap().to_owned())
+            .or_default() += 1;
     }
     let total = resources.len();
-    assert!(total > 150, "the package holds the clinical examples ({total})");
+    assert!(
+        total > 150,
+        "the package holds the clinical examples ({total})"
+    );
     let collection = json!({
         "resourceType": "Bundle",
         "type": "collection",
@@ -92,35 +114,60 @@ fn every_example_resource_of_the_clinical_types_is_mapped_or_reported() {
         let mapped = import.mapped.get(resource_type).copied().unwrap_or(0);
         let reported = unmapped.get(resource_type.as_str()).copied().unwrap_or(0);
         println!("{resource_type:<20} {n:>3} = {mapped:>3} mapped + {reported:>3} reported");
-        assert_eq!(mapped + reported, *n, "{resource_type}: no resource silently dropped");
+        assert_eq!(
+            mapped + reported,
+            *n,
+            "{resource_type}: no resource silently dropped"
+        );
     }
     for ((resource_type, reason), n) in &reasons {
         println!("  reported {resource_type} x{n}: {reason}");
     }
     assert_eq!(import.resource_count(), total);
     for event in &import.events {
-        event.to_avro().unwrap_or_else(|e| panic!("{:?} does not encode: {e}", event.source.record_id));
+        event
+            .to_avro()
+            .unwrap_or_else(|e| panic!("{:?} does not encode: {e}", event.source.record_id));
     }
     let events_of = |t: EventType| import.events.iter().filter(|e| e.event_type() == t).count();
-    assert!(events_of(EventType::Observation) >= 40, "most example Observations map");
+    assert!(
+        events_of(EventType::Observation) >= 40,
+        "most example Observations map"
+    );
     assert!(events_of(EventType::MedicationPrescribed) >= 20);
     assert!(events_of(EventType::Condition) >= 5);
     assert!(events_of(EventType::Demographics) >= 15);
     for reported in ["Practitioner", "Organization", "Medication"] {
-        assert_eq!(import.mapped.get(reported), None, "{reported} is never an event");
+        assert_eq!(
+            import.mapped.get(reported),
+            None,
+            "{reported} is never an event"
+        );
     }
 
     for (name, mut bundle) in bundles {
-        let entries = bundle["entry"]
-            .as_array()
-            .map_or(0, |e| e.iter().filter(|e| e.get("resource").is_some()).count());
+        let entries = bundle["entry"].as_array().map_or(0, |e| {
+            e.iter().filter(|e| e.get("resource").is_some()).count()
+        });
         give_nhs_numbers(
-            bundle["entry"].as_array_mut().unwrap().iter_mut().filter_map(|e| e.get_mut("resource")),
+            bundle["entry"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .filter_map(|e| e.get_mut("resource")),
             &mut next,
         );
         let document = Document::from_value(&name, bundle).unwrap();
         let import = import_document(&document, &settings()).unwrap_or_else(|e| panic!("{e}"));
-        println!("{name}: {entries} entries, {:?} mapped, {} reported", import.mapped, import.unmapped.len());
-        assert_eq!(import.resource_count(), entries, "{name}: every entry mapped or reported");
+        println!(
+            "{name}: {entries} entries, {:?} mapped, {} reported",
+            import.mapped,
+            import.unmapped.len()
+        );
+        assert_eq!(
+            import.resource_count(),
+            entries,
+            "{name}: every entry mapped or reported"
+        );
     }
 }

@@ -29,7 +29,9 @@ sys.stdout.write("\n".join(out) + "\n")
 "#;
 
 fn random_digits(rng: &mut ChaCha8Rng, n: usize) -> String {
-    (0..n).map(|_| char::from(b'0' + rng.gen_range(0..10))).collect()
+    (0..n)
+        .map(|_| char::from(b'0' + rng.gen_range(0..10)))
+        .collect()
 }
 
 /// Seeded inputs: plain, spaced and dashed ten-digit strings, numbers with a valid check
@@ -84,7 +86,11 @@ fn parse_agrees_with_the_nhs_number_package_on_120_000_random_inputs() {
         .arg(file.path())
         .output()
         .expect("the oracle runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let verdicts: Vec<bool> = String::from_utf8(output.stdout)
         .unwrap()
         .lines()
@@ -95,12 +101,24 @@ fn parse_agrees_with_the_nhs_number_package_on_120_000_random_inputs() {
         .iter()
         .zip(&verdicts)
         .filter(|(input, oracle)| NhsNumber::parse(input).is_ok() != **oracle)
-        .map(|(input, oracle)| format!("{input:?}: oracle says valid={oracle}, parse says {:?}", NhsNumber::parse(input)))
+        .map(|(input, oracle)| {
+            format!(
+                "{input:?}: oracle says valid={oracle}, parse says {:?}",
+                NhsNumber::parse(input)
+            )
+        })
         .collect();
     for d in &disagreements {
         eprintln!("{d}");
     }
-    assert!(disagreements.is_empty(), "{} disagreements (printed above)", disagreements.len());
+    assert!(
+        disagreements.is_empty(),
+        "{} disagreements (printed above)",
+        disagreements.len()
+    );
     let valid = verdicts.iter().filter(|v| **v).count();
-    assert!(valid > 15_000 && valid < 60_000, "a meaningful mix of valid ({valid}) and invalid inputs");
+    assert!(
+        valid > 15_000 && valid < 60_000,
+        "a meaningful mix of valid ({valid}) and invalid inputs"
+    );
 }

@@ -11,7 +11,7 @@ use super::elements::{
     format_time, narrative_div, security_label, CARE_SETTING_SYSTEM, EVENT_ID_SYSTEM,
     NHS_NUMBER_SYSTEM, ODS_SYSTEM, SDS_USER_SYSTEM, SOURCE_RECORD_SYSTEM, V3_ACT_CODE,
 };
-use super::import::ENCOUNTER_ID_SYSTEM;
+use super::import::{ENCOUNTER_ID_SYSTEM, PREGNANCY_EPISODE_SYSTEM};
 use super::resources::{
     LOINC_DISCHARGE_SUMMARY, SECTION_DESTINATION, SECTION_DIAGNOSES, SECTION_FOLLOW_UP,
     SECTION_HOSPITAL_COURSE, SECTION_MEDICATIONS, SNOMED_REFERRAL,
@@ -142,16 +142,14 @@ fn time(at: EpochMillis) -> Value {
     json!(format_time(at))
 }
 
-/// `"28 tablet"` as a Quantity (value and unit), or as a unit-less text quantity.
+/// `"28 tablet"` as a Quantity (the number kept as written, and the unit), or as a
+/// unit-only quantity when the text does not start with a number.
 fn quantity(text: &str) -> Value {
-    let mut parts = text.splitn(2, ' ');
-    match (
-        parts.next().and_then(|v| v.parse::<f64>().ok()),
-        parts.next(),
-    ) {
-        (Some(value), Some(unit)) => json!({"value": value, "unit": unit}),
-        (Some(value), None) => json!({"value": value}),
-        _ => json!({"unit": text}),
+    let (number, unit) = text.split_once(' ').unwrap_or((text, ""));
+    match serde_json::from_str::<serde_json::Number>(number) {
+        Ok(value) if unit.is_empty() => json!({"value": value}),
+        Ok(value) => json!({"value": value, "unit": unit}),
+        Err(_) => json!({"unit": text}),
     }
 }
 
@@ -218,6 +216,9 @@ pub fn resource_of(event: &ClinicalEvent, patient_url: &str) -> Value {
         mark_entered_in_error(resource_type, &mut resource);
     }
     let mut resource = Value::Object(resource);
+    if let Payload::PregnancyEpisode(p) = &event.payload {
+        add_identifier(&mut resource, PREGNANCY_EPISODE_SYSTEM, &p.episode_id);
+    }
     remove_empty(&mut resource);
     resource
 }
@@ -675,7 +676,9 @@ fn body_of(event: &ClinicalEvent, author: &Value) -> Body {
                 "name": p.team,
                 "period": {"start": at, "end": opt(&p.ends_at)},
                 "managingOrganization": [{"identifier": {"system": ODS_SYSTEM, "value": p.ods_code}}],
-                "participant": p.practitioner_id.as_ref().map(|id| json!([{"member": {"type": "Practitioner", "identifier": {"system": SDS_USER_SYSTEM, "value": id}}}])),
+                "participant": std::iter::once(json!({"member": author}))
+                    .chain(p.practitioner_id.as_ref().map(|id| json!({"member": {"type": "Practitioner", "identifier": {"system": SDS_USER_SYSTEM, "value": id}}})))
+                    .collect::<Vec<_>>(),
             }),
         ),
     }

@@ -22,6 +22,8 @@ const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x5b7e_61c4_2d0a_4f59_9a3e_6c1f
 
 /// The identifier system of encounter ids on exported Encounters.
 pub const ENCOUNTER_ID_SYSTEM: &str = "https://spr.nhs.uk/Id/encounter-id";
+/// The identifier system of pregnancy episode ids on exported pregnancy Conditions.
+pub const PREGNANCY_EPISODE_SYSTEM: &str = "https://spr.nhs.uk/Id/pregnancy-episode";
 
 /// Provenance that the documents do not carry themselves.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -41,6 +41,6 @@ pub use elements::{
 pub use export::{everything_bundle, patient_resource_id, resource_of};
 pub use import::{
     import_document, DocumentImport, ImportSettings, RejectedDocument, Unmapped,
-    ENCOUNTER_ID_SYSTEM,
+    ENCOUNTER_ID_SYSTEM, PREGNANCY_EPISODE_SYSTEM,
 };
 pub use report::ImportReport;

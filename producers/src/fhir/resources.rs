@@ -276,7 +276,9 @@ fn condition(r: &Value, identity: &str) -> Payload {
     let code = r.get("code");
     if code.is_some_and(|c| SNOMED_PREGNANCY.iter().any(|p| has_coding(c, SNOMED_CT, p))) {
         return Payload::PregnancyEpisode(PregnancyEpisodePayload {
-            episode_id: identity.to_owned(),
+            episode_id: identifier_in(r, super::import::PREGNANCY_EPISODE_SYSTEM)
+                .unwrap_or(identity)
+                .to_owned(),
             status: match clinical {
                 "active" | "recurrence" | "relapse" => PregnancyStatus::Active,
                 _ => PregnancyStatus::Completed,

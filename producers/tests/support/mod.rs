@@ -12,7 +12,9 @@ use spr_schemas::NhsNumber;
 pub(crate) fn cache_dir() -> PathBuf {
     std::env::var_os("SPR_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/spr"))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/spr")
+        })
 }
 
 fn run(command: &mut Command, what: &str) {
@@ -33,7 +35,10 @@ pub(crate) fn python_with(packages: &[&str]) -> PathBuf {
     let venv = cache_dir().join("venv");
     let python = venv.join("bin/python");
     if !python.exists() {
-        run(Command::new("python3").arg("-m").arg("venv").arg(&venv), "creating the test venv");
+        run(
+            Command::new("python3").arg("-m").arg("venv").arg(&venv),
+            "creating the test venv",
+        );
     }
     let missing: Vec<&str> = packages
         .iter()
@@ -49,7 +54,9 @@ pub(crate) fn python_with(packages: &[&str]) -> PathBuf {
         .collect();
     if !missing.is_empty() {
         run(
-            Command::new(&python).args(["-m", "pip", "install", "-q"]).args(&missing),
+            Command::new(&python)
+                .args(["-m", "pip", "install", "-q"])
+                .args(&missing),
             "installing test packages from PyPI",
         );
     }
@@ -64,7 +71,9 @@ pub(crate) fn hl7_examples(patterns: &[&str]) -> PathBuf {
     let tarball = dir.join("hl7.fhir.r4.examples-4.0.1.tgz");
     if !tarball.exists() {
         run(
-            Command::new("npm").args(["pack", "hl7.fhir.r4.examples@4.0.1", "--silent"]).current_dir(&dir),
+            Command::new("npm")
+                .args(["pack", "hl7.fhir.r4.examples@4.0.1", "--silent"])
+                .current_dir(&dir),
             "fetching hl7.fhir.r4.examples@4.0.1 from npm",
         );
     }
@@ -101,7 +110,16 @@ pub(crate) fn synthea_bundles(patients: usize, seed: u64) -> Vec<PathBuf> {
         let _ = std::fs::remove_dir_all(&partial);
         run(
             Command::new(synthea)
-                .args(["generate", "-p", &patients.to_string(), "-s", &seed.to_string(), "-r", "20260101", "-o"])
+                .args([
+                    "generate",
+                    "-p",
+                    &patients.to_string(),
+                    "-s",
+                    &seed.to_string(),
+                    "-r",
+                    "20260101",
+                    "-o",
+                ])
                 .arg(&partial),
             "generating Synthea patients",
         );
@@ -135,10 +153,13 @@ pub(crate) fn give_nhs_number(patient: &mut serde_json::Value, nhs_number: &NhsN
         .expect("a resource")
         .entry("identifier")
         .or_insert_with(|| serde_json::json!([]));
-    identifiers.as_array_mut().expect("identifier list").push(serde_json::json!({
-        "system": "https://fhir.nhs.uk/Id/nhs-number",
-        "value": nhs_number.as_str(),
-    }));
+    identifiers
+        .as_array_mut()
+        .expect("identifier list")
+        .push(serde_json::json!({
+            "system": "https://fhir.nhs.uk/Id/nhs-number",
+            "value": nhs_number.as_str(),
+        }));
 }
 
 /// Reads a JSON file.
