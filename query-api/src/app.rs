@@ -19,7 +19,7 @@ use tracing::instrument;
 
 use crate::auth::{AuthError, Claims, TokenVerifier};
 use crate::error::ApiError;
-use crate::policy::{self, Requester, Scope};
+use crate::policy::{self, Context, Relationship, Request, Scope, Subject};
 
 /// Largest timeline page.
 pub const MAX_PAGE: usize = 500;
@@ -124,7 +124,7 @@ struct TimelineResponse {
 struct SummaryResponse {
     nhs_number: NhsNumber,
     #[serde(flatten)]
-    summary: spr_projector::store::PatientSummary,
+    summary: spr_projector::summary::EmergencySummary,
 }
 
 #[instrument(skip_all, fields(nhs_number = %nhs_number))]
@@ -151,9 +151,10 @@ async fn timeline(
         .transpose()
         .map_err(|e| ApiError::bad_request("bad-cursor", e.to_string()))?;
     audited_read(&state, &claims, patient, Scope::Timeline, |state| {
+        let numbers = state.store.record_numbers(&patient).map_err(internal)?;
         let page = state
             .store
-            .timeline(&patient, cursor.as_ref(), limit)
+            .record_timeline(&numbers.all, cursor.as_ref(), limit)
             .map_err(internal)?;
         let returned = Returned::of(&page.entries);
         Ok((
@@ -175,16 +176,24 @@ async fn summary(
 ) -> Result<Response, ApiError> {
     let claims = authenticate(&state, &headers)?;
     let patient = parse_nhs_number(&nhs_number)?;
-    audited_read(&state, &claims, patient, Scope::Summary, |state| {
-        let summary = state.store.summary(&patient).map_err(internal)?;
+    audited_read(&state, &claims, patient, Scope::EmergencySummary, |state| {
+        let numbers = state.store.record_numbers(&patient).map_err(internal)?;
+        let summary = state
+            .store
+            .emergency_summary(&numbers.all, now_millis())
+            .map_err(internal)?;
         let returned = Returned::of(
             [
                 &summary.allergies,
                 &summary.medications,
+                &summary.problems,
+                &summary.alerts,
                 &summary.latest_observations,
+                &summary.disputed,
             ]
             .into_iter()
-            .flatten(),
+            .flatten()
+            .chain(&summary.demographics),
         );
         Ok((
             SummaryResponse {
@@ -226,11 +235,17 @@ pub(crate) async fn audited_read<T: Serialize>(
     scope: Scope,
     read: impl FnOnce(&AppState) -> Result<(T, Returned), ApiError>,
 ) -> Result<Response, ApiError> {
-    let requester = Requester {
+    let subject = Subject {
         role: claims.role.parse(),
         own_nhs_number: claims.nhs_number.as_deref().and_then(|n| n.parse().ok()),
     };
-    let decision = policy::decide(&requester, &patient, scope);
+    let decision = policy::decide(
+        &subject,
+        &patient,
+        &Request::direct_care(scope),
+        &transitional_policy_context(),
+    );
+    let reasons = decision.reason_codes();
     let request_id = EventId::random();
     let mut access = AccessEvent {
         event_id: EventId::random(),
@@ -245,7 +260,7 @@ pub(crate) async fn audited_read<T: Serialize>(
         nhs_number: patient,
         action: scope.action().into(),
         decision: Decision::Deny,
-        reasons: decision.reasons.iter().map(|r| (*r).to_owned()).collect(),
+        reasons: reasons.iter().map(|r| (*r).to_owned()).collect(),
         returned_count: 0,
         returned_digest: returned_digest(&[]),
         break_glass_reason: None,
@@ -253,9 +268,7 @@ pub(crate) async fn audited_read<T: Serialize>(
     };
     if !decision.permit {
         record(state, &access).await?;
-        return Err(ApiError::Forbidden {
-            reasons: decision.reasons,
-        });
+        return Err(ApiError::Forbidden { reasons });
     }
     let (body, returned) = read(state)?;
     access.decision = Decision::Permit;
@@ -268,6 +281,20 @@ pub(crate) async fn audited_read<T: Serialize>(
         response.headers_mut().insert("x-request-id", v);
     }
     Ok(response)
+}
+
+/// TRANSITIONAL, until the API gathers the relationship facts and the patient's choices
+/// from the projection and the views apply `Decision::visibility` (issue 7): every staff
+/// organisation is treated as on the patient's care team, which is what the foundation
+/// policy assumed, so the access event records `care-team` for staff reads.
+fn transitional_policy_context() -> Context {
+    Context {
+        relationship: Relationship {
+            care_team_until: Some(spr_schemas::EpochMillis::MAX),
+            ..Relationship::default()
+        },
+        ..Context::at(now_millis())
+    }
 }
 
 async fn record(state: &AppState, access: &AccessEvent) -> Result<(), ApiError> {
