@@ -181,6 +181,40 @@ impl TimelineCursor {
     }
 }
 
+/// How many timeline entries one page may examine per NHS number.
+pub const SCAN_BUDGET: usize = 10_000;
+
+/// An inclusive range of clinical time; `None` leaves that end open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    /// Earliest `occurred_at`.
+    pub from: Option<EpochMillis>,
+    /// Latest `occurred_at`.
+    pub to: Option<EpochMillis>,
+}
+
+impl TimeRange {
+    /// No bounds.
+    pub const ALL: TimeRange = TimeRange {
+        from: None,
+        to: None,
+    };
+}
+
+/// The greatest key tail below `tail` of the same length (the cursor after which `tail`
+/// is the next key).
+fn previous_key(tail: &[u8]) -> Vec<u8> {
+    let mut key = tail.to_vec();
+    for byte in key.iter_mut().rev() {
+        if *byte > 0 {
+            *byte -= 1;
+            break;
+        }
+        *byte = 0xff;
+    }
+    key
+}
+
 /// One page of a patient's timeline, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TimelinePage {
@@ -301,38 +335,69 @@ impl ProjectionStore {
         cursor: Option<&TimelineCursor>,
         limit: usize,
     ) -> Result<TimelinePage, StoreError> {
+        self.record_timeline_where(numbers, cursor, TimeRange::ALL, limit, |_| true)
+    }
+
+    /// Like [`Self::record_timeline`], keeping only entries in `range` for which `keep`
+    /// holds. At most [`SCAN_BUDGET`] entries per number are examined for one page, so a
+    /// page of a sparse filter may be short; its `next_cursor` continues the scan.
+    pub fn record_timeline_where(
+        &self,
+        numbers: &[NhsNumber],
+        cursor: Option<&TimelineCursor>,
+        range: TimeRange,
+        limit: usize,
+        keep: impl Fn(&TimelineEntry) -> bool,
+    ) -> Result<TimelinePage, StoreError> {
         let mut rows: Vec<(Vec<u8>, TimelineEntry)> = Vec::new();
+        // The scan of a number that ran out of budget stopped here: nothing after it is known.
+        let mut scanned_to: Option<Vec<u8>> = None;
+        let from = keys::sortable_time(range.from.unwrap_or(EpochMillis::MIN));
         for nhs in numbers {
             let prefix = nhs.as_str().as_bytes();
-            let start = match cursor {
-                Some(c) => {
-                    let mut key = [prefix, &c.0].concat();
-                    key.push(0); // the smallest key after the cursor's own
-                    key
-                }
-                None => prefix.to_vec(),
-            };
+            let mut start = [prefix, &from[..]].concat();
+            if let Some(c) = cursor {
+                let mut after = [prefix, &c.0].concat();
+                after.push(0); // the smallest key after the cursor's own
+                start = start.max(after);
+            }
             let iter = self.db.iterator_cf(
                 self.cf(CF_TIMELINE),
                 IteratorMode::From(&start, Direction::Forward),
             );
-            for item in iter.take(limit + 1) {
+            let (mut matched, mut examined) = (0, 0);
+            for item in iter {
                 let (key, value) = item.map_err(self.rocks_error())?;
                 if !key.starts_with(prefix) {
                     break;
                 }
-                rows.push((
-                    key[prefix.len()..].to_vec(),
-                    TimelineEntry::from_bytes(&value)?,
-                ));
+                let tail = key[prefix.len()..].to_vec();
+                let time = keys::time_from_sortable(tail[..8].try_into().expect("8 bytes"));
+                if range.to.is_some_and(|to| time > to) || matched > limit {
+                    break;
+                }
+                if examined == SCAN_BUDGET {
+                    scanned_to = scanned_to.min(Some(tail.clone())).or(Some(tail));
+                    break;
+                }
+                examined += 1;
+                let entry = TimelineEntry::from_bytes(&value)?;
+                if keep(&entry) {
+                    rows.push((tail, entry));
+                    matched += 1;
+                }
             }
         }
         rows.sort_by(|a, b| a.0.cmp(&b.0));
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let next_cursor = match rows.last() {
-            Some((tail, _)) if more => Some(hex::encode(tail)),
-            _ => None,
+        if let Some(stop) = &scanned_to {
+            rows.retain(|(tail, _)| tail < stop);
+        }
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|(tail, _)| hex::encode(tail))
+        } else {
+            // Resume just before the first unexamined key of a number that ran out of budget.
+            scanned_to.map(|stop| hex::encode(previous_key(&stop)))
         };
         Ok(TimelinePage {
             entries: rows.into_iter().map(|(_, e)| e).collect(),

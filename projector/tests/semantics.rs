@@ -465,3 +465,59 @@ proptest! {
         prop_assert_eq!(a.digest(), b.digest());
     }
 }
+
+#[test]
+fn a_filtered_timeline_pages_through_sparse_matches_and_time_ranges() {
+    use spr_projector::store::SCAN_BUDGET;
+    use spr_projector::{TimeRange, TimelineCursor};
+    let mut p = Projection::new();
+    let mut events: Vec<ClinicalEvent> = (0..SCAN_BUDGET as i64 + 500)
+        .map(|i| {
+            at(
+                examples::observation(patient()),
+                NOW - 1_000_000 + i,
+                "A81001",
+            )
+        })
+        .collect();
+    let rare = at(examples::allergy(patient()), NOW, "RJ1");
+    events.push(rare.clone());
+    p.apply(&events, 5_000);
+    let is_allergy = |e: &spr_projector::TimelineEntry| e.event_type == EventType::Allergy;
+    let numbers = [patient()];
+    let mut cursor = None;
+    let mut found = vec![];
+    let mut pages = 0;
+    loop {
+        let page = p
+            .store
+            .record_timeline_where(&numbers, cursor.as_ref(), TimeRange::ALL, 10, is_allergy)
+            .unwrap();
+        pages += 1;
+        found.extend(page.entries.iter().map(|e| e.event_id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(TimelineCursor::parse(&c).unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(found, [rare.event_id]);
+    assert_eq!(
+        pages, 2,
+        "the first page stops at the scan budget and says where to go on"
+    );
+
+    let range = TimeRange {
+        from: Some(NOW - 1_000_000 + 10),
+        to: Some(NOW - 1_000_000 + 19),
+    };
+    let page = p
+        .store
+        .record_timeline_where(&numbers, None, range, 100, |_| true)
+        .unwrap();
+    let times: Vec<i64> = page.entries.iter().map(|e| e.occurred_at).collect();
+    assert_eq!(
+        times,
+        (NOW - 1_000_000 + 10..=NOW - 1_000_000 + 19).collect::<Vec<_>>()
+    );
+    assert!(page.next_cursor.is_none());
+}

@@ -19,7 +19,7 @@ use tracing::instrument;
 
 use crate::auth::{AuthError, Claims, TokenVerifier};
 use crate::error::ApiError;
-use crate::policy::{self, Requester, Scope};
+use crate::policy::{self, Context, Relationship, Request, Scope, Subject};
 
 /// Largest timeline page.
 pub const MAX_PAGE: usize = 500;
@@ -176,7 +176,7 @@ async fn summary(
 ) -> Result<Response, ApiError> {
     let claims = authenticate(&state, &headers)?;
     let patient = parse_nhs_number(&nhs_number)?;
-    audited_read(&state, &claims, patient, Scope::Summary, |state| {
+    audited_read(&state, &claims, patient, Scope::EmergencySummary, |state| {
         let numbers = state.store.record_numbers(&patient).map_err(internal)?;
         let summary = state
             .store
@@ -235,11 +235,17 @@ pub(crate) async fn audited_read<T: Serialize>(
     scope: Scope,
     read: impl FnOnce(&AppState) -> Result<(T, Returned), ApiError>,
 ) -> Result<Response, ApiError> {
-    let requester = Requester {
+    let subject = Subject {
         role: claims.role.parse(),
         own_nhs_number: claims.nhs_number.as_deref().and_then(|n| n.parse().ok()),
     };
-    let decision = policy::decide(&requester, &patient, scope);
+    let decision = policy::decide(
+        &subject,
+        &patient,
+        &Request::direct_care(scope),
+        &transitional_policy_context(),
+    );
+    let reasons = decision.reason_codes();
     let request_id = EventId::random();
     let mut access = AccessEvent {
         event_id: EventId::random(),
@@ -254,7 +260,7 @@ pub(crate) async fn audited_read<T: Serialize>(
         nhs_number: patient,
         action: scope.action().into(),
         decision: Decision::Deny,
-        reasons: decision.reasons.iter().map(|r| (*r).to_owned()).collect(),
+        reasons: reasons.iter().map(|r| (*r).to_owned()).collect(),
         returned_count: 0,
         returned_digest: returned_digest(&[]),
         break_glass_reason: None,
@@ -262,9 +268,7 @@ pub(crate) async fn audited_read<T: Serialize>(
     };
     if !decision.permit {
         record(state, &access).await?;
-        return Err(ApiError::Forbidden {
-            reasons: decision.reasons,
-        });
+        return Err(ApiError::Forbidden { reasons });
     }
     let (body, returned) = read(state)?;
     access.decision = Decision::Permit;
@@ -277,6 +281,20 @@ pub(crate) async fn audited_read<T: Serialize>(
         response.headers_mut().insert("x-request-id", v);
     }
     Ok(response)
+}
+
+/// TRANSITIONAL, until the API gathers the relationship facts and the patient's choices
+/// from the projection and the views apply `Decision::visibility` (issue 7): every staff
+/// organisation is treated as on the patient's care team, which is what the foundation
+/// policy assumed, so the access event records `care-team` for staff reads.
+fn transitional_policy_context() -> Context {
+    Context {
+        relationship: Relationship {
+            care_team_until: Some(spr_schemas::EpochMillis::MAX),
+            ..Relationship::default()
+        },
+        ..Context::at(now_millis())
+    }
 }
 
 async fn record(state: &AppState, access: &AccessEvent) -> Result<(), ApiError> {
