@@ -207,6 +207,7 @@ fn event(
             system: system.into(),
             ods_code: ods_code.into(),
             care_setting,
+            record_id: None,
         },
         author: Author {
             id: format!("{ods_code}-{:04}", rng.gen_range(0..10_000)),
@@ -220,6 +221,7 @@ fn event(
         sensitivity: vec![],
         status: Status::Final,
         supersedes: None,
+        encounter_id: None,
         payload,
     }
 }

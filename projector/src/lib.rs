@@ -10,6 +10,7 @@
 
 pub mod checkpoints;
 pub mod dead_letters;
+pub mod detail;
 pub mod keys;
 pub mod monitor;
 pub mod ownership;
@@ -17,10 +18,14 @@ pub mod project;
 pub mod readiness;
 pub mod rebuild;
 pub mod store;
+pub mod summary;
+pub mod views;
 pub mod worker;
 
 pub use project::{project_batch, BatchOutcome, DeadLetter};
 pub use readiness::{PartitionLag, Readiness};
 pub use spr_producers::consume::ConsumedRecord;
-pub use store::{ProjectionStore, StoreError, TimelineCursor, TimelineEntry, TimelinePage};
+pub use store::{
+    ProjectionStore, StoreError, TimeRange, TimelineCursor, TimelineEntry, TimelinePage,
+};
 pub use worker::{run_worker, run_worker_with, RunOptions, WorkerConfig, WorkerError};

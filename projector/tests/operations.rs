@@ -271,12 +271,11 @@ async fn metrics_ready_and_the_stored_readiness_report_progress() {
         "metrics",
         &["--metrics-addr", &addr],
     ));
-    eventually(WAIT, "the projector created its database", || {
-        db.join("CURRENT").exists().then_some(())
+    let follower = eventually(WAIT, "the projector created its database", || {
+        ProjectionStore::open_secondary(&db, &dir.path().join("secondary")).ok()
     })
     .await
     .unwrap();
-    let follower = ProjectionStore::open_secondary(&db, &dir.path().join("secondary")).unwrap();
     wait_caught_up(&published.end_offsets, &follower, true).await;
 
     let expected = format!(

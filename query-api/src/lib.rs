@@ -8,7 +8,11 @@
 pub mod app;
 pub mod audit_routes;
 pub mod auth;
+pub mod break_glass;
 pub mod error;
+pub mod filter;
 pub mod policy;
+mod record_routes;
+mod views;
 
 pub use app::{router, AppState};

@@ -16,7 +16,7 @@ use spr_projector::{run_worker, ProjectionStore, WorkerConfig};
 use spr_query_api::audit_routes::LedgerView;
 use spr_query_api::auth::{mint_token, Claims, DevKeys, TokenVerifier, AUDIENCE};
 use spr_query_api::{router, AppState};
-use spr_schemas::{AccessEvent, ClinicalEvent, Decision};
+use spr_schemas::{examples, AccessEvent, ClinicalEvent, Decision};
 use spr_testkit::{eventually, TestBroker};
 use tokio::sync::oneshot;
 
@@ -32,6 +32,23 @@ struct Stack {
     ledger_path: PathBuf,
     stops: Vec<oneshot::Sender<()>>,
     http: reqwest::Client,
+}
+
+/// The test organisation (every token's `org`) on each patient's care team, open-ended:
+/// the legitimate relationship a clinician there needs to read the whole record.
+fn cared_for(mut patients: Vec<SyntheticPatient>) -> Vec<SyntheticPatient> {
+    for patient in &mut patients {
+        let mut assignment = examples::one_of_each_type(patient.nhs_number)
+            .into_iter()
+            .find(|e| e.event_type() == spr_schemas::EventType::CareTeam)
+            .unwrap();
+        if let spr_schemas::Payload::CareTeam(team) = &mut assignment.payload {
+            team.ods_code = "A81001".into();
+            team.ends_at = None;
+        }
+        patient.events.push(assignment);
+    }
+    patients
 }
 
 impl Stack {
@@ -105,6 +122,7 @@ impl Stack {
             audit: EventPublisher::new(&bootstrap, audit_timeout).unwrap(),
             last_catch_up_millis: Arc::new(AtomicI64::new(0)),
             ledger: Some(Arc::new(LedgerView::new(ledger_path.clone()))),
+            break_glass: Default::default(),
         };
         state.spawn_catch_up(Duration::from_millis(20));
         state
@@ -220,7 +238,7 @@ fn ledger_access_events(path: &std::path::Path) -> Vec<AccessEvent> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_published_event_is_read_through_the_api_once_in_order_and_every_read_is_in_a_verified_ledger(
 ) {
-    let patients = population(30, 99);
+    let patients = cared_for(population(30, 99));
     let stack = Stack::start(&patients, Duration::from_secs(10)).await;
     let token = stack.token("clinician", None);
     let mut requests = 0u64;
@@ -229,7 +247,10 @@ async fn every_published_event_is_read_through_the_api_once_in_order_and_every_r
         expected.sort_by_key(|e| (e.occurred_at, e.event_id));
         let (mut seen, mut cursor) = (Vec::new(), None::<String>);
         loop {
-            let mut path = format!("/patients/{}/timeline?limit=4", patient.nhs_number);
+            let mut path = format!(
+                "/patients/{}/timeline?limit=4&full_history=true",
+                patient.nhs_number
+            );
             if let Some(c) = &cursor {
                 path.push_str(&format!("&cursor={c}"));
             }
@@ -261,10 +282,22 @@ async fn every_published_event_is_read_through_the_api_once_in_order_and_every_r
             .await;
         requests += 1;
         assert_eq!(status, 200);
-        let allergies = patient
-            .events
-            .iter()
-            .filter(|e| e.event_type() == spr_schemas::EventType::Allergy)
+        // The summary lists the latest allergy record per substance and source.
+        let mut latest = std::collections::BTreeMap::new();
+        for e in &patient.events {
+            if let spr_schemas::Payload::Allergy(a) = &e.payload {
+                let key = (e.code.code.clone(), e.source.ods_code.clone());
+                let newer = latest
+                    .get(&key)
+                    .is_none_or(|(t, id, _)| (e.occurred_at, e.event_id) > (*t, *id));
+                if newer {
+                    latest.insert(key, (e.occurred_at, e.event_id, a.verification));
+                }
+            }
+        }
+        let allergies = latest
+            .values()
+            .filter(|(.., v)| *v != spr_schemas::Verification::Refuted)
             .count();
         assert_eq!(summary["allergies"].as_array().unwrap().len(), allergies);
     }
@@ -282,7 +315,13 @@ async fn every_published_event_is_read_through_the_api_once_in_order_and_every_r
         accesses.iter().all(|a| {
             !a.categories.is_empty()
                 && a.categories.iter().all(|c| {
-                    ["allergy", "medication-prescribed", "observation"].contains(&c.as_str())
+                    [
+                        "allergy",
+                        "medication-prescribed",
+                        "observation",
+                        "care-team",
+                    ]
+                    .contains(&c.as_str())
                 })
         }),
         "every permitted read names what kinds of data it returned"
@@ -389,7 +428,7 @@ async fn every_published_event_is_read_through_the_api_once_in_order_and_every_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_access_event_cannot_be_recorded_the_api_answers_503_and_returns_no_data() {
-    let patients = population(1, 5);
+    let patients = cared_for(population(1, 5));
     let mut stack = Stack::start(&patients, Duration::from_secs(2)).await;
     let token = stack.token("clinician", None);
     let path = format!("/patients/{}/timeline", patients[0].nhs_number);
@@ -418,7 +457,7 @@ async fn when_the_access_event_cannot_be_recorded_the_api_answers_503_and_return
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tokens_are_refused_with_a_reason_code_and_nothing_is_recorded() {
-    let patients = population(1, 6);
+    let patients = cared_for(population(1, 6));
     let stack = Stack::start(&patients, Duration::from_secs(10)).await;
     let path = format!("/patients/{}/summary", patients[0].nhs_number);
     let mut expired = stack.claims("clinician", None);
@@ -478,7 +517,7 @@ async fn bad_tokens_are_refused_with_a_reason_code_and_nothing_is_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_a_400_and_a_denied_request_is_recorded_and_returns_no_data() {
-    let patients = population(2, 8);
+    let patients = cared_for(population(2, 8));
     let stack = Stack::start(&patients, Duration::from_secs(10)).await;
     let (own, other) = (
         patients[0].nhs_number.as_str(),
@@ -571,7 +610,7 @@ async fn bad_input_is_a_400_and_a_denied_request_is_recorded_and_returns_no_data
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_patient_sees_who_accessed_their_record_with_proofs_and_that_reading_is_audited() {
-    let patients = population(2, 12);
+    let patients = cared_for(population(2, 12));
     let stack = Stack::start(&patients, Duration::from_secs(10)).await;
     let own = patients[0].nhs_number.as_str();
     let timeline = format!("/patients/{own}/timeline");
