@@ -27,17 +27,32 @@ const ROLE: &str = "SPR_BENCH_ROLE";
 const BOOTSTRAP: &str = "SPR_BENCH_BOOTSTRAP";
 const EVENTS: &str = "SPR_BENCH_EVENTS";
 
-/// One measurement, as a child prints it: events, seconds, peak RSS in KiB.
+/// One measurement, as a child prints it: events, seconds, peak RSS in KiB, CPU seconds.
 struct Measured {
     events: u64,
     seconds: f64,
     peak_rss_kib: u64,
+    cpu_seconds: f64,
 }
 
 impl Measured {
     fn rate(&self) -> f64 {
         self.events as f64 / self.seconds
     }
+}
+
+/// User plus system CPU time of this process so far (from /proc/self/stat, in ticks of 10 ms).
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let after_name = s.rsplit_once(')')?.1;
+            let fields: Vec<&str> = after_name.split_whitespace().collect();
+            let ticks: u64 =
+                fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+            Some(ticks as f64 / 100.0)
+        })
+        .unwrap_or(0.0)
 }
 
 fn peak_rss_kib() -> u64 {
@@ -69,7 +84,10 @@ fn bootstrap() -> String {
 }
 
 fn report(m: Measured) {
-    println!("{} {} {}", m.events, m.seconds, m.peak_rss_kib);
+    println!(
+        "{} {} {} {}",
+        m.events, m.seconds, m.peak_rss_kib, m.cpu_seconds
+    );
 }
 
 async fn orchestrate(wanted: u64) {
@@ -97,10 +115,10 @@ async fn orchestrate(wanted: u64) {
     );
     let bare = child("bare", &broker.bootstrap(), delivered);
     let full = child("projector", &broker.bootstrap(), delivered);
-    println!("| measurement ({delivered} events) | events/s | seconds | peak RSS |");
-    println!("|---|---|---|---|");
+    println!("| measurement ({delivered} events) | events/s | seconds | peak RSS | CPU s of the process | events per CPU s |");
+    println!("|---|---|---|---|---|---|");
     println!(
-        "| broker pre-fill: idempotent produce, acks=all, lz4 | {:.0} | {prefill:.1} | (not measured) |",
+        "| broker pre-fill: idempotent produce, acks=all, lz4 | {:.0} | {prefill:.1} | | | |",
         delivered as f64 / prefill
     );
     for (name, m) in [
@@ -108,13 +126,19 @@ async fn orchestrate(wanted: u64) {
         ("(b) full projector into RocksDB", &full),
     ] {
         println!(
-            "| {name} | {:.0} | {:.1} | {} MiB |",
+            "| {name} | {:.0} | {:.1} | {} MiB | {:.1} | {:.0} |",
             m.rate(),
             m.seconds,
-            m.peak_rss_kib / 1024
+            m.peak_rss_kib / 1024,
+            m.cpu_seconds,
+            m.events as f64 / m.cpu_seconds
         );
     }
-    println!("| ratio b/a | {:.2} | | |", full.rate() / bare.rate());
+    println!(
+        "| ratio b/a | {:.2} | | | | {:.2} |",
+        full.rate() / bare.rate(),
+        (full.events as f64 / full.cpu_seconds) / (bare.events as f64 / bare.cpu_seconds)
+    );
 }
 
 fn child(role: &str, bootstrap: &str, events: u64) -> Measured {
@@ -131,7 +155,7 @@ fn child(role: &str, bootstrap: &str, events: u64) -> Measured {
         .map(|f| f.parse().expect("a number"))
         .collect();
     assert!(
-        out.status.success() && fields.len() == 3,
+        out.status.success() && fields.len() == 4,
         "{role} failed: {text} {}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -139,6 +163,7 @@ fn child(role: &str, bootstrap: &str, events: u64) -> Measured {
         events: fields[0] as u64,
         seconds: fields[1],
         peak_rss_kib: fields[2] as u64,
+        cpu_seconds: fields[3],
     }
 }
 
@@ -157,6 +182,7 @@ async fn bare_consume(bootstrap: &str, events: u64) -> Measured {
         events: decoded,
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_kib: peak_rss_kib(),
+        cpu_seconds: cpu_seconds(),
     }
 }
 
@@ -189,5 +215,6 @@ async fn project(bootstrap: &str, events: u64) -> Measured {
         events: monitor.events_projected.get(),
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_kib: peak_rss_kib(),
+        cpu_seconds: cpu_seconds(),
     }
 }
