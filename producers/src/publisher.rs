@@ -1,5 +1,6 @@
 //! The idempotent event publisher.
 
+use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -114,16 +115,18 @@ impl EventPublisher {
 
     /// Publishes clinical events in order (per-patient order is kept on each partition),
     /// keeping many in flight, and returns once every one is acknowledged.
+    /// `events` may be borrowed or owned (a generated stream that is never all in memory).
     /// `on_delivered` is called once per acknowledged event, for progress reporting.
-    pub async fn publish_clinical_events<'a>(
+    pub async fn publish_clinical_events<E: Borrow<ClinicalEvent>>(
         &self,
-        events: impl IntoIterator<Item = &'a ClinicalEvent>,
+        events: impl IntoIterator<Item = E>,
         mut on_delivered: impl FnMut(),
     ) -> Result<PublishSummary, PublishError> {
         let topic = topics::PATIENT_EVENTS.name;
         let mut in_flight: VecDeque<PendingDelivery> = VecDeque::new();
         let mut summary = PublishSummary::default();
         for event in events {
+            let event = event.borrow();
             let payload = event.to_avro()?;
             in_flight.push_back(
                 self.send(topic, event.nhs_number.as_str().as_bytes(), &payload, None)
