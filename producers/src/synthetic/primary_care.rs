@@ -43,18 +43,7 @@ pub(super) fn long_term_condition(rec: &mut Record, condition: LongTermCondition
     let label = condition
         .mental_health
         .then_some(SensitiveCategory::MentalHealth);
-    rec.emit(
-        &person.gp,
-        diagnosed_at,
-        condition.concept,
-        Payload::Condition(ConditionPayload {
-            clinical_status: ConditionStatus::Active,
-            verification: Verification::Confirmed,
-            onset_at: Some(onset),
-            abated_at: None,
-            severity: None,
-        }),
-    );
+    rec.diagnose(&person.gp, diagnosed_at, condition.concept, Some(onset));
     label_last(rec, 1, label);
     for (i, medicine) in condition.medicines.iter().enumerate() {
         if i == 0 || rec.chance(0.6) {

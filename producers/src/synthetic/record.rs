@@ -127,6 +127,28 @@ impl Record {
         self.events.last_mut().expect("just pushed")
     }
 
+    /// Appends an active, confirmed CONDITION diagnosed by `org` at `at`.
+    pub(super) fn diagnose(
+        &mut self,
+        org: &Org,
+        at: EpochMillis,
+        concept: Concept,
+        onset_at: Option<EpochMillis>,
+    ) -> &mut ClinicalEvent {
+        self.emit(
+            org,
+            at,
+            concept,
+            Payload::Condition(ConditionPayload {
+                clinical_status: ConditionStatus::Active,
+                verification: Verification::Confirmed,
+                onset_at,
+                abated_at: None,
+                severity: None,
+            }),
+        )
+    }
+
     /// Appends a numeric measurement drawn from `test`'s range, flagged `H` or `L` when
     /// outside its inner part, and returns its event id.
     pub(super) fn measure(

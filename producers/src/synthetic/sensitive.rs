@@ -143,18 +143,7 @@ fn hiv(rec: &mut Record) {
     } else {
         catalogue::GONORRHOEA
     };
-    rec.emit(
-        &trust,
-        at + 2 * DAY,
-        condition,
-        Payload::Condition(ConditionPayload {
-            clinical_status: ConditionStatus::Active,
-            verification: Verification::Confirmed,
-            onset_at: Some(at),
-            abated_at: None,
-            severity: None,
-        }),
-    );
+    rec.diagnose(&trust, at + 2 * DAY, condition, Some(at));
     let clinic = Org {
         role: "consultant",
         ..trust
@@ -174,18 +163,7 @@ fn fertility(rec: &mut Record) {
     };
     let start = rec.events.len();
     let gp = rec.person.gp;
-    rec.emit(
-        &gp,
-        at,
-        catalogue::INFERTILITY,
-        Payload::Condition(ConditionPayload {
-            clinical_status: ConditionStatus::Active,
-            verification: Verification::Confirmed,
-            onset_at: Some(at - YEAR),
-            abated_at: None,
-            severity: None,
-        }),
-    );
+    rec.diagnose(&gp, at, catalogue::INFERTILITY, Some(at - YEAR));
     hospital::refer(
         rec,
         &gp,
@@ -239,18 +217,7 @@ fn gender_identity(rec: &mut Record) {
     };
     let start = rec.events.len();
     let gp = rec.person.gp;
-    rec.emit(
-        &gp,
-        at,
-        catalogue::GENDER_DYSPHORIA,
-        Payload::Condition(ConditionPayload {
-            clinical_status: ConditionStatus::Active,
-            verification: Verification::Confirmed,
-            onset_at: None,
-            abated_at: None,
-            severity: None,
-        }),
-    );
+    rec.diagnose(&gp, at, catalogue::GENDER_DYSPHORIA, None);
     hospital::refer(
         rec,
         &gp,
