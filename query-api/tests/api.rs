@@ -1022,6 +1022,29 @@ async fn task_views_and_timeline_filters_answer_from_the_projection() {
             "{bad}: {body}"
         );
     }
+    let (status, bundle) = stack
+        .get(
+            &format!("/patients/{nhs}/fhir/$everything?full_history=true"),
+            &clinician,
+        )
+        .await;
+    assert_eq!(status, 200, "{bundle}");
+    assert_eq!(bundle["resourceType"], "Bundle");
+    assert_eq!(bundle["type"], "searchset");
+    assert_eq!(bundle["entry"][0]["resource"]["resourceType"], "Patient");
+    let (_, everything) = stack.get(&format!("{base}"), &clinician).await;
+    let standing = everything["entries"].as_array().unwrap().len();
+    assert!(
+        bundle["entry"].as_array().unwrap().len() > standing / 2,
+        "{bundle}"
+    );
+    let (status, _) = stack
+        .get(
+            &format!("/patients/{nhs}/fhir/$everything"),
+            &stack.token("administrative", None),
+        )
+        .await;
+    assert_eq!(status, 403);
     // Data minimisation: a pharmacist has the medication view but not the maternity one.
     let pharmacist = stack.token("pharmacist", None);
     assert_eq!(
