@@ -1032,7 +1032,7 @@ async fn task_views_and_timeline_filters_answer_from_the_projection() {
     assert_eq!(bundle["resourceType"], "Bundle");
     assert_eq!(bundle["type"], "searchset");
     assert_eq!(bundle["entry"][0]["resource"]["resourceType"], "Patient");
-    let (_, everything) = stack.get(&format!("{base}"), &clinician).await;
+    let (_, everything) = stack.get(&base, &clinician).await;
     let standing = everything["entries"].as_array().unwrap().len();
     assert!(
         bundle["entry"].as_array().unwrap().len() > standing / 2,
