@@ -194,7 +194,10 @@ impl TokenVerifier {
         validation.validate_nbf = true;
         validation.leeway = 30;
         validation.set_required_spec_claims(&["exp", "nbf", "aud", "iss", "sub"]);
-        jsonwebtoken::decode::<C>(token, key, &validation)
+        // Validated as plain JSON first: jsonwebtoken decodes the claims type before it
+        // checks the audience, and a token for another audience (with other claims) must
+        // be refused as such, not as malformed.
+        let claims = jsonwebtoken::decode::<serde_json::Value>(token, key, &validation)
             .map(|d| d.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
@@ -202,7 +205,9 @@ impl TokenVerifier {
                 ErrorKind::InvalidAudience | ErrorKind::InvalidIssuer => AuthError::WrongAudience,
                 ErrorKind::InvalidSignature => AuthError::BadSignature,
                 _ => AuthError::Malformed(e.to_string()),
-            })
+            })?;
+        serde_json::from_value(claims)
+            .map_err(|e| AuthError::Malformed(format!("the token's claims: {e}")))
     }
 }
 

@@ -6,16 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use spr_producers::fhir::everything_bundle;
 use spr_producers::EventPublisher;
 use spr_query_api::auth::{mint_token, AuthError, Claims, DevKeys, TokenVerifier, AUDIENCE};
 use spr_query_api::gateway::{router, GatewayState, PublisherClaims, INGEST_AUDIENCE};
-use spr_schemas::{examples, topics, CareSetting, ClinicalEvent, EventId, NhsNumber};
-use spr_testkit::TestBroker;
+use spr_schemas::{examples, CareSetting, EventId, NhsNumber};
+use spr_testkit::{read_patient_events, PatientEventRecord, TestBroker};
 
 const ISSUER: &str = "spr-test";
 const SYSTEM: &str = "test-epr";
@@ -143,29 +140,6 @@ fn first_issue(body: &Value, severity: &str, code: &str, reason: &str) -> String
     diagnostics
 }
 
-/// Reads `expected` records of the patient-events topic from the start.
-async fn read_events(bootstrap: &str, expected: usize) -> Vec<ClinicalEvent> {
-    let consumer: StreamConsumer = spr_producers::client_config(bootstrap)
-        .set("group.id", "gateway-test-reader")
-        .create()
-        .unwrap();
-    let mut list = TopicPartitionList::new();
-    for p in 0..topics::PATIENT_EVENTS.partitions {
-        list.add_partition_offset(topics::PATIENT_EVENTS.name, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&list).unwrap();
-    let mut events = Vec::new();
-    while events.len() < expected {
-        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-            .await
-            .expect("records arrive")
-            .unwrap();
-        events.push(ClinicalEvent::from_avro(m.payload().unwrap()).unwrap());
-    }
-    events
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bundle_is_accepted_once_on_the_log_and_posting_it_again_publishes_the_same_event_ids() {
     let broker = TestBroker::start_memory().await.unwrap();
@@ -207,9 +181,9 @@ async fn a_bundle_is_accepted_once_on_the_log_and_posting_it_again_publishes_the
         summary
     );
 
-    let events = read_events(&broker.bootstrap(), 2 * published).await;
+    let records = read_patient_events(&broker.bootstrap(), 2 * published).await;
     let mut times_published: HashMap<EventId, usize> = HashMap::new();
-    for event in &events {
+    for PatientEventRecord { event, .. } in &records {
         *times_published.entry(event.event_id).or_default() += 1;
     }
     assert_eq!(times_published.len(), published);
@@ -217,7 +191,7 @@ async fn a_bundle_is_accepted_once_on_the_log_and_posting_it_again_publishes_the
         times_published.values().all(|&n| n == 2),
         "the second POST gave the same event ids, each once"
     );
-    for event in &events {
+    for PatientEventRecord { event, .. } in &records {
         assert_eq!(
             event.source.system, SYSTEM,
             "source.system is the token's sub"
