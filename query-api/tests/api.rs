@@ -768,7 +768,11 @@ fn every_type_patient() -> Vec<SyntheticPatient> {
             e
         })
         .collect();
-    vec![SyntheticPatient { nhs_number, events }]
+    vec![SyntheticPatient {
+        nhs_number,
+        retired_nhs_number: None,
+        events,
+    }]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
