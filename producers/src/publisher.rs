@@ -1,5 +1,6 @@
 //! The idempotent event publisher.
 
+use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -114,16 +115,18 @@ impl EventPublisher {
 
     /// Publishes clinical events in order (per-patient order is kept on each partition),
     /// keeping many in flight, and returns once every one is acknowledged.
+    /// `events` may be borrowed or owned (a generated stream that is never all in memory).
     /// `on_delivered` is called once per acknowledged event, for progress reporting.
-    pub async fn publish_clinical_events<'a>(
+    pub async fn publish_clinical_events<E: Borrow<ClinicalEvent>>(
         &self,
-        events: impl IntoIterator<Item = &'a ClinicalEvent>,
+        events: impl IntoIterator<Item = E>,
         mut on_delivered: impl FnMut(),
     ) -> Result<PublishSummary, PublishError> {
         let topic = topics::PATIENT_EVENTS.name;
         let mut in_flight: VecDeque<PendingDelivery> = VecDeque::new();
         let mut summary = PublishSummary::default();
         for event in events {
+            let event = event.borrow();
             let payload = event.to_avro()?;
             in_flight.push_back(
                 self.send(topic, event.nhs_number.as_str().as_bytes(), &payload, None)
@@ -145,6 +148,36 @@ impl EventPublisher {
             on_delivered();
         }
         Ok(summary)
+    }
+
+    /// Publishes clinical events like [`Self::publish_clinical_events`] but does not stop
+    /// at the first failure: every delivery report is awaited and one outcome per event
+    /// is returned, in order, so a caller can say exactly which events the broker has.
+    pub async fn publish_clinical_events_settled(
+        &self,
+        events: &[ClinicalEvent],
+    ) -> Vec<Result<Delivered, PublishError>> {
+        let topic = topics::PATIENT_EVENTS.name;
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut in_flight: VecDeque<Result<PendingDelivery, PublishError>> = VecDeque::new();
+        for event in events {
+            let pending = match event.to_avro() {
+                Ok(payload) => {
+                    self.send(topic, event.nhs_number.as_str().as_bytes(), &payload, None)
+                        .await
+                }
+                Err(e) => Err(e.into()),
+            };
+            in_flight.push_back(pending);
+            if in_flight.len() >= MAX_IN_FLIGHT {
+                let oldest = in_flight.pop_front().expect("non-empty");
+                outcomes.push(settle(oldest, topic).await);
+            }
+        }
+        for pending in in_flight {
+            outcomes.push(settle(pending, topic).await);
+        }
+        outcomes
     }
 
     /// Publishes an access event keyed by its request id and waits for the acknowledgement.
@@ -207,6 +240,14 @@ impl EventPublisher {
             }
         }
     }
+}
+
+/// The delivery outcome of a record that may not even have been handed to the client.
+async fn settle(
+    pending: Result<PendingDelivery, PublishError>,
+    topic: &str,
+) -> Result<Delivered, PublishError> {
+    pending?.await_delivery(topic).await
 }
 
 /// A record handed to the client whose acknowledgement has not been awaited yet.

@@ -178,14 +178,14 @@ impl ProjectionStore {
         numbers: &[NhsNumber],
         now: EpochMillis,
     ) -> Result<EmergencySummary, StoreError> {
+        let medications = self.medication_view(numbers, now)?;
         let mut summary = EmergencySummary {
             demographics: self
                 .rows(numbers, View::Demographics)?
                 .last()
                 .map(|r| TimelineEntry::of(&r.event)),
             allergies: vec![],
-            medications: self
-                .medication_view(numbers, now)?
+            medications: medications
                 .current
                 .into_iter()
                 .map(|m| m.prescription)
@@ -193,7 +193,7 @@ impl ProjectionStore {
             problems: vec![],
             alerts: vec![],
             latest_observations: latest_per_group(&self.rows(numbers, View::Observations)?),
-            conflicts: vec![],
+            conflicts: medications.conflicts,
             disputed: vec![],
         };
         for facts in latest_per_source(&self.rows(numbers, View::Allergies)?) {

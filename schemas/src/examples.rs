@@ -89,6 +89,14 @@ fn snomed(code: &str, display: &str) -> Code {
     }
 }
 
+fn dmd(code: &str, display: &str) -> Code {
+    Code {
+        system: DM_D.into(),
+        code: code.into(),
+        display: display.into(),
+    }
+}
+
 /// An event of each type in the catalogue, in [`EventType::ALL`] order.
 pub fn one_of_each_type(nhs_number: NhsNumber) -> Vec<ClinicalEvent> {
     let at = |setting: CareSetting, code: Code, payload: Payload| {
@@ -154,7 +162,7 @@ pub fn one_of_each_type(nhs_number: NhsNumber) -> Vec<ClinicalEvent> {
         ),
         at(
             CareSetting::Pharmacy,
-            snomed("319283006", "Amlodipine 5mg tablets"),
+            dmd("319283006", "Amlodipine 5mg tablets"),
             Payload::MedicationDispensed(MedicationDispensedPayload {
                 quantity: Some("28 tablet".into()),
                 days_supply: Some(28),
@@ -163,7 +171,7 @@ pub fn one_of_each_type(nhs_number: NhsNumber) -> Vec<ClinicalEvent> {
         ),
         at(
             CareSetting::Gp,
-            snomed("319283006", "Amlodipine 5mg tablets"),
+            dmd("319283006", "Amlodipine 5mg tablets"),
             Payload::MedicationStopped(MedicationStoppedPayload {
                 prescription_id: Some(prescription_id),
                 reason: Some("Ankle swelling".into()),
