@@ -64,9 +64,32 @@ pub fn correction_key(nhs: &NhsNumber, target: &EventId) -> Vec<u8> {
     key
 }
 
+/// The NHS number a `timeline`, `current` or `choices` key belongs to: its first ten
+/// bytes, after the `~` of a correction key.
+pub fn nhs_of_content_key(key: &[u8]) -> &[u8] {
+    let rest = key.strip_prefix(b"~").unwrap_or(key);
+    rest.get(..10).unwrap_or(rest)
+}
+
 /// `meta` key of the next offset to consume from one partition.
 pub fn offset_key(topic: &str, partition: i32) -> Vec<u8> {
     format!("offset/{topic}/{partition:05}").into_bytes()
+}
+
+/// `meta` key of the projection's [`crate::readiness::Readiness`], as JSON.
+pub const READINESS_KEY: &[u8] = b"readiness";
+
+/// `meta` key prefix of every stored offset of `topic`.
+pub fn offset_prefix(topic: &str) -> Vec<u8> {
+    format!("offset/{topic}/").into_bytes()
+}
+
+/// The partition a record keyed `key` goes to among `partition_count`, as the
+/// producer's default partitioner (librdkafka `consistent_random`) places it:
+/// CRC-32 of the key, modulo the count. Every content row starts with the NHS number
+/// its record was keyed by, so this says which partition a row came from.
+pub fn partition_of(key: &[u8], partition_count: i32) -> i32 {
+    (crc32fast::hash(key) % partition_count as u32) as i32
 }
 
 #[cfg(test)]

@@ -8,17 +8,24 @@
 //! neither loses nor re-applies an event. Kafka transactions are not needed (and tansu
 //! does not support them).
 
+pub mod checkpoints;
+pub mod dead_letters;
 pub mod detail;
 pub mod keys;
+pub mod monitor;
+pub mod ownership;
 pub mod project;
+pub mod readiness;
+pub mod rebuild;
 pub mod store;
 pub mod summary;
 pub mod views;
 pub mod worker;
 
 pub use project::{project_batch, BatchOutcome, DeadLetter};
+pub use readiness::{PartitionLag, Readiness};
 pub use spr_producers::consume::ConsumedRecord;
 pub use store::{
     ProjectionStore, StoreError, TimeRange, TimelineCursor, TimelineEntry, TimelinePage,
 };
-pub use worker::{run_worker, WorkerConfig, WorkerError};
+pub use worker::{run_worker, run_worker_with, RunOptions, WorkerConfig, WorkerError};

@@ -147,7 +147,7 @@ impl<'s> Staged<'s> {
 }
 
 /// Decodes a record, checking that it is keyed by its own NHS number.
-fn decode_record(record: &ConsumedRecord) -> Result<ClinicalEvent, String> {
+pub(crate) fn decode_record(record: &ConsumedRecord) -> Result<ClinicalEvent, String> {
     let payload = record
         .payload
         .as_deref()

@@ -8,6 +8,7 @@
 //! | `current` | `~`, NHS number, event id ([`keys::correction_key`]) | the winning [`Supersession`] JSON |
 //! | `choices` | NHS number, `C`, category, sortable occurred_at, event id | the consent-choice event's Avro bytes |
 //! | `meta` | `offset/{topic}/{partition}` | next offset to consume, i64 big-endian |
+//! | `meta` | `readiness` | [`Readiness`] JSON: applied and received offsets, when last caught up |
 
 use std::path::Path;
 
@@ -20,6 +21,7 @@ use sha2::{Digest, Sha256};
 use spr_schemas::{ClinicalEvent, EpochMillis, EventId, EventType, NhsNumber};
 
 use crate::keys;
+use crate::readiness::Readiness;
 
 /// Clinical event bytes by event id.
 pub const CF_EVENTS: &str = "events";
@@ -465,6 +467,14 @@ impl ProjectionStore {
             .map_err(self.rocks_error())
     }
 
+    /// Flushes every column family's memtable to disk, making unsynced writes durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let cfs: Vec<&ColumnFamily> = ALL_CFS.iter().map(|name| self.cf(name)).collect();
+        self.db
+            .flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())
+            .map_err(self.rocks_error())
+    }
+
     /// SHA-256 over every key and value of the content column families (not `meta`),
     /// in key order: equal digests mean equal projections.
     pub fn content_digest(&self) -> Result<[u8; 32], StoreError> {
@@ -481,6 +491,99 @@ impl ProjectionStore {
             }
         }
         Ok(hasher.finalize().into())
+    }
+
+    /// The projection's progress as its worker last recorded it: how many records and
+    /// seconds it may be behind the log ([`Readiness::seconds_behind`]). `None` if no
+    /// worker has recorded any yet. On a secondary, call [`Self::catch_up`] first.
+    pub fn readiness(&self) -> Result<Option<Readiness>, StoreError> {
+        let value = self
+            .db
+            .get_pinned_cf(self.cf(CF_META), keys::READINESS_KEY)
+            .map_err(self.rocks_error())?;
+        value
+            .map(|v| {
+                Readiness::from_bytes(&v).map_err(|e| StoreError::Corrupt {
+                    what: "readiness",
+                    detail: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    pub(crate) fn put_readiness(&self, batch: &mut WriteBatch, readiness: &Readiness) {
+        self.batch_put(batch, CF_META, keys::READINESS_KEY, &readiness.to_bytes());
+    }
+
+    /// Writes a consistent copy of the live database into `out` (a directory that must
+    /// not exist yet), as a RocksDB checkpoint: hard links to the table files where
+    /// possible. Each batch is one atomic write, so the copy's offsets always match its
+    /// content; a projector started on it resumes from them.
+    pub fn checkpoint(&self, out: &Path) -> Result<(), StoreError> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)
+            .and_then(|c| c.create_checkpoint(out))
+            .map_err(rocks(out))
+    }
+
+    /// The partitions of `topic` that this store holds offsets for.
+    pub fn stored_partitions(&self, topic: &str) -> Result<Vec<i32>, StoreError> {
+        let prefix = keys::offset_prefix(topic);
+        let mut partitions = Vec::new();
+        for item in self.db.prefix_iterator_cf(self.cf(CF_META), &prefix) {
+            let (key, _) = item.map_err(self.rocks_error())?;
+            let Some(number) = key.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            let number = std::str::from_utf8(number)
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| StoreError::Corrupt {
+                    what: "offset key",
+                    detail: String::from_utf8_lossy(&key).into_owned(),
+                })?;
+            partitions.push(number);
+        }
+        Ok(partitions)
+    }
+
+    /// Drops everything this store holds from `partitions` of `topic` (which has
+    /// `partition_count` partitions): the rows of every patient keyed to them and their
+    /// stored offsets, in one atomic write. Used when another instance takes the
+    /// partitions over; if they come back, they are rebuilt from the log. Returns how
+    /// many rows were deleted.
+    pub fn release_partitions(
+        &self,
+        topic: &str,
+        partitions: &[i32],
+        partition_count: i32,
+    ) -> Result<u64, StoreError> {
+        let released = |nhs: &[u8]| partitions.contains(&keys::partition_of(nhs, partition_count));
+        let mut batch = WriteBatch::default();
+        let mut deleted = 0;
+        for name in CONTENT_CFS {
+            for item in self.db.iterator_cf(self.cf(name), IteratorMode::Start) {
+                let (key, value) = item.map_err(self.rocks_error())?;
+                let nhs = if name == CF_EVENTS {
+                    let event =
+                        ClinicalEvent::from_avro(&value).map_err(|e| StoreError::Corrupt {
+                            what: "stored event",
+                            detail: e.to_string(),
+                        })?;
+                    event.nhs_number.as_str().as_bytes().to_vec()
+                } else {
+                    keys::nhs_of_content_key(&key).to_vec()
+                };
+                if released(&nhs) {
+                    batch.delete_cf(self.cf(name), &key);
+                    deleted += 1;
+                }
+            }
+        }
+        for partition in partitions {
+            batch.delete_cf(self.cf(CF_META), keys::offset_key(topic, *partition));
+        }
+        self.write(batch)?;
+        Ok(deleted)
     }
 
     /// How many events are projected.

@@ -7,14 +7,17 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use spr_producers::consume::{
-    consumer_config, next_offsets_list, partitions_from_start, publish_dead_letter, receive_batch,
-    AssignError, ConsumedRecord,
+    consumer_config, next_offsets, next_offsets_list, partitions_from_start, publish_dead_letter,
+    receive_batch, AssignError, ConsumedRecord,
 };
 use spr_producers::{EventPublisher, PublishError};
 use spr_schemas::topics;
 use tracing::{error, info, instrument};
 
+use crate::checkpoints::CheckpointSchedule;
+use crate::monitor::Monitor;
 use crate::project::project_batch;
+use crate::readiness::now_ms;
 use crate::store::{ProjectionStore, StoreError};
 
 /// How a worker connects and batches.
@@ -49,39 +52,152 @@ pub enum WorkerError {
     Store(#[from] StoreError),
 }
 
+/// What a worker does besides projecting: report, take checkpoints, stop at the end.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Where the worker records its metrics and readiness (served by [`crate::monitor`]).
+    pub monitor: Arc<Monitor>,
+    /// Online checkpoints of the projection, if wanted.
+    pub checkpoints: Option<CheckpointSchedule>,
+    /// Stop once no record has arrived for this long and every owned partition has
+    /// been read at least up to the broker's high watermark (a rebuild); `None` runs
+    /// until shut down.
+    pub stop_when_idle: Option<Duration>,
+}
+
+/// How often an idle worker records that it is caught up.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
 /// Runs one projector worker until `shutdown` completes, writing into `store`.
 pub async fn run_worker(
     config: WorkerConfig,
     store: Arc<ProjectionStore>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
+    run_worker_with(config, store, RunOptions::default(), shutdown).await
+}
+
+/// [`run_worker`] with metrics, checkpoints or a stop at the end of the log.
+///
+/// Before consuming, the worker drops from `store` every partition it holds offsets
+/// for but no longer owns ([`ProjectionStore::release_partitions`]): ownership has
+/// moved to another instance, and should it come back, the partition is rebuilt from
+/// the log rather than resumed from stale state.
+pub async fn run_worker_with(
+    config: WorkerConfig,
+    store: Arc<ProjectionStore>,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), WorkerError> {
+    let topic = topics::PATIENT_EVENTS.name;
     let consumer: StreamConsumer = consumer_config(&config.bootstrap, &config.group_id).create()?;
     // Each owned partition is read from the beginning; project_batch skips what the
     // offsets stored in RocksDB say is applied. The group's offsets never decide it.
-    let owned = partitions_from_start(
-        &consumer,
-        topics::PATIENT_EVENTS.name,
-        config.partitions.as_deref(),
-    )?;
-    consumer.assign(&owned)?;
+    let owned = partitions_from_start(&consumer, topic, config.partitions.as_deref())?;
     let numbers: Vec<i32> = owned.elements().iter().map(|e| e.partition()).collect();
+    release_moved_partitions(&consumer, &store, &numbers)?;
+    consumer.assign(&owned)?;
     info!(partitions = ?numbers, "consuming owned partitions; records below the stored offsets are skipped");
     let dead_letter_publisher = EventPublisher::new(&config.bootstrap, Duration::from_secs(30))?;
-    info!(topic = topics::PATIENT_EVENTS.name, "projector started");
+    let monitor = &options.monitor;
+    let mut readiness = store.readiness()?.unwrap_or_default();
+    readiness.partitions.retain(|p, _| numbers.contains(p));
+    for partition in &numbers {
+        readiness.applied(
+            *partition,
+            store.next_offset(topic, *partition)?.unwrap_or(0),
+        );
+    }
+    monitor.set_readiness(readiness);
+    let mut last_checkpoint = Instant::now();
+    info!(topic, "projector started");
     tokio::pin!(shutdown);
     loop {
+        let idle = options.stop_when_idle.unwrap_or(IDLE_TICK);
         let records = tokio::select! {
             _ = &mut shutdown => break,
-            batch = receive_batch(&consumer, config.max_batch, config.max_batch_wait, None) => batch,
+            batch = receive_batch(&consumer, config.max_batch, config.max_batch_wait, Some(idle)) => batch,
         };
-        let counts = write_batch_until_done(&store, &dead_letter_publisher, &records).await;
+        if records.is_empty() {
+            record_caught_up(&store, monitor)?;
+            if options.stop_when_idle.is_some() && read_to_high_watermarks(&consumer, monitor) {
+                break;
+            }
+            continue;
+        }
+        let mut received = monitor.readiness();
+        for record in &records {
+            received.received(record.partition, record.offset);
+        }
+        monitor.set_readiness(received);
+        let drained = records.len() < config.max_batch;
+        let counts =
+            write_batch_until_done(&store, &dead_letter_publisher, monitor, &records, drained)
+                .await;
         // A batch that was all re-read after a restart would move the group's offsets back.
         if counts.already_applied < records.len() {
             commit_for_monitoring(&consumer, &records);
         }
+        if let Some(schedule) = &options.checkpoints {
+            if last_checkpoint.elapsed() >= schedule.every {
+                schedule.take(&store);
+                last_checkpoint = Instant::now();
+            }
+        }
     }
     info!("projector stopped");
     Ok(())
+}
+
+/// Drops the partitions `store` holds offsets for that are not in `owned`.
+fn release_moved_partitions(
+    consumer: &StreamConsumer,
+    store: &ProjectionStore,
+    owned: &[i32],
+) -> Result<(), WorkerError> {
+    let topic = topics::PATIENT_EVENTS.name;
+    let moved: Vec<i32> = store
+        .stored_partitions(topic)?
+        .into_iter()
+        .filter(|p| !owned.contains(p))
+        .collect();
+    if !moved.is_empty() {
+        let count = partitions_from_start(consumer, topic, None)?.count() as i32;
+        let rows = store.release_partitions(topic, &moved, count)?;
+        info!(partitions = ?moved, rows, "dropped partitions now owned elsewhere");
+    }
+    Ok(())
+}
+
+/// Records that nothing is waiting: the projection holds everything received.
+fn record_caught_up(store: &ProjectionStore, monitor: &Monitor) -> Result<(), StoreError> {
+    let mut readiness = monitor.readiness();
+    readiness.caught_up(now_ms());
+    let mut batch = rocksdb::WriteBatch::default();
+    store.put_readiness(&mut batch, &readiness);
+    store.write(batch)?;
+    monitor.set_readiness(readiness);
+    Ok(())
+}
+
+/// Whether every owned partition has been received at least up to the broker's high
+/// watermark. On tansu the watermark is too low, so this is only a lower bound and
+/// the idle time does the real work; on Apache Kafka it is exact.
+fn read_to_high_watermarks(consumer: &StreamConsumer, monitor: &Monitor) -> bool {
+    let readiness = monitor.readiness();
+    readiness.partitions.iter().all(|(partition, lag)| {
+        match consumer.fetch_watermarks(
+            topics::PATIENT_EVENTS.name,
+            *partition,
+            Duration::from_secs(10),
+        ) {
+            Ok((_, high)) => lag.received >= high,
+            Err(e) => {
+                tracing::warn!(error = %e, partition, "could not read the high watermark");
+                false
+            }
+        }
+    })
 }
 
 /// Projects and writes one batch, retrying with back-off until it lands: a batch is
@@ -90,13 +206,24 @@ pub async fn run_worker(
 async fn write_batch_until_done(
     store: &ProjectionStore,
     publisher: &EventPublisher,
+    monitor: &Monitor,
     records: &[ConsumedRecord],
+    drained: bool,
 ) -> BatchCounts {
     let mut backoff = Duration::from_millis(100);
     loop {
         let started = Instant::now();
-        match try_write_batch(store, publisher, records).await {
+        match try_write_batch(store, publisher, monitor, records, drained).await {
             Ok(counts) => {
+                monitor
+                    .batch_write_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                monitor.events_projected.inc_by(counts.projected as u64);
+                monitor.duplicates.inc_by(counts.duplicates as u64);
+                monitor
+                    .already_applied
+                    .inc_by(counts.already_applied as u64);
+                monitor.dead_letters.inc_by(counts.dead_lettered as u64);
                 tracing::debug!(
                     projected = counts.projected,
                     duplicates = counts.duplicates,
@@ -116,12 +243,17 @@ async fn write_batch_until_done(
     }
 }
 
+/// One attempt: project, publish dead letters, then write the effects, the offsets and
+/// the new readiness in one atomic batch. `drained` says the consumer had nothing more
+/// waiting, so once written the projection is caught up.
 async fn try_write_batch(
     store: &ProjectionStore,
     publisher: &EventPublisher,
+    monitor: &Monitor,
     records: &[ConsumedRecord],
+    drained: bool,
 ) -> Result<BatchCounts, WorkerError> {
-    let outcome = project_batch(store, records)?;
+    let mut outcome = project_batch(store, records)?;
     for dead in &outcome.dead_letters {
         publish_dead_letter(publisher, &dead.record, &dead.reason).await?;
     }
@@ -131,7 +263,17 @@ async fn try_write_batch(
         already_applied: outcome.already_applied,
         dead_lettered: outcome.dead_letters.len(),
     };
+    let mut readiness = monitor.readiness();
+    for ((topic, partition), next) in next_offsets(records) {
+        let stored = store.next_offset(topic, partition)?.unwrap_or(0);
+        readiness.applied(partition, stored.max(next));
+    }
+    if drained {
+        readiness.caught_up(now_ms());
+    }
+    store.put_readiness(&mut outcome.batch, &readiness);
     store.write(outcome.batch)?;
+    monitor.set_readiness(readiness);
     Ok(counts)
 }
 

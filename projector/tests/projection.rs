@@ -1,106 +1,21 @@
 //! The projector against a real tansu broker and a real RocksDB.
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message, OwnedHeaders};
-use spr_producers::synthetic::{population, SyntheticPatient};
-use spr_producers::{EventPublisher, PublishSummary};
-use spr_projector::{run_worker, ProjectionStore, TimelineCursor, WorkerConfig};
+use spr_producers::synthetic::population;
+use spr_producers::EventPublisher;
+use spr_projector::{ProjectionStore, TimelineCursor};
 use spr_schemas::topics::{self, dead_letter_headers as dlq};
-use spr_schemas::{examples, ClinicalEvent, NhsNumber};
-use spr_testkit::{eventually, KillOnDrop, TestBroker};
-use tokio::sync::oneshot;
-
-const WAIT: Duration = Duration::from_secs(90);
-
-fn worker_config(bootstrap: &str, group: &str) -> WorkerConfig {
-    WorkerConfig {
-        bootstrap: bootstrap.into(),
-        group_id: group.into(),
-        partitions: None,
-        max_batch: 500,
-        max_batch_wait: Duration::from_millis(20),
-    }
-}
-
-/// Runs a worker in this process until the returned sender is dropped or fired.
-fn spawn_worker(
-    config: WorkerConfig,
-    store: Arc<ProjectionStore>,
-) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(async move {
-        run_worker(config, store, async {
-            let _ = stopped.await;
-        })
-        .await
-        .expect("worker runs");
-    });
-    (stop, handle)
-}
-
-async fn publish(bootstrap: &str, patients: &[SyntheticPatient]) -> PublishSummary {
-    let publisher = EventPublisher::new(bootstrap, Duration::from_secs(30)).unwrap();
-    let events: Vec<&ClinicalEvent> = patients.iter().flat_map(|p| p.events.iter()).collect();
-    publisher
-        .publish_clinical_events(events, || {})
-        .await
-        .unwrap()
-}
-
-/// Waits until `store` has consumed every record up to `ends` (refreshing a secondary
-/// first). The end offsets come from the producer's delivery reports: tansu's
-/// ListOffsets answer is not the true high watermark (see testkit/tests/tansu_gaps.rs).
-async fn wait_caught_up(ends: &BTreeMap<i32, i64>, store: &ProjectionStore, secondary: bool) {
-    let stored = |store: &ProjectionStore| -> Vec<(i32, Option<i64>)> {
-        ends.keys()
-            .map(|p| {
-                (
-                    *p,
-                    store.next_offset(topics::PATIENT_EVENTS.name, *p).unwrap(),
-                )
-            })
-            .collect()
-    };
-    let what = format!("the projection to reach offsets {ends:?}");
-    let result = eventually(WAIT, &what, || {
-        if secondary {
-            store.catch_up().ok()?;
-        }
-        stored(store)
-            .iter()
-            .all(|(p, next)| next.is_some_and(|n| n >= ends[p]))
-            .then_some(())
-    })
-    .await;
-    if let Err(e) = result {
-        panic!("{e}; stored next offsets {:?}", stored(store));
-    }
-}
-
-fn expected_timeline(patient: &SyntheticPatient) -> Vec<ClinicalEvent> {
-    let mut events = patient.events.clone();
-    events.sort_by_key(|e| (e.occurred_at, e.event_id));
-    events
-}
-
-fn assert_timelines_match(store: &ProjectionStore, patients: &[SyntheticPatient]) {
-    for patient in patients {
-        let page = store.timeline(&patient.nhs_number, None, 10_000).unwrap();
-        let got: Vec<_> = page.entries.iter().map(|e| e.event_id).collect();
-        let want: Vec<_> = expected_timeline(patient)
-            .iter()
-            .map(|e| e.event_id)
-            .collect();
-        assert_eq!(got, want, "timeline of {}", patient.nhs_number);
-    }
-}
+use spr_schemas::{examples, NhsNumber};
+use spr_testkit::{KillOnDrop, TestBroker};
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_published_event_is_projected_once_in_time_order_and_republishing_changes_nothing() {
@@ -241,28 +156,6 @@ async fn malformed_records_are_dead_lettered_and_the_good_ones_around_them_are_p
     handle.await.unwrap();
 }
 
-fn start_projector_process(bootstrap: &str, db: &Path, group: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_spr-projector"))
-        .arg("--db")
-        .arg(db)
-        .args([
-            "run",
-            "--bootstrap",
-            bootstrap,
-            "--group",
-            group,
-            "--max-batch",
-            "50",
-            "--max-batch-wait-ms",
-            "2",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spr-projector starts")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projector_killed_mid_stream_ends_with_the_same_state_as_an_uninterrupted_run() {
     let broker = TestBroker::start_memory().await.unwrap();
@@ -278,13 +171,16 @@ async fn a_projector_killed_mid_stream_ends_with_the_same_state_as_an_uninterrup
         let (bootstrap, second) = (bootstrap.clone(), second.to_vec());
         tokio::spawn(async move { publish(&bootstrap, &second).await })
     };
-    for round in 0..8 {
+    // At least 20 kills, and more until the second half is fully published.
+    let mut round = 0;
+    while round < 20 || !publishing.is_finished() {
         let mut child = KillOnDrop::new(start_projector_process(
             &bootstrap,
             &killed_db,
             "projector-killed",
+            &[],
         ));
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(300..1_200))).await;
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(200..900))).await;
         child.kill();
         if round == 0 {
             assert!(
@@ -292,6 +188,7 @@ async fn a_projector_killed_mid_stream_ends_with_the_same_state_as_an_uninterrup
                 "the projector created its database before the first kill"
             );
         }
+        round += 1;
     }
     for (partition, end) in publishing.await.unwrap().end_offsets {
         ends.insert(partition, end);
@@ -300,6 +197,7 @@ async fn a_projector_killed_mid_stream_ends_with_the_same_state_as_an_uninterrup
         &bootstrap,
         &killed_db,
         "projector-killed",
+        &[],
     ));
     let follower = ProjectionStore::open_secondary(&killed_db, &secondary).unwrap();
     wait_caught_up(&ends, &follower, true).await;

@@ -1,0 +1,204 @@
+//! The projector surviving its surroundings, against a real tansu broker: a broker
+//! restart mid-stream, and instances joining, leaving and being killed while they
+//! share the partitions (`--instance i --instances n`).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use spr_producers::synthetic::{population, SyntheticPatient};
+use spr_producers::EventPublisher;
+use spr_projector::keys::partition_of;
+use spr_projector::ownership::instance_partitions;
+use spr_projector::rebuild::rebuild;
+use spr_projector::{ProjectionStore, WorkerConfig};
+use spr_schemas::topics;
+use spr_testkit::{KillOnDrop, TestBroker};
+use support::*;
+
+fn merge_ends(into: &mut BTreeMap<i32, i64>, more: BTreeMap<i32, i64>) {
+    for (partition, end) in more {
+        let e = into.entry(partition).or_insert(0);
+        *e = (*e).max(end);
+    }
+}
+
+async fn rebuilt_digest(bootstrap: &str, dir: &Path) -> [u8; 32] {
+    let config = WorkerConfig {
+        max_batch_wait: Duration::from_millis(10),
+        ..worker_config(bootstrap, "clean")
+    };
+    let store = rebuild(config, dir, Duration::from_millis(1500), Default::default())
+        .await
+        .unwrap();
+    store.content_digest().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_mid_stream_loses_and_duplicates_nothing() {
+    let mut broker = TestBroker::start_durable().await.unwrap();
+    let bootstrap = broker.bootstrap();
+    let patients = population(300, 31);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ProjectionStore::open(&dir.path().join("db"), false).unwrap());
+    let (stop, handle) = spawn_worker(worker_config(&bootstrap, "restart"), Arc::clone(&store));
+    let mut ends = publish(&bootstrap, &patients[..100]).await.end_offsets;
+    // One patient at a time, so that publishing spans the restart.
+    let publishing = {
+        let (bootstrap, more) = (bootstrap.clone(), patients[100..200].to_vec());
+        tokio::spawn(async move {
+            let publisher = EventPublisher::new(&bootstrap, Duration::from_secs(60)).unwrap();
+            let mut ends = BTreeMap::new();
+            for patient in &more {
+                let summary = publisher
+                    .publish_clinical_events(&patient.events, || {})
+                    .await
+                    .unwrap();
+                merge_ends(&mut ends, summary.end_offsets);
+            }
+            ends
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!publishing.is_finished(), "the restart happens mid-stream");
+    broker.restart().await.unwrap();
+    merge_ends(&mut ends, publishing.await.unwrap());
+    merge_ends(
+        &mut ends,
+        publish(&bootstrap, &patients[200..]).await.end_offsets,
+    );
+    wait_caught_up(&ends, &store, false).await;
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+
+    let published: usize = patients.iter().map(|p| p.events.len()).sum();
+    assert_eq!(store.event_count().unwrap(), published as u64);
+    assert_timelines_match(&store, &patients);
+    assert_eq!(
+        rebuilt_digest(&bootstrap, &dir.path().join("clean")).await,
+        store.content_digest().unwrap()
+    );
+}
+
+/// Starts instance `instance` of `instances` on its own database.
+fn start_instance(bootstrap: &str, db: &Path, instance: u32, instances: u32) -> KillOnDrop {
+    let (i, n) = (instance.to_string(), instances.to_string());
+    KillOnDrop::new(start_projector_process(
+        bootstrap,
+        db,
+        "scale-out",
+        &["--instance", &i, "--instances", &n],
+    ))
+}
+
+/// Waits until each of `instances` instances (on `dbs`) has applied the partitions it
+/// owns up to `ends`, reading each through a fresh secondary in `scratch`.
+async fn wait_instances(
+    dbs: &[PathBuf],
+    instances: u32,
+    ends: &BTreeMap<i32, i64>,
+    scratch: &Path,
+) {
+    let all: Vec<i32> = (0..topics::PATIENT_EVENTS.partitions).collect();
+    for i in 0..instances {
+        let owned = instance_partitions(&all, i, instances);
+        let owned_ends = ends
+            .iter()
+            .filter(|(p, _)| owned.contains(p))
+            .map(|(p, e)| (*p, *e))
+            .collect();
+        let secondary = scratch.join(format!("secondary-{instances}-{i}"));
+        let follower = ProjectionStore::open_secondary(&dbs[i as usize], &secondary).unwrap();
+        wait_caught_up(&owned_ends, &follower, true).await;
+    }
+}
+
+fn owner_of(patient: &SyntheticPatient, instances: u32) -> usize {
+    let partition = partition_of(
+        patient.nhs_number.as_str().as_bytes(),
+        topics::PATIENT_EVENTS.partitions,
+    );
+    partition as usize % instances as usize
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_sharing_partitions_join_leave_and_die_without_losing_or_duplicating() {
+    let broker = TestBroker::start_memory().await.unwrap();
+    let bootstrap = broker.bootstrap();
+    let patients = population(240, 17);
+    let all: Vec<i32> = (0..topics::PATIENT_EVENTS.partitions).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let dbs: Vec<_> = (0..3)
+        .map(|i| dir.path().join(format!("instance-{i}")))
+        .collect();
+
+    // Two instances.
+    let mut running: Vec<KillOnDrop> = (0..2)
+        .map(|i| start_instance(&bootstrap, &dbs[i as usize], i, 2))
+        .collect();
+    let mut ends = publish(&bootstrap, &patients[..80]).await.end_offsets;
+    // The partitioner the tests assume is the producer's: each partition's end offset
+    // is the number of events of the patients keyed to it.
+    for partition in &all {
+        let keyed: usize = patients[..80]
+            .iter()
+            .filter(|p| {
+                owner_of(p, topics::PATIENT_EVENTS.partitions as u32) == *partition as usize
+            })
+            .map(|p| p.events.len())
+            .sum();
+        assert_eq!(ends.get(partition).copied().unwrap_or(0), keyed as i64);
+    }
+
+    // A third joins while events arrive: every instance restarts as one of three.
+    let publishing = {
+        let (bootstrap, more) = (bootstrap.clone(), patients[80..160].to_vec());
+        tokio::spawn(async move { publish(&bootstrap, &more).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    running.clear();
+    running = (0..3)
+        .map(|i| start_instance(&bootstrap, &dbs[i as usize], i, 3))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Instance 1 is killed mid-stream and comes back.
+    running[1].kill();
+    running[1] = start_instance(&bootstrap, &dbs[1], 1, 3);
+    merge_ends(&mut ends, publishing.await.unwrap().end_offsets);
+    wait_instances(&dbs, 3, &ends, dir.path()).await;
+
+    // The third leaves: back to two, while the last events arrive.
+    running.clear();
+    running = (0..2)
+        .map(|i| start_instance(&bootstrap, &dbs[i as usize], i, 2))
+        .collect();
+    merge_ends(
+        &mut ends,
+        publish(&bootstrap, &patients[160..]).await.end_offsets,
+    );
+    wait_instances(&dbs, 2, &ends, dir.path()).await;
+    running.clear();
+
+    let stores: Vec<ProjectionStore> = dbs[..2]
+        .iter()
+        .map(|db| ProjectionStore::open(db, false).unwrap())
+        .collect();
+    for patient in &patients {
+        let owner = owner_of(patient, 2);
+        assert_timelines_match(&stores[owner], std::slice::from_ref(patient));
+        let other = stores[1 - owner]
+            .timeline(&patient.nhs_number, None, 10)
+            .unwrap();
+        assert!(
+            other.entries.is_empty(),
+            "{} held by a non-owner",
+            patient.nhs_number
+        );
+    }
+    let published: usize = patients.iter().map(|p| p.events.len()).sum();
+    let held: u64 = stores.iter().map(|s| s.event_count().unwrap()).sum();
+    assert_eq!(held, published as u64, "no event lost or held twice");
+}
