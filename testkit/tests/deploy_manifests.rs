@@ -67,47 +67,47 @@ fn the_deployment_artefacts_match_the_binaries() {
     );
 }
 
+/// Checks a copy of deploy/ with `old` replaced by `new` in `file`: the check must fail
+/// and report each of `expected`.
+fn assert_reported(file: &str, old: &str, new: &str, expected: &[&str]) {
+    let copy = altered_copy(file, old, new);
+    let output = check(copy.path());
+    let report = text(&output);
+    assert!(!output.status.success(), "{report}");
+    for problem in expected {
+        assert!(report.contains(problem), "{problem:?} not in: {report}");
+    }
+}
+
 #[test]
 fn a_flag_no_binary_defines_is_reported() {
-    let copy = altered_copy("k8s/projection.yaml", "--metrics-addr", "--metrics-address");
-    let output = check(copy.path());
-    assert!(!output.status.success(), "{}", text(&output));
-    assert!(
-        text(&output).contains("spr-projector has no flag --metrics-address"),
-        "{}",
-        text(&output)
+    assert_reported(
+        "k8s/projection.yaml",
+        "--metrics-addr",
+        "--metrics-address",
+        &["spr-projector has no flag --metrics-address"],
     );
 }
 
 #[test]
 fn a_replication_factor_below_three_is_reported() {
-    let copy = altered_copy(
+    assert_reported(
         "compose/compose.yaml",
         "KAFKA_MIN_INSYNC_REPLICAS: \"2\"",
         "KAFKA_MIN_INSYNC_REPLICAS: \"1\"",
-    );
-    let output = check(copy.path());
-    assert!(!output.status.success(), "{}", text(&output));
-    assert!(
-        text(&output).contains("KAFKA_MIN_INSYNC_REPLICAS is '1', expected 2"),
-        "{}",
-        text(&output)
+        &["KAFKA_MIN_INSYNC_REPLICAS is '1', expected 2"],
     );
 }
 
 #[test]
 fn a_sharded_projector_beside_the_api_is_reported() {
-    let copy = altered_copy(
+    assert_reported(
         "k8s/projection.yaml",
         "\"--metrics-addr\", \"0.0.0.0:9464\"]",
         "\"--metrics-addr\", \"0.0.0.0:9464\", \"--instance\", \"0\", \"--instances\", \"3\"]",
-    );
-    let output = check(copy.path());
-    assert!(!output.status.success(), "{}", text(&output));
-    let report = text(&output);
-    assert!(report.contains("--instances 3 but replicas 2"), "{report}");
-    assert!(
-        report.contains("a pod that serves the API must project every partition"),
-        "{report}"
+        &[
+            "--instances 3 but replicas 2",
+            "a pod that serves the API must project every partition",
+        ],
     );
 }
