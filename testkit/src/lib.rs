@@ -4,6 +4,8 @@
 //! The broker binary is found at `$SPR_TANSU_BIN`, else at
 //! `~/.cache/spr/tansu/bin/tansu` (where `deploy/local/install.sh` puts it).
 
+pub mod tools;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

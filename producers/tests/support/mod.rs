@@ -8,60 +8,8 @@ use std::process::Command;
 
 use spr_schemas::NhsNumber;
 
-/// ~/.cache/spr (or `$SPR_CACHE`).
-pub(crate) fn cache_dir() -> PathBuf {
-    std::env::var_os("SPR_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/spr")
-        })
-}
-
-fn run(command: &mut Command, what: &str) {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run {command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{what} failed ({command:?}): {}\n{}\nIf the package registry is unreachable, run deploy/local/install.sh on a machine with access, or copy ~/.cache/spr from one.",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// The Python of the test venv with `packages` installed (idempotent; the same venv
-/// deploy/local/install.sh prepares).
-pub(crate) fn python_with(packages: &[&str]) -> PathBuf {
-    let venv = cache_dir().join("venv");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        run(
-            Command::new("python3").arg("-m").arg("venv").arg(&venv),
-            "creating the test venv",
-        );
-    }
-    let missing: Vec<&str> = packages
-        .iter()
-        .copied()
-        .filter(|spec| {
-            let (name, version) = spec.split_once("==").expect("pinned as name==version");
-            let probe = Command::new(&python)
-                .args(["-m", "pip", "show", name])
-                .output()
-                .expect("pip runs");
-            !String::from_utf8_lossy(&probe.stdout).contains(&format!("Version: {version}"))
-        })
-        .collect();
-    if !missing.is_empty() {
-        run(
-            Command::new(&python)
-                .args(["-m", "pip", "install", "-q"])
-                .args(&missing),
-            "installing test packages from PyPI",
-        );
-    }
-    python
-}
+pub(crate) use spr_testkit::tools::python_with;
+use spr_testkit::tools::{cache_dir, run_step};
 
 /// The HL7 FHIR R4 examples package, with the files matching `patterns` extracted
 /// (once) under `~/.cache/spr/fhir-examples/package/`.
@@ -70,7 +18,7 @@ pub(crate) fn hl7_examples(patterns: &[&str]) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("cache dir");
     let tarball = dir.join("hl7.fhir.r4.examples-4.0.1.tgz");
     if !tarball.exists() {
-        run(
+        run_step(
             Command::new("npm")
                 .args(["pack", "hl7.fhir.r4.examples@4.0.1", "--silent"])
                 .current_dir(&dir),
@@ -84,7 +32,7 @@ pub(crate) fn hl7_examples(patterns: &[&str]) -> PathBuf {
         dir.join(format!("extracted-{:016x}", hasher.finish()))
     };
     if !marker.exists() {
-        run(
+        run_step(
             Command::new("tar")
                 .arg("-xzf")
                 .arg(&tarball)
@@ -108,7 +56,7 @@ pub(crate) fn synthea_bundles(patients: usize, seed: u64) -> Vec<PathBuf> {
         let synthea = python.parent().expect("venv bin").join("synthea");
         let partial = out.with_extension("partial");
         let _ = std::fs::remove_dir_all(&partial);
-        run(
+        run_step(
             Command::new(synthea)
                 .args([
                     "generate",
