@@ -35,4 +35,12 @@ if ! "$TANSU_BIN" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
     --features libsql,dynostore --root "$CACHE/tansu"
   rm -rf "$CACHE/tansu-target"
 fi
-echo "ready: $("$TANSU_BIN" --version), $(cargo nextest --version 2>/dev/null | head -1)"
+VENV="$CACHE/venv"
+SCHEMATHESIS_VERSION="4.32.5"
+if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  step "installing schemathesis $SCHEMATHESIS_VERSION into $VENV (the API fuzzing test runs it)"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+echo "ready: $("$TANSU_BIN" --version), $(cargo nextest --version 2>/dev/null | head -1), $("$VENV/bin/st" --version)"

@@ -67,8 +67,10 @@ pub enum StoreError {
 
 /// What a clinician sees for one event in a timeline or summary: compact, with provenance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelineEntry {
     /// The event's id.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "uuid"))]
     pub event_id: EventId,
     /// Its type.
     pub event_type: EventType,
@@ -154,6 +156,7 @@ impl TimelineCursor {
 
 /// One page of a patient's timeline, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelinePage {
     /// The entries on this page.
     pub entries: Vec<TimelineEntry>,
@@ -163,6 +166,7 @@ pub struct TimelinePage {
 
 /// A patient's current state for the emergency summary.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PatientSummary {
     /// Recorded allergies and intolerances.
     pub allergies: Vec<TimelineEntry>,

@@ -9,6 +9,8 @@ pub mod app;
 pub mod audit_routes;
 pub mod auth;
 pub mod error;
+pub mod layers;
+pub mod openapi;
 pub mod policy;
 
 pub use app::{router, AppState};

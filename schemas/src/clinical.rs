@@ -44,6 +44,7 @@ impl ClinicalEvent {
 /// The kinds of clinical event this schema version carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EventType {
     /// A type written by a newer schema that this reader does not know.
     Unknown,
@@ -91,6 +92,7 @@ impl Payload {
 
 /// The publishing system, its organisation and care setting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Source {
     /// Name of the publishing system.
     pub system: String,
@@ -104,6 +106,7 @@ pub struct Source {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[allow(missing_docs)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CareSetting {
     Unknown,
     Gp,
@@ -119,6 +122,7 @@ pub enum CareSetting {
 
 /// The person who recorded a fact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Author {
     /// Their identifier in the source system.
     pub id: String,
@@ -128,6 +132,7 @@ pub struct Author {
 
 /// A coded concept with its display text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Code {
     /// Code system URI.
     pub system: String,
@@ -147,6 +152,7 @@ pub const LOINC: &str = "http://loinc.org";
 /// Whether an event stands, amends another or withdraws another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Status {
     /// Stands as recorded.
     Final,
