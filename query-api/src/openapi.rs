@@ -56,7 +56,10 @@ pub(crate) async fn document() -> Json<utoipa::openapi::OpenApi> {
 #[into_params(parameter_in = Path)]
 pub struct NhsNumberParam {
     /// The patient's NHS number: 10 digits with a valid Mod 11 check digit.
-    #[param(example = "9434765919")]
+    #[param(
+        example = "9434765919",
+        pattern = "^[0-9]{3}[ -]?[0-9]{3}[ -]?[0-9]{4}$"
+    )]
     pub nhs_number: String,
 }
 
