@@ -161,7 +161,7 @@ pub(crate) struct SummaryResponse {
 #[utoipa::path(get, path = "/patients/{nhs_number}/timeline", tag = "patient data",
     params(crate::openapi::NhsNumberParam, TimelineQuery),
     responses((status = 200, description = "A page of the timeline, oldest first", body = TimelineResponse),
-        crate::openapi::DataErrors),
+        crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 #[instrument(skip_all, fields(nhs_number = %nhs_number))]
 pub(crate) async fn timeline(
@@ -206,7 +206,7 @@ pub(crate) async fn timeline(
 #[utoipa::path(get, path = "/patients/{nhs_number}/summary", tag = "patient data",
     params(crate::openapi::NhsNumberParam),
     responses((status = 200, description = "The emergency summary", body = SummaryResponse),
-        crate::openapi::DataErrors),
+        crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 #[instrument(skip_all, fields(nhs_number = %nhs_number))]
 pub(crate) async fn summary(
@@ -314,7 +314,18 @@ pub(crate) async fn audited_read<T: Serialize>(
     Ok(response)
 }
 
+/// Benchmarks only: skips recording access events, to measure what the audit step
+/// costs. Compiled only with the `bench-unaudited` feature, which only the crate's own
+/// benchmarks and tests enable; no command-line option or request can reach it.
+#[cfg(feature = "bench-unaudited")]
+pub static SKIP_AUDIT_FOR_BENCH: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 async fn record(state: &AppState, access: &AccessEvent) -> Result<(), ApiError> {
+    #[cfg(feature = "bench-unaudited")]
+    if SKIP_AUDIT_FOR_BENCH.load(Ordering::Relaxed) {
+        return Ok(());
+    }
     state.audit.publish_access_event(access).await.map(|_| ()).map_err(|e| {
         tracing::error!(error = %e, request_id = %access.request_id, "access event not recorded; withholding data");
         ApiError::AuditUnavailable

@@ -63,20 +63,20 @@ pub struct NhsNumberParam {
     pub nhs_number: String,
 }
 
-/// The answers an endpoint that returns patient data gives besides its 200.
+/// The answers an authenticated endpoint can give besides its 200.
 #[derive(Debug, IntoResponses)]
-pub enum DataErrors {
-    /// `If-None-Match` named the current `ETag`. The access was decided and recorded
-    /// like any other read.
+pub enum ErrorResponses {
+    /// `If-None-Match` named the current `ETag`. For patient data, the access was
+    /// decided and recorded like any other read.
     #[response(
         status = 304,
-        description = "Not modified; the access was still recorded"
+        description = "Not modified; an access to patient data was still recorded"
     )]
     NotModified,
-    /// A bad NHS number, query, limit or cursor (nothing recorded).
+    /// Bad input (nothing recorded).
     #[response(
         status = 400,
-        description = "Bad input: bad-nhs-number, bad-query, bad-limit, bad-cursor"
+        description = "Bad input: bad-nhs-number, bad-query, bad-limit, bad-cursor, bad-proof-request"
     )]
     BadRequest(ErrorBody),
     /// No valid token (nothing recorded).
@@ -91,25 +91,11 @@ pub enum DataErrors {
         description = "Denied by the access policy (recorded); reasons lists the policy's reason codes"
     )]
     Forbidden(ErrorBody),
-    /// The access event could not be recorded, so no data was returned.
+    /// The access event could not be recorded (no data returned), or no ledger here.
     #[response(
         status = 503,
         description = "audit-unavailable or ledger-unavailable: nothing returned"
     )]
-    Unavailable(ErrorBody),
-}
-
-/// The answers an auditor endpoint gives besides its 200.
-#[derive(Debug, IntoResponses)]
-pub enum AuditErrors {
-    /// A bad query or a proof that cannot be made.
-    #[response(status = 400, description = "Bad input: bad-query, bad-proof-request")]
-    BadRequest(ErrorBody),
-    /// No valid token.
-    #[response(status = 401, description = "No valid bearer token")]
-    Unauthorized(ErrorBody),
-    /// No ledger here, or no checkpoint yet.
-    #[response(status = 503, description = "ledger-unavailable")]
     Unavailable(ErrorBody),
 }
 
