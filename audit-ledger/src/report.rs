@@ -11,19 +11,6 @@ use time::OffsetDateTime;
 /// Policy reason codes that mark an access an auditor must look at.
 pub const FLAGGED_REASONS: [&str; 2] = ["break-glass", "no-legitimate-relationship"];
 
-/// Sensitivity labels of the categories a patient can choose to withhold; an access
-/// that returned any of them is listed in the report.
-pub const SENSITIVE_CATEGORIES: [&str; 8] = [
-    "sexual-health",
-    "mental-health",
-    "hiv-sti",
-    "gender-identity",
-    "fertility",
-    "termination-of-pregnancy",
-    "safeguarding",
-    "genomics",
-];
-
 /// One ledger entry, as listed in a report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportedAccess {
@@ -55,7 +42,7 @@ pub struct AccessReport {
     pub break_glass: Vec<ReportedAccess>,
     /// Accesses with a flagged reason code (see [`FLAGGED_REASONS`]).
     pub flagged: Vec<ReportedAccess>,
-    /// Accesses that returned a sensitive category (see [`SENSITIVE_CATEGORIES`]).
+    /// Accesses that returned a sensitive category (see [`spr_schemas::SensitiveCategory`]).
     pub sensitive: Vec<ReportedAccess>,
     /// Users with unusually many accesses.
     pub unusual_users: Vec<UnusualVolume>,
@@ -96,7 +83,7 @@ pub fn access_report(entries: &[AccessEvent], minimum: usize) -> AccessReport {
         sensitive: listed(&|e| {
             e.categories
                 .iter()
-                .any(|c| SENSITIVE_CATEGORIES.contains(&c.as_str()))
+                .any(|c| c.parse::<spr_schemas::SensitiveCategory>().is_ok())
         }),
         unusual_users: by(&|e| e.subject.id.clone()),
         unusual_patients: by(&|e| e.nhs_number.to_string()),

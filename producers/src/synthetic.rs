@@ -21,6 +21,23 @@ pub struct SyntheticPatient {
     pub events: Vec<ClinicalEvent>,
 }
 
+impl SyntheticPatient {
+    /// Adds a care-team assignment of organisation `ods_code` to the patient, with no
+    /// end: the legitimate relationship a clinician there needs to read the whole record.
+    pub fn with_care_team(mut self, ods_code: &str) -> Self {
+        let mut assignment = examples::one_of_each_type(self.nhs_number)
+            .into_iter()
+            .find(|e| e.event_type() == EventType::CareTeam)
+            .expect("the examples include a care-team event");
+        if let Payload::CareTeam(team) = &mut assignment.payload {
+            team.ods_code = ods_code.into();
+            team.ends_at = None;
+        }
+        self.events.push(assignment);
+        self
+    }
+}
+
 /// Generates `patients` synthetic patients from `seed`.
 pub fn population(patients: usize, seed: u64) -> Vec<SyntheticPatient> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -207,6 +224,7 @@ fn event(
             system: system.into(),
             ods_code: ods_code.into(),
             care_setting,
+            record_id: None,
         },
         author: Author {
             id: format!("{ods_code}-{:04}", rng.gen_range(0..10_000)),
@@ -220,6 +238,7 @@ fn event(
         sensitivity: vec![],
         status: Status::Final,
         supersedes: None,
+        encounter_id: None,
         payload,
     }
 }

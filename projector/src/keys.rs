@@ -4,7 +4,10 @@
 use spr_schemas::{EpochMillis, EventId, NhsNumber};
 
 /// Length of a `timeline` key: NHS number, sortable time, event id.
-pub const TIMELINE_KEY_LEN: usize = 10 + 8 + 16;
+pub const TIMELINE_KEY_LEN: usize = 10 + TIME_AND_ID_LEN;
+
+/// Length of the sortable time and event id that end timeline and view keys.
+pub const TIME_AND_ID_LEN: usize = 8 + 16;
 
 /// Encodes a signed time so that byte order is numeric order (sign bit flipped, big-endian).
 pub fn sortable_time(t: EpochMillis) -> [u8; 8] {
@@ -25,12 +28,39 @@ pub fn timeline_key(nhs: &NhsNumber, occurred_at: EpochMillis, event_id: &EventI
     key
 }
 
-/// `current` key: `nhs | category | discriminator` (event id, or code for latest-per-code views).
-pub fn current_key(nhs: &NhsNumber, category: u8, discriminator: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(11 + discriminator.len());
+/// Current-state view key: `nhs | view | group | 0x00 | occurred_at | event_id`.
+/// A view's rows for one patient are contiguous, grouped (by code, episode or
+/// organisation) and time-ordered within a group, so reads resolve "latest" by scanning.
+pub fn view_key(
+    nhs: &NhsNumber,
+    view: u8,
+    group: &str,
+    occurred_at: EpochMillis,
+    event_id: &EventId,
+) -> Vec<u8> {
+    let mut key = view_prefix(nhs, view);
+    key.extend_from_slice(group.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&sortable_time(occurred_at));
+    key.extend_from_slice(event_id.as_bytes());
+    key
+}
+
+/// The prefix of one patient's rows in one view.
+pub fn view_prefix(nhs: &NhsNumber, view: u8) -> Vec<u8> {
+    let mut key = Vec::with_capacity(64);
     key.extend_from_slice(nhs.as_str().as_bytes());
-    key.push(category);
-    key.extend_from_slice(discriminator);
+    key.push(view);
+    key
+}
+
+/// Key of the correction (amendment or entered-in-error) that wins for an event:
+/// `~ | nhs | event_id`. Corrections only apply within one NHS number.
+pub fn correction_key(nhs: &NhsNumber, target: &EventId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(27);
+    key.push(b'~');
+    key.extend_from_slice(nhs.as_str().as_bytes());
+    key.extend_from_slice(target.as_bytes());
     key
 }
 

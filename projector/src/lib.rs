@@ -8,12 +8,17 @@
 //! neither loses nor re-applies an event. Kafka transactions are not needed (and tansu
 //! does not support them).
 
+pub mod detail;
 pub mod keys;
 pub mod project;
 pub mod store;
+pub mod summary;
+pub mod views;
 pub mod worker;
 
 pub use project::{project_batch, BatchOutcome, DeadLetter};
 pub use spr_producers::consume::ConsumedRecord;
-pub use store::{ProjectionStore, StoreError, TimelineCursor, TimelineEntry, TimelinePage};
+pub use store::{
+    ProjectionStore, StoreError, TimeRange, TimelineCursor, TimelineEntry, TimelinePage,
+};
 pub use worker::{run_worker, WorkerConfig, WorkerError};

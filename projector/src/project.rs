@@ -1,16 +1,17 @@
 //! Turning a batch of consumed records into one RocksDB write: the projection's logic.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use rocksdb::WriteBatch;
 use spr_producers::consume::{next_offsets, ConsumedRecord};
-use spr_schemas::{ClinicalEvent, Payload};
+use spr_schemas::ClinicalEvent;
 
 use crate::keys;
 use crate::store::{
-    ProjectionStore, StoreError, TimelineEntry, CF_CURRENT, CF_EVENTS, CF_META, CF_TIMELINE,
-    CURRENT_ALLERGY, CURRENT_LATEST_OBSERVATION, CURRENT_MEDICATION,
+    ProjectionStore, StoreError, Supersession, TimelineEntry, CF_CURRENT, CF_EVENTS, CF_META,
+    CF_TIMELINE,
 };
+use crate::views::rows_of;
 
 /// A record that cannot be projected, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,8 +60,6 @@ pub fn project_batch(
     records: &[ConsumedRecord],
 ) -> Result<BatchOutcome, StoreError> {
     let mut outcome = BatchOutcome::default();
-    let mut seen_in_batch = HashSet::new();
-    let mut latest_in_batch: HashMap<Vec<u8>, TimelineEntry> = HashMap::new();
     let mut applied_up_to: HashMap<(&str, i32), i64> = HashMap::new();
     let mut new_records = Vec::with_capacity(records.len());
     for record in records {
@@ -77,6 +76,7 @@ pub fn project_batch(
             new_records.push(record.clone());
         }
     }
+    let mut staged = Staged::new(store);
     for record in &new_records {
         let event = match decode_record(record) {
             Ok(e) => e,
@@ -88,7 +88,7 @@ pub fn project_batch(
                 continue;
             }
         };
-        if !seen_in_batch.insert(event.event_id) || store.contains_event(&event.event_id)? {
+        if staged.get(CF_EVENTS, event.event_id.as_bytes())?.is_some() {
             outcome.duplicates += 1;
             continue;
         }
@@ -96,15 +96,10 @@ pub fn project_batch(
             .payload
             .as_deref()
             .expect("decoded records have a payload");
-        apply_event(
-            store,
-            &mut outcome.batch,
-            &mut latest_in_batch,
-            &event,
-            payload,
-        )?;
+        apply_event(&mut staged, &event, payload)?;
         outcome.projected += 1;
     }
+    outcome.batch = staged.batch;
     for ((topic, partition), next) in next_offsets(&new_records) {
         store.batch_put(
             &mut outcome.batch,
@@ -114,6 +109,41 @@ pub fn project_batch(
         );
     }
     Ok(outcome)
+}
+
+/// A WriteBatch being built, readable through an overlay so that later events in a
+/// batch see the effects of earlier ones.
+struct Staged<'s> {
+    store: &'s ProjectionStore,
+    batch: WriteBatch,
+    overlay: HashMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
+}
+
+impl<'s> Staged<'s> {
+    fn new(store: &'s ProjectionStore) -> Self {
+        Self {
+            store,
+            batch: WriteBatch::default(),
+            overlay: HashMap::new(),
+        }
+    }
+
+    fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.overlay.get(&(cf, key.to_vec())) {
+            Some(value) => Ok(value.clone()),
+            None => self.store.get(cf, key),
+        }
+    }
+
+    fn put(&mut self, cf: &'static str, key: Vec<u8>, value: Vec<u8>) {
+        self.store.batch_put(&mut self.batch, cf, &key, &value);
+        self.overlay.insert((cf, key), Some(value));
+    }
+
+    fn delete(&mut self, cf: &'static str, key: Vec<u8>) {
+        self.store.batch_delete(&mut self.batch, cf, &key);
+        self.overlay.insert((cf, key), None);
+    }
 }
 
 /// Decodes a record, checking that it is keyed by its own NHS number.
@@ -137,46 +167,87 @@ fn decode_record(record: &ConsumedRecord) -> Result<ClinicalEvent, String> {
     }
 }
 
+/// Applies one new event. The result does not depend on the order in which an event
+/// and its corrections arrive: the winning correction of each event is recorded under
+/// the event's id, an event that arrives already corrected is filed as superseded, and
+/// a correction that arrives later re-files the event it corrects.
 fn apply_event(
-    store: &ProjectionStore,
-    batch: &mut WriteBatch,
-    latest_in_batch: &mut HashMap<Vec<u8>, TimelineEntry>,
+    staged: &mut Staged<'_>,
     event: &ClinicalEvent,
-    payload: &[u8],
+    bytes: &[u8],
 ) -> Result<(), StoreError> {
-    let entry = TimelineEntry::of(event);
-    let entry_bytes = entry.to_bytes();
     let nhs = &event.nhs_number;
-    store.batch_put(batch, CF_EVENTS, event.event_id.as_bytes(), payload);
-    store.batch_put(
-        batch,
-        CF_TIMELINE,
-        &keys::timeline_key(nhs, event.occurred_at, &event.event_id),
-        &entry_bytes,
+    staged.put(
+        CF_EVENTS,
+        event.event_id.as_bytes().to_vec(),
+        bytes.to_vec(),
     );
-    match &event.payload {
-        Payload::Allergy(_) => {
-            let key = keys::current_key(nhs, CURRENT_ALLERGY, event.event_id.as_bytes());
-            store.batch_put(batch, CF_CURRENT, &key, &entry_bytes);
-        }
-        Payload::MedicationPrescribed(_) => {
-            let key = keys::current_key(nhs, CURRENT_MEDICATION, event.event_id.as_bytes());
-            store.batch_put(batch, CF_CURRENT, &key, &entry_bytes);
-        }
-        Payload::Observation(_) => {
-            let code = format!("{}|{}", event.code.system, event.code.code);
-            let key = keys::current_key(nhs, CURRENT_LATEST_OBSERVATION, code.as_bytes());
-            let previous = match latest_in_batch.get(&key) {
-                Some(e) => Some(e.clone()),
-                None => store.get_current(&key)?,
-            };
-            if previous
-                .is_none_or(|p| (p.occurred_at, p.event_id) < (entry.occurred_at, entry.event_id))
-            {
-                store.batch_put(batch, CF_CURRENT, &key, &entry_bytes);
-                latest_in_batch.insert(key, entry);
-            }
+    let correction = read_correction(staged, &keys::correction_key(nhs, &event.event_id))?;
+    let mut entry = TimelineEntry::of(event);
+    entry.superseded_by = correction;
+    if entry.stands() {
+        for (cf, key) in rows_of(event) {
+            staged.put(cf, key, bytes.to_vec());
         }
     }
+    staged.put(
+        CF_TIMELINE,
+        keys::timeline_key(nhs, event.occurred_at, &event.event_id),
+        entry.to_bytes(),
+    );
+    if let Some((target, supersession)) = Supersession::by(event) {
+        let key = keys::correction_key(nhs, &target);
+        if read_correction(staged, &key)?.is_none_or(|current| supersession.wins_over(&current)) {
+            staged.put(
+                CF_CURRENT,
+                key,
+                serde_json::to_vec(&supersession).expect("serialises"),
+            );
+            refile_corrected(staged, nhs, &target, supersession)?;
+        }
+    }
+    Ok(())
+}
+
+fn read_correction(staged: &Staged<'_>, key: &[u8]) -> Result<Option<Supersession>, StoreError> {
+    staged
+        .get(CF_CURRENT, key)?
+        .map(|v| {
+            serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                what: "correction",
+                detail: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
+/// Marks an already projected event of the same patient as superseded and takes it
+/// out of the current-state views. An event not yet projected is marked when it arrives.
+fn refile_corrected(
+    staged: &mut Staged<'_>,
+    nhs: &spr_schemas::NhsNumber,
+    target: &spr_schemas::EventId,
+    supersession: Supersession,
+) -> Result<(), StoreError> {
+    let Some(bytes) = staged.get(CF_EVENTS, target.as_bytes())? else {
+        return Ok(());
+    };
+    let corrected = ClinicalEvent::from_avro(&bytes).map_err(|e| StoreError::Corrupt {
+        what: "projected event",
+        detail: e.to_string(),
+    })?;
+    if corrected.nhs_number != *nhs {
+        return Ok(()); // corrections apply within one NHS number only
+    }
+    for (cf, key) in rows_of(&corrected) {
+        staged.delete(cf, key);
+    }
+    let mut entry = TimelineEntry::of(&corrected);
+    entry.superseded_by = Some(supersession);
+    staged.put(
+        CF_TIMELINE,
+        keys::timeline_key(nhs, corrected.occurred_at, target),
+        entry.to_bytes(),
+    );
     Ok(())
 }

@@ -4,8 +4,9 @@
 //! |---|---|---|
 //! | `events` | event id (16 bytes) | the event's Avro single-object bytes, as published |
 //! | `timeline` | NHS number, sortable occurred_at, event id | [`TimelineEntry`] JSON |
-//! | `current` | NHS number, category byte, discriminator | [`TimelineEntry`] JSON |
-//! | `choices` | NHS number, category | the patient's sharing choice (reserved) |
+//! | `current` | NHS number, view byte, group, sortable occurred_at, event id ([`crate::views`]) | the event's Avro bytes |
+//! | `current` | `~`, NHS number, event id ([`keys::correction_key`]) | the winning [`Supersession`] JSON |
+//! | `choices` | NHS number, `C`, category, sortable occurred_at, event id | the consent-choice event's Avro bytes |
 //! | `meta` | `offset/{topic}/{partition}` | next offset to consume, i64 big-endian |
 
 use std::path::Path;
@@ -33,13 +34,6 @@ pub const CF_META: &str = "meta";
 const ALL_CFS: [&str; 5] = [CF_EVENTS, CF_TIMELINE, CF_CURRENT, CF_CHOICES, CF_META];
 /// The column families that hold projected content (everything but `meta`).
 const CONTENT_CFS: [&str; 4] = [CF_EVENTS, CF_TIMELINE, CF_CURRENT, CF_CHOICES];
-
-/// `current` category of an allergy, keyed by event id.
-pub const CURRENT_ALLERGY: u8 = b'A';
-/// `current` category of a medication, keyed by event id.
-pub const CURRENT_MEDICATION: u8 = b'M';
-/// `current` category of the latest observation of each code, keyed by code.
-pub const CURRENT_LATEST_OBSERVATION: u8 = b'O';
 
 /// A RocksDB failure, or stored bytes that do not parse.
 #[derive(Debug, thiserror::Error)]
@@ -90,28 +84,57 @@ pub struct TimelineEntry {
     pub sensitivity: Vec<String>,
     /// One line of type-specific detail ("72 /min", "One tablet once a day").
     pub detail: String,
+    /// The event this one amends or withdraws.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = "uuid"))]
+    pub supersedes: Option<EventId>,
+    /// The encounter this fact belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encounter_id: Option<String>,
+    /// Set when a later event amended or withdrew this one: it no longer stands,
+    /// and is kept for audit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<Supersession>,
+}
+
+/// The correction that replaced or withdrew an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Supersession {
+    /// The correcting event.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "uuid"))]
+    pub event_id: EventId,
+    /// `AMENDED` (replaced) or `ENTERED_IN_ERROR` (withdrawn).
+    pub status: spr_schemas::Status,
+    /// When the correction was recorded; the latest correction of an event wins.
+    pub recorded_at: EpochMillis,
+}
+
+impl Supersession {
+    /// The correction `event` makes, if it corrects anything.
+    pub fn by(event: &ClinicalEvent) -> Option<(EventId, Self)> {
+        event.supersedes.map(|target| {
+            (
+                target,
+                Self {
+                    event_id: event.event_id,
+                    status: event.status,
+                    recorded_at: event.recorded_at,
+                },
+            )
+        })
+    }
+
+    /// Whether this correction wins over `other` (the later record wins; ties by id).
+    pub fn wins_over(&self, other: &Self) -> bool {
+        (self.recorded_at, self.event_id) > (other.recorded_at, other.event_id)
+    }
 }
 
 impl TimelineEntry {
     /// The compact summary of an event.
     pub fn of(event: &ClinicalEvent) -> Self {
-        use spr_schemas::Payload;
-        let detail = match &event.payload {
-            Payload::Allergy(a) => format!(
-                "{} ({:?}, {:?})",
-                a.reaction.as_deref().unwrap_or("reaction not recorded"),
-                a.criticality,
-                a.verification
-            ),
-            Payload::MedicationPrescribed(m) => format!("{} ({:?})", m.dose, m.course),
-            Payload::Observation(o) => match (o.value, &o.unit, &o.value_text) {
-                (Some(v), unit, _) => format!("{v} {}", unit.as_deref().unwrap_or(""))
-                    .trim_end()
-                    .to_owned(),
-                (None, _, Some(text)) => text.clone(),
-                (None, _, None) => "no value".into(),
-            },
-        };
+        let detail = crate::detail::detail_line(&event.payload);
         Self {
             event_id: event.event_id,
             event_type: event.event_type(),
@@ -123,14 +146,23 @@ impl TimelineEntry {
             status: event.status,
             sensitivity: event.sensitivity.clone(),
             detail,
+            supersedes: event.supersedes,
+            encounter_id: event.encounter_id.clone(),
+            superseded_by: None,
         }
+    }
+
+    /// Whether the event still stands (not amended or withdrawn by a later one, and
+    /// not itself a withdrawal).
+    pub fn stands(&self) -> bool {
+        self.superseded_by.is_none() && self.status != spr_schemas::Status::EnteredInError
     }
 
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a TimelineEntry always serialises")
     }
 
-    fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
         serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
             what: "timeline entry",
             detail: e.to_string(),
@@ -154,6 +186,40 @@ impl TimelineCursor {
     }
 }
 
+/// How many timeline entries one page may examine per NHS number.
+pub const SCAN_BUDGET: usize = 10_000;
+
+/// An inclusive range of clinical time; `None` leaves that end open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    /// Earliest `occurred_at`.
+    pub from: Option<EpochMillis>,
+    /// Latest `occurred_at`.
+    pub to: Option<EpochMillis>,
+}
+
+impl TimeRange {
+    /// No bounds.
+    pub const ALL: TimeRange = TimeRange {
+        from: None,
+        to: None,
+    };
+}
+
+/// The greatest key tail below `tail` of the same length (the cursor after which `tail`
+/// is the next key).
+fn previous_key(tail: &[u8]) -> Vec<u8> {
+    let mut key = tail.to_vec();
+    for byte in key.iter_mut().rev() {
+        if *byte > 0 {
+            *byte -= 1;
+            break;
+        }
+        *byte = 0xff;
+    }
+    key
+}
+
 /// One page of a patient's timeline, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -162,18 +228,6 @@ pub struct TimelinePage {
     pub entries: Vec<TimelineEntry>,
     /// Pass back to get the next page; `None` on the last page.
     pub next_cursor: Option<String>,
-}
-
-/// A patient's current state for the emergency summary.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct PatientSummary {
-    /// Recorded allergies and intolerances.
-    pub allergies: Vec<TimelineEntry>,
-    /// Prescribed medications.
-    pub medications: Vec<TimelineEntry>,
-    /// The latest observation of each code.
-    pub latest_observations: Vec<TimelineEntry>,
 }
 
 /// The projection database of one projector instance.
@@ -268,91 +322,124 @@ impl ProjectionStore {
         Ok(found.is_some())
     }
 
-    /// Up to `limit` timeline entries of a patient, oldest first, after `cursor`.
+    /// Up to `limit` timeline entries of one NHS number, oldest first, after `cursor`.
     pub fn timeline(
         &self,
         nhs: &NhsNumber,
         cursor: Option<&TimelineCursor>,
         limit: usize,
     ) -> Result<TimelinePage, StoreError> {
-        let prefix = nhs.as_str().as_bytes();
-        let start = match cursor {
-            Some(c) => {
-                let mut key = [prefix, &c.0].concat();
-                key.push(0); // the smallest key after the cursor's own
-                key
+        self.record_timeline(std::slice::from_ref(nhs), cursor, limit)
+    }
+
+    /// Up to `limit` timeline entries of a record, oldest first, after `cursor`. A record
+    /// is one or more NHS numbers (a surviving number and those merged into it); their
+    /// timelines are merged in (occurred_at, event id) order.
+    pub fn record_timeline(
+        &self,
+        numbers: &[NhsNumber],
+        cursor: Option<&TimelineCursor>,
+        limit: usize,
+    ) -> Result<TimelinePage, StoreError> {
+        self.record_timeline_where(numbers, cursor, TimeRange::ALL, limit, |_| true)
+    }
+
+    /// Like [`Self::record_timeline`], keeping only entries in `range` for which `keep`
+    /// holds. At most [`SCAN_BUDGET`] entries per number are examined for one page, so a
+    /// page of a sparse filter may be short; its `next_cursor` continues the scan.
+    pub fn record_timeline_where(
+        &self,
+        numbers: &[NhsNumber],
+        cursor: Option<&TimelineCursor>,
+        range: TimeRange,
+        limit: usize,
+        keep: impl Fn(&TimelineEntry) -> bool,
+    ) -> Result<TimelinePage, StoreError> {
+        let mut rows: Vec<(Vec<u8>, TimelineEntry)> = Vec::new();
+        // The scan of a number that ran out of budget stopped here: nothing after it is known.
+        let mut scanned_to: Option<Vec<u8>> = None;
+        let from = keys::sortable_time(range.from.unwrap_or(EpochMillis::MIN));
+        for nhs in numbers {
+            let prefix = nhs.as_str().as_bytes();
+            let mut start = [prefix, &from[..]].concat();
+            if let Some(c) = cursor {
+                let mut after = [prefix, &c.0].concat();
+                after.push(0); // the smallest key after the cursor's own
+                start = start.max(after);
             }
-            None => prefix.to_vec(),
-        };
-        let mut entries = Vec::with_capacity(limit.min(1024));
-        let mut last_key = None;
-        let mut more = false;
-        let iter = self.db.iterator_cf(
-            self.cf(CF_TIMELINE),
-            IteratorMode::From(&start, Direction::Forward),
-        );
-        for item in iter {
-            let (key, value) = item.map_err(self.rocks_error())?;
-            if !key.starts_with(prefix) {
-                break;
+            let iter = self.db.iterator_cf(
+                self.cf(CF_TIMELINE),
+                IteratorMode::From(&start, Direction::Forward),
+            );
+            let (mut matched, mut examined) = (0, 0);
+            for item in iter {
+                let (key, value) = item.map_err(self.rocks_error())?;
+                if !key.starts_with(prefix) {
+                    break;
+                }
+                let tail = key[prefix.len()..].to_vec();
+                let time = keys::time_from_sortable(tail[..8].try_into().expect("8 bytes"));
+                if range.to.is_some_and(|to| time > to) || matched > limit {
+                    break;
+                }
+                if examined == SCAN_BUDGET {
+                    scanned_to = scanned_to.min(Some(tail.clone())).or(Some(tail));
+                    break;
+                }
+                examined += 1;
+                let entry = TimelineEntry::from_bytes(&value)?;
+                if keep(&entry) {
+                    rows.push((tail, entry));
+                    matched += 1;
+                }
             }
-            if entries.len() == limit {
-                more = true;
-                break;
-            }
-            entries.push(TimelineEntry::from_bytes(&value)?);
-            last_key = Some(key);
         }
-        let next_cursor = if more {
-            last_key.map(|k| hex::encode(&k[prefix.len()..]))
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(stop) = &scanned_to {
+            rows.retain(|(tail, _)| tail < stop);
+        }
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|(tail, _)| hex::encode(tail))
         } else {
-            None
+            // Resume just before the first unexamined key of a number that ran out of budget.
+            scanned_to.map(|stop| hex::encode(previous_key(&stop)))
         };
         Ok(TimelinePage {
-            entries,
+            entries: rows.into_iter().map(|(_, e)| e).collect(),
             next_cursor,
         })
     }
 
-    /// The patient's current state.
-    pub fn summary(&self, nhs: &NhsNumber) -> Result<PatientSummary, StoreError> {
-        let prefix = nhs.as_str().as_bytes();
-        let mut summary = PatientSummary {
-            allergies: vec![],
-            medications: vec![],
-            latest_observations: vec![],
-        };
-        for item in self.db.prefix_iterator_cf(self.cf(CF_CURRENT), prefix) {
+    /// Calls `row` on every key and value under `prefix` in one column family, in key order.
+    pub(crate) fn scan_prefix<T>(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        mut row: impl FnMut(&[u8], &[u8]) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.prefix_iterator_cf(self.cf(cf), prefix) {
             let (key, value) = item.map_err(self.rocks_error())?;
             if !key.starts_with(prefix) {
                 break;
             }
-            let entry = TimelineEntry::from_bytes(&value)?;
-            match key.get(prefix.len()) {
-                Some(&CURRENT_ALLERGY) => summary.allergies.push(entry),
-                Some(&CURRENT_MEDICATION) => summary.medications.push(entry),
-                Some(&CURRENT_LATEST_OBSERVATION) => summary.latest_observations.push(entry),
-                _ => {
-                    return Err(StoreError::Corrupt {
-                        what: "current-state key",
-                        detail: format!("{key:?}"),
-                    })
-                }
-            }
+            out.push(row(&key, &value)?);
         }
-        Ok(summary)
+        Ok(out)
     }
 
-    pub(crate) fn get_current(&self, key: &[u8]) -> Result<Option<TimelineEntry>, StoreError> {
-        let value = self
-            .db
-            .get_pinned_cf(self.cf(CF_CURRENT), key)
-            .map_err(self.rocks_error())?;
-        value.map(|v| TimelineEntry::from_bytes(&v)).transpose()
+    /// One value, by column family and key.
+    pub(crate) fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(self.cf(cf), key).map_err(self.rocks_error())
     }
 
     pub(crate) fn batch_put(&self, batch: &mut WriteBatch, cf: &str, key: &[u8], value: &[u8]) {
         batch.put_cf(self.cf(cf), key, value);
+    }
+
+    pub(crate) fn batch_delete(&self, batch: &mut WriteBatch, cf: &str, key: &[u8]) {
+        batch.delete_cf(self.cf(cf), key);
     }
 
     /// Applies a batch atomically (effects and offsets together).

@@ -37,6 +37,7 @@ use spr_testkit::TestBroker;
 
 const EVENTS_PER_PATIENT: usize = 50;
 const ISSUER: &str = "spr-bench";
+const BENCH_ORG: &str = "A81001";
 /// A rate is sustained when at least this share of it completes, all with 200s, and
 /// the p99 stays under `SUSTAINED_P99`.
 const SUSTAINED_SHARE: f64 = 0.95;
@@ -67,7 +68,7 @@ async fn bench() -> anyhow::Result<()> {
         &dir.path().join("rows.csv"),
         patients,
     )?;
-    let events = nhs_numbers.len() * EVENTS_PER_PATIENT;
+    let events = nhs_numbers.len() * (EVENTS_PER_PATIENT + 1);
     println!(
         "machine: {} cores, {}; {} patients, {events} events projected in {:.0} s",
         std::thread::available_parallelism()
@@ -242,11 +243,17 @@ fn build_projection(
             if patient.events.is_empty() || !seen.insert(patient.nhs_number) {
                 continue;
             }
+            // The bench clinician's organisation cares for every patient (the last event).
+            let patient = patient.with_care_team(BENCH_ORG);
             // Repeat the patient's events, a day apart, with new ids, to 50 events.
-            for i in 0..EVENTS_PER_PATIENT {
-                let mut event = patient.events[i % patient.events.len()].clone();
+            let (care_team, history) = patient.events.split_last().expect("the care team");
+            for i in 0..=EVENTS_PER_PATIENT {
+                let mut event = match i {
+                    EVENTS_PER_PATIENT => care_team.clone(),
+                    _ => history[i % history.len()].clone(),
+                };
                 event.event_id = EventId::random();
-                event.occurred_at -= (i / patient.events.len()) as i64 * 86_400_000;
+                event.occurred_at -= (i / history.len()) as i64 * 86_400_000;
                 let entry = TimelineEntry::of(&event);
                 writeln!(
                     rows,
@@ -456,6 +463,7 @@ async fn serve(dir: &Path, bootstrap: &str) -> anyhow::Result<(String, String)> 
         audit: EventPublisher::new(bootstrap, Duration::from_secs(5))?,
         last_catch_up_millis: Arc::new(AtomicI64::new(0)),
         ledger: None,
+        break_glass: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -466,7 +474,7 @@ async fn serve(dir: &Path, bootstrap: &str) -> anyhow::Result<(String, String)> 
     let claims = Claims {
         sub: "bench-clinician".into(),
         name: "Dr Bench".into(),
-        org: "A81001".into(),
+        org: BENCH_ORG.into(),
         role: "clinician".into(),
         nhs_number: None,
         iss: ISSUER.into(),

@@ -13,13 +13,16 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use spr_producers::EventPublisher;
-use spr_projector::{ProjectionStore, StoreError, TimelineCursor};
-use spr_schemas::{AccessEvent, AccessSubject, Decision, EventId, NhsNumber};
+use spr_projector::summary::RecordNumbers;
+use spr_projector::{ProjectionStore, StoreError, TimelineCursor, TimelineEntry};
+use spr_schemas::{AccessEvent, AccessSubject, Decision, EpochMillis, EventId, NhsNumber};
 use tracing::instrument;
 
 use crate::auth::{AuthError, Claims, TokenVerifier};
+use crate::break_glass::BreakGlassGrants;
 use crate::error::ApiError;
-use crate::policy::{self, Requester, Scope};
+use crate::policy::{self, Context, Relationship, Request, Scope, Subject};
+use crate::views::RecordView;
 
 /// Largest timeline page.
 pub const MAX_PAGE: usize = 500;
@@ -39,6 +42,8 @@ pub struct AppState {
     pub last_catch_up_millis: Arc<AtomicI64>,
     /// The audit ledger, for the auditor endpoints (`None`: they answer 503).
     pub ledger: Option<Arc<crate::audit_routes::LedgerView>>,
+    /// Break-glass elevations in force on this node.
+    pub break_glass: BreakGlassGrants,
 }
 
 impl AppState {
@@ -68,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(crate::openapi::document))
         .route("/patients/{nhs_number}/timeline", get(timeline))
         .route("/patients/{nhs_number}/summary", get(summary))
+        .merge(crate::record_routes::routes())
         .route("/me/access-log", get(crate::audit_routes::my_access_log))
         .route("/audit/checkpoint", get(crate::audit_routes::checkpoint))
         .route(
@@ -83,7 +89,7 @@ pub fn router(state: AppState) -> Router {
     crate::layers::harden(routes)
 }
 
-fn now_millis() -> i64 {
+pub(crate) fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -136,6 +142,22 @@ pub struct TimelineQuery {
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
+    /// Asks for the full tier (the whole history) where the policy grants it.
+    pub full_history: Option<bool>,
+    /// Earliest clinical time, RFC 3339 (`2024-01-31T00:00:00Z`).
+    pub from: Option<String>,
+    /// Latest clinical time, RFC 3339.
+    pub to: Option<String>,
+    /// Event types, comma-separated (`allergy,observation`).
+    pub types: Option<String>,
+    /// Care settings, comma-separated (`GP,ACUTE`).
+    pub care_setting: Option<String>,
+    /// ODS code of the source organisation.
+    pub source_org: Option<String>,
+    /// Text to find in the code's display text (case-insensitive).
+    pub text: Option<String>,
+    /// Also list amended and withdrawn entries (marked `superseded_by`).
+    pub include_superseded: Option<bool>,
 }
 
 /// A timeline page as returned to the client.
@@ -155,7 +177,7 @@ pub(crate) struct SummaryResponse {
     #[schema(value_type = String)]
     nhs_number: NhsNumber,
     #[serde(flatten)]
-    summary: spr_projector::store::PatientSummary,
+    summary: spr_projector::summary::EmergencySummary,
 }
 
 #[utoipa::path(get, path = "/patients/{nhs_number}/timeline", tag = "patient data",
@@ -186,10 +208,22 @@ pub(crate) async fn timeline(
         .map(TimelineCursor::parse)
         .transpose()
         .map_err(|e| ApiError::bad_request("bad-cursor", e.to_string()))?;
-    audited_read(&state, &claims, patient, Scope::Timeline, |state| {
+    let filter = crate::filter::TimelineFilter::parse(&query)?;
+    let request = Request {
+        full_history: query.full_history.unwrap_or(false),
+        ..Request::direct_care(Scope::Timeline)
+    };
+    audited_read(&state, &claims, patient, request, |state, permitted| {
+        let keep = |e: &TimelineEntry| permitted.allows(e) && filter.matches(e);
         let page = state
             .store
-            .timeline(&patient, cursor.as_ref(), limit)
+            .record_timeline_where(
+                &permitted.numbers.all,
+                cursor.as_ref(),
+                filter.range,
+                limit,
+                keep,
+            )
             .map_err(internal)?;
         let returned = Returned::of(&page.entries);
         Ok((
@@ -216,17 +250,13 @@ pub(crate) async fn summary(
 ) -> Result<Response, ApiError> {
     let claims = authenticate(&state, &headers)?;
     let patient = parse_nhs_number(&nhs_number)?;
-    audited_read(&state, &claims, patient, Scope::Summary, |state| {
-        let summary = state.store.summary(&patient).map_err(internal)?;
-        let returned = Returned::of(
-            [
-                &summary.allergies,
-                &summary.medications,
-                &summary.latest_observations,
-            ]
-            .into_iter()
-            .flatten(),
-        );
+    let request = Request::direct_care(Scope::EmergencySummary);
+    audited_read(&state, &claims, patient, request, |state, permitted| {
+        let (summary, returned) = permitted.view(
+            state
+                .store
+                .emergency_summary(&permitted.numbers.all, permitted.now),
+        )?;
         Ok((
             SummaryResponse {
                 nhs_number: patient,
@@ -254,32 +284,103 @@ pub(crate) fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Clai
     Ok(state.verifier.verify(token.trim())?)
 }
 
-fn parse_nhs_number(text: &str) -> Result<NhsNumber, ApiError> {
+pub(crate) fn parse_nhs_number(text: &str) -> Result<NhsNumber, ApiError> {
     text.parse().map_err(|e: spr_schemas::NhsNumberError| {
         ApiError::bad_request("bad-nhs-number", e.to_string())
     })
 }
 
-/// Decides, reads, records the access event (awaiting the broker's acknowledgement),
-/// and only then returns the data. Denials are recorded too. If the access event
-/// cannot be recorded the answer is 503 and carries no patient data.
+/// What a permitted read may use: the record's numbers, the decision and the time.
+#[derive(Debug)]
+pub(crate) struct PermittedRead {
+    /// The record's NHS numbers (surviving first, then those merged into it).
+    pub(crate) numbers: RecordNumbers,
+    /// The policy's decision (permitted).
+    pub(crate) decision: policy::Decision,
+    /// When the request was decided.
+    pub(crate) now: EpochMillis,
+}
+
+impl PermittedRead {
+    /// Whether the decision lets this entry be shown.
+    pub(crate) fn allows(&self, entry: &TimelineEntry) -> bool {
+        self.decision
+            .visibility
+            .allows(entry.event_type, entry.occurred_at, &entry.sensitivity)
+    }
+
+    /// Keeps what the decision allows of a view just read, and names what is returned.
+    pub(crate) fn view<V: RecordView>(
+        &self,
+        view: Result<V, StoreError>,
+    ) -> Result<(V, Returned), ApiError> {
+        let mut view = view.map_err(internal)?;
+        view.retain_visible(&|e| self.allows(e));
+        let returned = Returned::of(view.entries());
+        Ok((view, returned))
+    }
+}
+
+/// Gathers the facts the policy needs, decides, reads, records the access event
+/// (awaiting the broker's acknowledgement), and only then returns the data. Denials are
+/// recorded too. If the access event cannot be recorded the answer is 503 and carries
+/// no patient data.
 pub(crate) async fn audited_read<T: Serialize>(
     state: &AppState,
     claims: &Claims,
     patient: NhsNumber,
-    scope: Scope,
-    read: impl FnOnce(&AppState) -> Result<(T, Returned), ApiError>,
+    request: Request,
+    read: impl FnOnce(&AppState, &PermittedRead) -> Result<(T, Returned), ApiError>,
 ) -> Result<Response, ApiError> {
-    let requester = Requester {
+    let now = now_millis();
+    let subject = Subject {
         role: claims.role.parse(),
         own_nhs_number: claims.nhs_number.as_deref().and_then(|n| n.parse().ok()),
     };
-    let decision = policy::decide(&requester, &patient, scope);
-    let request_id = EventId::random();
-    let mut access = AccessEvent {
+    let numbers = state.store.record_numbers(&patient).map_err(internal)?;
+    let context = policy_context(state, claims, &numbers, now)?;
+    let decision = policy::decide(&subject, &patient, &request, &context);
+    let mut access = access_event(claims, patient, &request, &decision, now);
+    access.break_glass_reason = context
+        .break_glass
+        .filter(|_| decision.reasons.contains(&policy::ReasonCode::BreakGlass))
+        .map(|grant| grant.reason);
+    if !decision.permit {
+        record(state, &access).await?;
+        return Err(ApiError::Forbidden {
+            reasons: decision.reason_codes(),
+        });
+    }
+    let permitted = PermittedRead {
+        numbers,
+        decision,
+        now,
+    };
+    let (body, returned) = read(state, &permitted)?;
+    access.decision = Decision::Permit;
+    access.returned_count = returned.event_ids.len() as i32;
+    access.returned_digest = returned_digest(&returned.event_ids);
+    access.categories = returned.categories.into_iter().collect();
+    record(state, &access).await?;
+    let mut response = Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&access.request_id.to_string()) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    Ok(response)
+}
+
+/// The access event of a decision, before anything is returned (a denial as it stands).
+pub(crate) fn access_event(
+    claims: &Claims,
+    patient: NhsNumber,
+    request: &Request,
+    decision: &policy::Decision,
+    now: EpochMillis,
+) -> AccessEvent {
+    AccessEvent {
         event_id: EventId::random(),
-        request_id,
-        occurred_at: now_millis(),
+        request_id: EventId::random(),
+        occurred_at: now,
         subject: AccessSubject {
             id: claims.sub.clone(),
             name: claims.name.clone(),
@@ -287,31 +388,54 @@ pub(crate) async fn audited_read<T: Serialize>(
             ods_code: claims.org.clone(),
         },
         nhs_number: patient,
-        action: scope.action().into(),
+        action: request.scope.action().into(),
         decision: Decision::Deny,
-        reasons: decision.reasons.iter().map(|r| (*r).to_owned()).collect(),
+        reasons: decision
+            .reason_codes()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
         returned_count: 0,
         returned_digest: returned_digest(&[]),
         break_glass_reason: None,
         categories: vec![],
-    };
-    if !decision.permit {
-        record(state, &access).await?;
-        return Err(ApiError::Forbidden {
-            reasons: decision.reasons,
-        });
     }
-    let (body, returned) = read(state)?;
-    access.decision = Decision::Permit;
-    access.returned_count = returned.event_ids.len() as i32;
-    access.returned_digest = returned_digest(&returned.event_ids);
-    access.categories = returned.categories.into_iter().collect();
-    record(state, &access).await?;
-    let mut response = Json(body).into_response();
-    if let Ok(v) = HeaderValue::from_str(&request_id.to_string()) {
-        response.headers_mut().insert("x-request-id", v);
-    }
-    Ok(response)
+}
+
+/// The facts about this subject's organisation and this record that the policy weighs:
+/// its relationship (contacts, care team, registered practice), the patient's sharing
+/// choices, and any break-glass this subject holds for the patient.
+pub(crate) fn policy_context(
+    state: &AppState,
+    claims: &Claims,
+    numbers: &RecordNumbers,
+    now: EpochMillis,
+) -> Result<Context, ApiError> {
+    let store = &state.store;
+    let found = store
+        .relationship(&numbers.all, &claims.org)
+        .map_err(internal)?;
+    let registered = store.registered_practice(&numbers.all).map_err(internal)?;
+    let choices = store.sharing_choices(&numbers.all).map_err(internal)?;
+    Ok(Context {
+        relationship: Relationship {
+            last_contact_at: found.last_contact_at,
+            care_team_until: if found.open_ended_care_team {
+                Some(EpochMillis::MAX)
+            } else {
+                found.care_team_until
+            },
+            registered_practice: registered.as_deref() == Some(claims.org.as_str()),
+        },
+        choices: choices
+            .into_iter()
+            .map(|(category, (choice, _))| (category, choice))
+            .collect(),
+        break_glass: state
+            .break_glass
+            .active(&claims.sub, &numbers.surviving, now),
+        ..Context::at(now)
+    })
 }
 
 /// Benchmarks only: skips recording access events, to measure what the audit step
@@ -321,7 +445,7 @@ pub(crate) async fn audited_read<T: Serialize>(
 pub static SKIP_AUDIT_FOR_BENCH: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
-async fn record(state: &AppState, access: &AccessEvent) -> Result<(), ApiError> {
+pub(crate) async fn record(state: &AppState, access: &AccessEvent) -> Result<(), ApiError> {
     #[cfg(feature = "bench-unaudited")]
     if SKIP_AUDIT_FOR_BENCH.load(Ordering::Relaxed) {
         return Ok(());
@@ -333,7 +457,7 @@ async fn record(state: &AppState, access: &AccessEvent) -> Result<(), ApiError> 
 }
 
 /// A store failure: logged, never shown to the caller.
-fn internal(e: StoreError) -> ApiError {
+pub(crate) fn internal(e: StoreError) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
@@ -346,7 +470,7 @@ pub(crate) struct Returned {
 }
 
 impl Returned {
-    fn of<'a>(entries: impl IntoIterator<Item = &'a spr_projector::TimelineEntry>) -> Self {
+    pub(crate) fn of<'a>(entries: impl IntoIterator<Item = &'a TimelineEntry>) -> Self {
         let mut returned = Self::default();
         for entry in entries {
             returned.event_ids.push(entry.event_id);

@@ -19,7 +19,7 @@ use spr_schemas::{AccessEvent, NhsNumber};
 
 use crate::app::{audited_read, authenticate, AppState, Returned};
 use crate::error::ApiError;
-use crate::policy::Scope;
+use crate::policy::{Request, Scope};
 
 /// The ledger's verified Merkle tree and each patient's entries, extended as the file grows.
 #[derive(Debug)]
@@ -131,15 +131,10 @@ pub(crate) async fn my_access_log(
 ) -> Result<Response, ApiError> {
     let claims = authenticate(&state, &headers)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad-query", e.body_text()))?;
-    let patient: NhsNumber = claims
-        .nhs_number
-        .as_deref()
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| ApiError::Forbidden {
-            reasons: vec!["not-a-patient-token"],
-        })?;
+    let patient = crate::record_routes::own_nhs_number(&claims)?;
     ledger_view(&state)?;
-    audited_read(&state, &claims, patient, Scope::AccessLog, |state| {
+    let request = Request::direct_care(Scope::AccessLog);
+    audited_read(&state, &claims, patient, request, |state, _| {
         let view = ledger_view(state)?;
         let with_proofs = q.proofs.unwrap_or(false);
         // One pass under the locks: the entries shown and the ids recorded always agree.

@@ -8,9 +8,13 @@
 pub mod app;
 pub mod audit_routes;
 pub mod auth;
+pub mod break_glass;
 pub mod error;
+pub mod filter;
 pub mod layers;
 pub mod openapi;
 pub mod policy;
+mod record_routes;
+mod views;
 
 pub use app::{router, AppState};

@@ -25,6 +25,13 @@ use crate::error::ErrorBody;
         crate::audit_routes::checkpoint,
         crate::audit_routes::inclusion,
         crate::audit_routes::consistency,
+        crate::record_routes::maternity,
+        crate::record_routes::medications,
+        crate::record_routes::discharge,
+        crate::record_routes::break_glass,
+        crate::record_routes::my_record,
+        crate::record_routes::my_choices,
+        crate::record_routes::set_my_choice,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth)
@@ -108,7 +115,7 @@ mod tests {
     /// The paths `router` registers, read from the source of every module that adds
     /// routes: a route added without a `#[utoipa::path]` fails this test.
     fn routed_paths() -> BTreeSet<String> {
-        let source = include_str!("app.rs");
+        let source = [include_str!("app.rs"), include_str!("record_routes.rs")].concat();
         let mut paths = BTreeSet::new();
         for (at, _) in source.match_indices(".route(") {
             let rest = source[at + ".route(".len()..].trim_start();
@@ -135,6 +142,11 @@ mod tests {
         for path in [
             "/patients/{nhs_number}/timeline",
             "/patients/{nhs_number}/summary",
+            "/patients/{nhs_number}/maternity",
+            "/patients/{nhs_number}/medications",
+            "/patients/{nhs_number}/discharge",
+            "/me/record",
+            "/me/choices",
             "/me/access-log",
         ] {
             let responses = &doc["paths"][path]["get"]["responses"];

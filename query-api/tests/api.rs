@@ -11,7 +11,7 @@ use spr_producers::synthetic::population;
 use spr_query_api::auth::{mint_token, Claims, DevKeys};
 use spr_schemas::Decision;
 use spr_testkit::eventually;
-use support::{checkpoint_signer, ledger_access_events, Stack, WAIT};
+use support::{cared_for, checkpoint_signer, ledger_access_events, Stack, WAIT};
 
 /// A hex SHA-256 digest from a JSON response.
 fn digest(value: &Value) -> spr_audit_ledger::Sha256Digest {
@@ -31,7 +31,7 @@ fn digests(value: &Value) -> Vec<spr_audit_ledger::Sha256Digest> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_published_event_is_read_through_the_api_once_in_order_and_every_read_is_in_a_verified_ledger(
 ) {
-    let patients = population(30, 99);
+    let patients = cared_for(population(30, 99));
     let stack = Stack::start(&patients, Duration::from_secs(10)).await;
     let token = stack.token("clinician", None);
     let mut requests = 0u64;
@@ -40,7 +40,10 @@ async fn every_published_event_is_read_through_the_api_once_in_order_and_every_r
         expected.sort_by_key(|e| (e.occurred_at, e.event_id));
         let (mut seen, mut cursor) = (Vec::new(), None::<String>);
         loop {
-            let mut path = format!("/patients/{}/timeline?limit=4", patient.nhs_number);
+            let mut path = format!(
+                "/patients/{}/timeline?limit=4&full_history=true",
+                patient.nhs_number
+            );
             if let Some(c) = &cursor {
                 path.push_str(&format!("&cursor={c}"));
             }
@@ -72,10 +75,22 @@ async fn every_published_event_is_read_through_the_api_once_in_order_and_every_r
             .await;
         requests += 1;
         assert_eq!(status, 200);
-        let allergies = patient
-            .events
-            .iter()
-            .filter(|e| e.event_type() == spr_schemas::EventType::Allergy)
+        // The summary lists the latest allergy record per substance and source.
+        let mut latest = std::collections::BTreeMap::new();
+        for e in &patient.events {
+            if let spr_schemas::Payload::Allergy(a) = &e.payload {
+                let key = (e.code.code.clone(), e.source.ods_code.clone());
+                let newer = latest
+                    .get(&key)
+                    .is_none_or(|(t, id, _)| (e.occurred_at, e.event_id) > (*t, *id));
+                if newer {
+                    latest.insert(key, (e.occurred_at, e.event_id, a.verification));
+                }
+            }
+        }
+        let allergies = latest
+            .values()
+            .filter(|(.., v)| *v != spr_schemas::Verification::Refuted)
             .count();
         assert_eq!(summary["allergies"].as_array().unwrap().len(), allergies);
     }
@@ -93,7 +108,13 @@ async fn every_published_event_is_read_through_the_api_once_in_order_and_every_r
         accesses.iter().all(|a| {
             !a.categories.is_empty()
                 && a.categories.iter().all(|c| {
-                    ["allergy", "medication-prescribed", "observation"].contains(&c.as_str())
+                    [
+                        "allergy",
+                        "medication-prescribed",
+                        "observation",
+                        "care-team",
+                    ]
+                    .contains(&c.as_str())
                 })
         }),
         "every permitted read names what kinds of data it returned"
@@ -200,7 +221,7 @@ async fn every_published_event_is_read_through_the_api_once_in_order_and_every_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_access_event_cannot_be_recorded_the_api_answers_503_and_returns_no_data() {
-    let patients = population(1, 5);
+    let patients = cared_for(population(1, 5));
     let mut stack = Stack::start(&patients, Duration::from_secs(2)).await;
     let token = stack.token("clinician", None);
     let path = format!("/patients/{}/timeline", patients[0].nhs_number);
@@ -230,7 +251,7 @@ async fn when_the_access_event_cannot_be_recorded_the_api_answers_503_and_return
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_bad_token_is_refused_with_its_own_code_and_a_bearer_challenge_and_nothing_is_recorded(
 ) {
-    let patients = population(1, 6);
+    let patients = cared_for(population(1, 6));
     let stack = Stack::start(&patients, Duration::from_secs(10)).await;
     let path = format!("/patients/{}/summary", patients[0].nhs_number);
     let sign =
@@ -387,7 +408,7 @@ async fn every_kind_of_bad_token_is_refused_with_its_own_code_and_a_bearer_chall
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_a_400_and_a_denied_request_is_recorded_and_returns_no_data() {
-    let patients = population(2, 8);
+    let patients = cared_for(population(2, 8));
     let stack = Stack::start(&patients, Duration::from_secs(10)).await;
     let (own, other) = (
         patients[0].nhs_number.as_str(),
@@ -613,7 +634,7 @@ async fn bad_input_is_a_400_and_a_denied_request_is_recorded_and_returns_no_data
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_patient_sees_who_accessed_their_record_with_proofs_and_that_reading_is_audited() {
-    let patients = population(2, 12);
+    let patients = cared_for(population(2, 12));
     let stack = Stack::start(&patients, Duration::from_secs(10)).await;
     let own = patients[0].nhs_number.as_str();
     let timeline = format!("/patients/{own}/timeline");

@@ -13,14 +13,14 @@ use spr_producers::synthetic::population;
 use spr_query_api::auth::{mint_token, retire_key, DevKeys};
 use spr_query_api::policy::Role;
 use spr_schemas::Decision;
-use support::{ledger_access_events, Stack, ISSUER};
+use support::{cared_for, ledger_access_events, Stack, ISSUER};
 
 /// Long enough for the API to have read the JWKS file again (it does every 50 ms).
 const RELOADED: Duration = Duration::from_millis(500);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_are_rotated_without_a_restart_and_a_retired_key_is_refused() {
-    let patients = population(1, 21);
+    let patients = cared_for(population(1, 21));
     let stack = Stack::start(&patients, Duration::from_secs(10)).await;
     let path = format!("/patients/{}/summary", patients[0].nhs_number);
     let old = stack.token("clinician", None);
@@ -114,7 +114,7 @@ async fn keys_are_rotated_without_a_restart_and_a_retired_key_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conditional_get_answers_304_only_after_the_access_is_recorded_and_gzip_has_its_own_etag()
 {
-    let patients = population(1, 22);
+    let patients = cared_for(population(1, 22));
     let mut stack = Stack::start(&patients, Duration::from_secs(2)).await;
     let clinician = stack.token("clinician", None);
     let nhs = patients[0].nhs_number.as_str();
@@ -232,7 +232,7 @@ async fn schemathesis_finds_no_server_error_and_no_response_outside_the_served_o
         "schemathesis is not installed at {}; run deploy/local/install.sh",
         st.display()
     );
-    let patients = population(3, 23);
+    let patients = cared_for(population(3, 23));
     let stack = Stack::start(&patients, Duration::from_secs(10)).await;
     let document: Value = stack
         .http

@@ -121,6 +121,10 @@ const SCHEMA_FILES: &[(&str, &str)] = &[
         include_str!("../avro/clinical_event.v1.avsc"),
     ),
     (
+        "clinical_event.v2.avsc",
+        include_str!("../avro/clinical_event.v2.avsc"),
+    ),
+    (
         "access_event.v1.avsc",
         include_str!("../avro/access_event.v1.avsc"),
     ),

@@ -11,9 +11,11 @@
 mod access;
 mod clinical;
 pub mod codec;
+pub mod compat;
 mod event_id;
 pub mod examples;
 mod nhs_number;
+mod sensitivity;
 pub mod topics;
 mod wire;
 
@@ -22,3 +24,4 @@ pub use clinical::*;
 pub use codec::{DecodeError, EncodeError, SchemaCatalogue};
 pub use event_id::{EventId, EventIdError};
 pub use nhs_number::{NhsNumber, NhsNumberError};
+pub use sensitivity::{SensitiveCategory, UnknownCategory};

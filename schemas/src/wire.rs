@@ -1,42 +1,16 @@
 //! Serde forms that mirror the Avro schemas field for field, and their conversion
 //! to the domain types (which is where content is validated).
 
-use serde::{Deserialize, Serialize};
-
 use crate::clinical::*;
 use crate::codec::{self, AvroRecord, DecodeError, EncodeError};
-use crate::{AccessEvent, EventId, NhsNumber};
-
-#[derive(Serialize, Deserialize)]
-pub(crate) struct ClinicalEventRecord {
-    event_id: String,
-    nhs_number: String,
-    event_type: EventType,
-    occurred_at: i64,
-    recorded_at: i64,
-    source: Source,
-    author: Author,
-    code: Code,
-    sensitivity: Vec<String>,
-    status: Status,
-    supersedes: Option<String>,
-    allergy: Option<AllergyPayload>,
-    medication_prescribed: Option<MedicationPrescribedPayload>,
-    observation: Option<ObservationPayload>,
-}
+use crate::{AccessEvent, EventId, NhsNumber, SensitiveCategory};
 
 impl AvroRecord for ClinicalEvent {
     const RECORD: &'static str = "uk.nhs.spr.ClinicalEvent";
     type Wire = ClinicalEventRecord;
 
     fn to_wire(&self) -> ClinicalEventRecord {
-        let (mut allergy, mut medication_prescribed, mut observation) = (None, None, None);
-        match &self.payload {
-            Payload::Allergy(p) => allergy = Some(p.clone()),
-            Payload::MedicationPrescribed(p) => medication_prescribed = Some(p.clone()),
-            Payload::Observation(p) => observation = Some(p.clone()),
-        }
-        ClinicalEventRecord {
+        let mut record = ClinicalEventRecord {
             event_id: self.event_id.to_string(),
             nhs_number: self.nhs_number.to_string(),
             event_type: self.event_type(),
@@ -48,13 +22,14 @@ impl AvroRecord for ClinicalEvent {
             sensitivity: self.sensitivity.clone(),
             status: self.status,
             supersedes: self.supersedes.map(|s| s.to_string()),
-            allergy,
-            medication_prescribed,
-            observation,
-        }
+            encounter_id: self.encounter_id.clone(),
+            ..ClinicalEventRecord::default()
+        };
+        record.set_payload(&self.payload);
+        record
     }
 
-    fn from_wire(w: ClinicalEventRecord) -> Result<Self, String> {
+    fn from_wire(mut w: ClinicalEventRecord) -> Result<Self, String> {
         let event_id = EventId::parse(&w.event_id).map_err(|e| format!("event_id: {e}"))?;
         let nhs_number = NhsNumber::parse(&w.nhs_number).map_err(|e| format!("nhs_number: {e}"))?;
         let supersedes = w
@@ -69,38 +44,8 @@ impl AvroRecord for ClinicalEvent {
                 w.status
             ));
         }
-        let set = [
-            w.allergy.is_some(),
-            w.medication_prescribed.is_some(),
-            w.observation.is_some(),
-        ];
-        if set.iter().filter(|s| **s).count() > 1 {
-            return Err("more than one payload field is set".into());
-        }
-        let payload = match (
-            w.event_type,
-            w.allergy,
-            w.medication_prescribed,
-            w.observation,
-        ) {
-            (EventType::Allergy, Some(p), None, None) => Payload::Allergy(p),
-            (EventType::MedicationPrescribed, None, Some(p), None) => {
-                Payload::MedicationPrescribed(p)
-            }
-            (EventType::Observation, None, None, Some(p)) => Payload::Observation(p),
-            (EventType::Unknown, ..) => {
-                return Err(
-                    "unknown event type (written by a newer schema this reader does not know)"
-                        .into(),
-                )
-            }
-            (t, ..) => {
-                return Err(format!(
-                    "event_type {t:?} but its payload field is not the one set"
-                ))
-            }
-        };
-        Ok(Self {
+        let payload = w.take_payload()?;
+        let event = Self {
             event_id,
             nhs_number,
             occurred_at: w.occurred_at,
@@ -111,8 +56,48 @@ impl AvroRecord for ClinicalEvent {
             sensitivity: w.sensitivity,
             status: w.status,
             supersedes,
+            encounter_id: w.encounter_id,
             payload,
-        })
+        };
+        check_payload(&event)?;
+        Ok(event)
+    }
+}
+
+/// Rules that tie a payload to its envelope, beyond what the schema can say.
+fn check_payload(event: &ClinicalEvent) -> Result<(), String> {
+    match &event.payload {
+        Payload::Encounter(_) if event.encounter_id.is_none() => {
+            Err("an encounter needs encounter_id, its identifier in the source system".into())
+        }
+        Payload::NhsNumberMerge(m) => {
+            if m.retired_nhs_number == m.surviving_nhs_number {
+                Err(format!(
+                    "a merge needs two different NHS numbers; both are {}",
+                    m.retired_nhs_number
+                ))
+            } else if ![m.retired_nhs_number, m.surviving_nhs_number].contains(&event.nhs_number) {
+                Err(format!(
+                    "a merge of {} into {} must be published under one of those numbers, not {}",
+                    m.retired_nhs_number, m.surviving_nhs_number, event.nhs_number
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Payload::DischargeSummary(d) if d.discharged_at < d.admitted_at => Err(format!(
+            "discharge summary: discharged_at {} is before admitted_at {}",
+            d.discharged_at, d.admitted_at
+        )),
+        Payload::GenomicResult(_)
+            if !event
+                .sensitivity
+                .iter()
+                .any(|l| l == SensitiveCategory::Genomics.as_str()) =>
+        {
+            Err("a genomic result must carry the genomics sensitivity label".into())
+        }
+        _ => Ok(()),
     }
 }
 

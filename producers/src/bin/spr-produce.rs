@@ -5,8 +5,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use spr_producers::fhir::{self, ImportReport, ImportSettings};
 use spr_producers::{admin, synthetic, EventPublisher};
-use spr_schemas::topics;
+use spr_schemas::{topics, CareSetting};
+use std::path::PathBuf;
 
 /// Publishes clinical events to the SPR Timeline log.
 #[derive(Parser, Debug)]
@@ -35,12 +37,43 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Imports FHIR R4 JSON (Bundles, single resources) and Bulk Data NDJSON, publishing
+    /// one event per mapped resource; exits non-zero if any document is rejected.
+    Fhir(FhirArgs),
     /// Creates the SPR topics that do not exist yet.
     CreateTopics {
         /// Replication factor (1 for a local broker, 3 in production).
         #[arg(long, default_value_t = 1)]
         replication: i32,
     },
+}
+
+/// Options of `spr-produce fhir`.
+#[derive(clap::Args, Debug)]
+struct FhirArgs {
+    /// Files or directories (searched recursively for .json and .ndjson files).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// The publishing system's name (part of every event id: keep it stable).
+    #[arg(long, default_value = "fhir-import")]
+    source_system: String,
+    /// ODS code used when a resource names no organisation with one.
+    #[arg(long, default_value = "X99999")]
+    ods_code: String,
+    /// Care setting used when no tag or encounter class gives one (gp, acute, mental-health, ...).
+    #[arg(long, default_value = "unknown", value_parser = parse_care_setting)]
+    care_setting: CareSetting,
+    /// Map and report without publishing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the final report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_care_setting(text: &str) -> Result<CareSetting, String> {
+    serde_json::from_value(serde_json::json!(text.to_ascii_uppercase().replace('-', "_")))
+        .map_err(|_| format!("unknown care setting {text:?}; use one of gp, acute, mental-health, community, ambulance, maternity, pharmacy, social-care, patient-generated, unknown"))
 }
 
 #[tokio::main]
@@ -50,6 +83,18 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Synthetic { patients, seed } => {
             publish_synthetic(&cli.bootstrap, patients, seed).await
+        }
+        Command::Fhir(args) => {
+            let report = import_fhir(&cli.bootstrap, &args).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            if !report.rejected.is_empty() {
+                std::process::exit(2);
+            }
+            Ok(())
         }
         Command::CreateTopics { replication } => {
             admin::ensure_topics(&cli.bootstrap, &topics::ALL, replication)
@@ -87,4 +132,49 @@ async fn publish_synthetic(bootstrap: &str, patients: usize, seed: u64) -> anyho
         );
     }
     Ok(())
+}
+
+/// Imports every document under `args.paths`, publishing each document's new events
+/// before reading the next.
+async fn import_fhir(bootstrap: &str, args: &FhirArgs) -> anyhow::Result<ImportReport> {
+    let (sources, skipped) = fhir::find_documents(&args.paths).context("finding FHIR files")?;
+    for path in &skipped {
+        tracing::info!(path = %path.display(), "skipped: not a .json or .ndjson file");
+    }
+    let settings = ImportSettings {
+        source_system: args.source_system.clone(),
+        ods_code: args.ods_code.clone(),
+        care_setting: args.care_setting,
+    };
+    let publisher = if args.dry_run {
+        None
+    } else {
+        Some(EventPublisher::new(bootstrap, Duration::from_secs(60))?)
+    };
+    let bar = ProgressBar::new(sources.len() as u64).with_style(
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} documents ({per_sec}, eta {eta})")
+            .expect("valid template"),
+    );
+    let mut report = ImportReport::default();
+    for source in &sources {
+        let outcome = source
+            .load()
+            .map_err(fhir::RejectedDocument::from)
+            .and_then(|document| fhir::import_document(&document, &settings));
+        let events = report.add(outcome);
+        bar.set_message(format!(
+            "{} resources, {} events",
+            report.resources, report.events
+        ));
+        if let Some(publisher) = &publisher {
+            let summary = publisher
+                .publish_clinical_events(&events, || {})
+                .await
+                .with_context(|| format!("publishing {} to {bootstrap}; is the broker running (deploy/local/run.sh starts one)?", source.name()))?;
+            report.published += summary.delivered;
+        }
+        bar.inc(1);
+    }
+    bar.finish();
+    Ok(report)
 }

@@ -152,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
                 audit: EventPublisher::new(&bootstrap, Duration::from_millis(audit_timeout_ms))?,
                 last_catch_up_millis: Arc::new(AtomicI64::new(0)),
                 ledger: ledger.map(|path| Arc::new(LedgerView::new(path))),
+                break_glass: Default::default(),
             };
             if let Some(view) = &state.ledger {
                 view.spawn_refresh(Duration::from_millis(500));

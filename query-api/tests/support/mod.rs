@@ -111,6 +111,7 @@ impl Stack {
             audit: EventPublisher::new(&bootstrap, audit_timeout).unwrap(),
             last_catch_up_millis: Arc::new(AtomicI64::new(0)),
             ledger: Some(Arc::new(LedgerView::new(ledger_path.clone()))),
+            break_glass: Default::default(),
         };
         state.spawn_catch_up(Duration::from_millis(20));
         state
@@ -192,6 +193,15 @@ impl Stack {
         .await
         .unwrap()
     }
+}
+
+/// The test organisation (every token's `org`) on each patient's care team, open-ended:
+/// the legitimate relationship a clinician there needs to read the whole record.
+pub(crate) fn cared_for(patients: Vec<SyntheticPatient>) -> Vec<SyntheticPatient> {
+    patients
+        .into_iter()
+        .map(|p| p.with_care_team("A81001"))
+        .collect()
 }
 
 /// The one checkpoint key of the test process.

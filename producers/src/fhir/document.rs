@@ -1,0 +1,324 @@
+//! What an import reads: Bundles, single resources and Bulk Data NDJSON, found in files
+//! and directories, and the references between the resources of one document.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::elements::{list, text};
+
+/// Bundle types whose entries are imported.
+const IMPORTED_BUNDLE_TYPES: [&str; 6] = [
+    "collection",
+    "transaction",
+    "batch",
+    "document",
+    "searchset",
+    "message",
+];
+
+/// One unit of import: a Bundle, a single resource, or every NDJSON file of one
+/// directory (a Bulk Data export). References resolve within a document.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// Where it came from (a file, or a directory of NDJSON files).
+    pub name: String,
+    /// Its resources, in order.
+    pub entries: Vec<Entry>,
+}
+
+/// One resource of a document, with the full URL its bundle entry gave it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// `Bundle.entry.fullUrl`, if any.
+    pub full_url: Option<String>,
+    /// The resource.
+    pub resource: Value,
+}
+
+/// Why a document could not be read at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: {reason}")]
+pub struct UnreadableDocument {
+    /// The file or directory.
+    pub name: String,
+    /// What is wrong and what to do.
+    pub reason: String,
+}
+
+impl Document {
+    /// A document from one JSON text: a Bundle (its entries) or a single resource.
+    pub fn from_json(name: &str, json: &str) -> Result<Self, UnreadableDocument> {
+        let unreadable = |reason: String| UnreadableDocument {
+            name: name.to_owned(),
+            reason,
+        };
+        let value: Value = serde_json::from_str(json).map_err(|e| {
+            unreadable(format!(
+                "not JSON ({e}); expected a FHIR R4 resource or Bundle"
+            ))
+        })?;
+        Self::from_value(name, value).map_err(unreadable)
+    }
+
+    /// A document from a parsed resource or Bundle.
+    pub fn from_value(name: &str, value: Value) -> Result<Self, String> {
+        let resource_type = text(&value, &["resourceType"])
+            .ok_or("the JSON has no resourceType; expected a FHIR R4 resource or Bundle")?;
+        let entries = if resource_type == "Bundle" {
+            let bundle_type = text(&value, &["type"]).unwrap_or("(none)");
+            if !IMPORTED_BUNDLE_TYPES.contains(&bundle_type) {
+                return Err(format!(
+                    "Bundle.type {bundle_type:?} is not imported; send a collection, transaction, batch, document, searchset or message Bundle"
+                ));
+            }
+            list(&value, "entry")
+                .iter()
+                .filter_map(|entry| {
+                    Some(Entry {
+                        full_url: text(entry, &["fullUrl"]).map(str::to_owned),
+                        resource: entry.get("resource")?.clone(),
+                    })
+                })
+                .collect()
+        } else {
+            vec![Entry {
+                full_url: None,
+                resource: value,
+            }]
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            entries,
+        })
+    }
+
+    /// A document from NDJSON texts (one resource per line; blank lines ignored).
+    pub fn from_ndjson<'a>(
+        name: &str,
+        files: impl IntoIterator<Item = (String, &'a str)>,
+    ) -> Result<Self, UnreadableDocument> {
+        let mut entries = Vec::new();
+        for (file, content) in files {
+            for (n, line) in content.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let resource: Value =
+                    serde_json::from_str(line).map_err(|e| UnreadableDocument {
+                        name: name.to_owned(),
+                        reason: format!(
+                            "{file} line {}: not JSON ({e}); NDJSON has one resource per line",
+                            n + 1
+                        ),
+                    })?;
+                entries.push(Entry {
+                    full_url: None,
+                    resource,
+                });
+            }
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            entries,
+        })
+    }
+}
+
+/// Where a document is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentSource {
+    /// A `.json` file (or any file named on the command line).
+    Json(PathBuf),
+    /// The `.ndjson` files of one directory, read together so references between them resolve.
+    Ndjson {
+        /// The directory.
+        directory: PathBuf,
+        /// Its NDJSON files, sorted.
+        files: Vec<PathBuf>,
+    },
+}
+
+impl DocumentSource {
+    /// The name used in reports.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Json(path) => path.display().to_string(),
+            Self::Ndjson { directory, .. } => format!("{}/*.ndjson", directory.display()),
+        }
+    }
+
+    /// Reads and parses the document.
+    pub fn load(&self) -> Result<Document, UnreadableDocument> {
+        let name = self.name();
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|e| UnreadableDocument {
+                name: name.clone(),
+                reason: format!("cannot read {}: {e}", path.display()),
+            })
+        };
+        match self {
+            Self::Json(path) => Document::from_json(&name, &read(path)?),
+            Self::Ndjson { files, .. } => {
+                let contents = files
+                    .iter()
+                    .map(|f| Ok((f.display().to_string(), read(f)?)))
+                    .collect::<Result<Vec<_>, UnreadableDocument>>()?;
+                Document::from_ndjson(&name, contents.iter().map(|(f, c)| (f.clone(), c.as_str())))
+            }
+        }
+    }
+}
+
+/// The documents under `paths`: each named file, and every `.json` and `.ndjson` file
+/// under each named directory, recursively, in path order. Other files in
+/// directories are skipped and returned so the caller can say so.
+pub fn find_documents(paths: &[PathBuf]) -> std::io::Result<(Vec<DocumentSource>, Vec<PathBuf>)> {
+    let mut json = Vec::new();
+    let mut ndjson: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
+    let mut skipped = Vec::new();
+    let mut pending: Vec<(PathBuf, bool)> = paths.iter().map(|p| (p.clone(), true)).collect();
+    while let Some((path, named)) = pending.pop() {
+        let metadata = std::fs::metadata(&path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        if metadata.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                pending.push((entry?.path(), false));
+            }
+            continue;
+        }
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("ndjson") => {
+                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                ndjson.entry(dir).or_default().push(path);
+            }
+            Some("json") => json.push(path),
+            _ if named => json.push(path),
+            _ => skipped.push(path),
+        }
+    }
+    json.sort();
+    skipped.sort();
+    let mut sources: Vec<DocumentSource> = json.into_iter().map(DocumentSource::Json).collect();
+    sources.extend(ndjson.into_iter().map(|(directory, mut files)| {
+        files.sort();
+        DocumentSource::Ndjson { directory, files }
+    }));
+    Ok((sources, skipped))
+}
+
+/// Finds the resources of a document by the references FHIR allows between them.
+#[derive(Debug)]
+pub(crate) struct ReferenceIndex<'a> {
+    by_full_url: HashMap<&'a str, &'a Value>,
+    by_type_and_id: HashMap<(&'a str, &'a str), &'a Value>,
+}
+
+impl<'a> ReferenceIndex<'a> {
+    pub(crate) fn new(document: &'a Document) -> Self {
+        let mut index = Self {
+            by_full_url: HashMap::new(),
+            by_type_and_id: HashMap::new(),
+        };
+        for entry in &document.entries {
+            if let Some(url) = &entry.full_url {
+                index.by_full_url.insert(url, &entry.resource);
+            }
+            if let (Some(t), Some(id)) = (
+                text(&entry.resource, &["resourceType"]),
+                text(&entry.resource, &["id"]),
+            ) {
+                index.by_type_and_id.insert((t, id), &entry.resource);
+            }
+        }
+        index
+    }
+
+    /// The resource a Reference points to, seen from `container` (for `#id`), if it is
+    /// in the document: a contained resource, a fullUrl (`urn:uuid:` or absolute), or
+    /// a relative or absolute `Type/id`, with or without `/_history/version`.
+    pub(crate) fn resolve(&self, container: &'a Value, reference: &Value) -> Option<&'a Value> {
+        let target = text(reference, &["reference"])?;
+        if let Some(local) = target.strip_prefix('#') {
+            return list(container, "contained")
+                .iter()
+                .find(|c| text(c, &["id"]) == Some(local));
+        }
+        if let Some(found) = self.by_full_url.get(target) {
+            return Some(found);
+        }
+        let (resource_type, id) = type_and_id(target)?;
+        self.by_type_and_id.get(&(resource_type, id)).copied()
+    }
+}
+
+/// The `Type` and `id` at the end of a literal reference (`Patient/1`,
+/// `https://server/fhir/Patient/1/_history/2`).
+pub(crate) fn type_and_id(reference: &str) -> Option<(&str, &str)> {
+    let path = match reference.find("/_history/") {
+        Some(i) => &reference[..i],
+        None => reference,
+    };
+    let mut parts = path.rsplitn(3, '/');
+    let id = parts.next()?;
+    let resource_type = parts.next()?;
+    let starts_upper = resource_type
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase());
+    (starts_upper && !id.is_empty()).then_some((resource_type, id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn references_resolve_by_full_url_type_and_id_absolute_url_and_contained() {
+        let document = Document::from_value(
+            "test",
+            json!({"resourceType": "Bundle", "type": "collection", "entry": [
+                {"fullUrl": "urn:uuid:0b6c2a5e-4f1d-4a4e-9c39-5d6f2f0a1b2c",
+                 "resource": {"resourceType": "Patient", "id": "a"}},
+                {"fullUrl": "https://example.org/fhir/Patient/b",
+                 "resource": {"resourceType": "Patient", "id": "b"}},
+            ]}),
+        )
+        .unwrap();
+        let index = ReferenceIndex::new(&document);
+        let container = json!({"contained": [{"resourceType": "Patient", "id": "c"}]});
+        let id_of = |r: &str| {
+            index
+                .resolve(&container, &json!({"reference": r}))
+                .and_then(|p| text(p, &["id"]))
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            id_of("urn:uuid:0b6c2a5e-4f1d-4a4e-9c39-5d6f2f0a1b2c").as_deref(),
+            Some("a")
+        );
+        assert_eq!(id_of("Patient/a").as_deref(), Some("a"));
+        assert_eq!(
+            id_of("https://example.org/fhir/Patient/b").as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            id_of("https://other.org/Patient/b/_history/3").as_deref(),
+            Some("b")
+        );
+        assert_eq!(id_of("#c").as_deref(), Some("c"));
+        assert_eq!(id_of("Patient/missing"), None);
+        assert_eq!(id_of("urn:uuid:ffffffff-4f1d-4a4e-9c39-5d6f2f0a1b2c"), None);
+    }
+
+    #[test]
+    fn a_history_bundle_is_refused_with_what_to_send_instead() {
+        let err = Document::from_json("h.json", r#"{"resourceType":"Bundle","type":"history"}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("send a collection"), "{err}");
+        let err = Document::from_json("x.json", "{").unwrap_err();
+        assert!(err.to_string().contains("not JSON"), "{err}");
+    }
+}

@@ -1,0 +1,173 @@
+//! The official HL7 FHIR R4 examples (npm hl7.fhir.r4.examples@4.0.1): every resource of
+//! the clinical types parses and is either mapped or reported with a reason.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use spr_producers::fhir::{import_document, Document, ImportSettings};
+use spr_schemas::{CareSetting, EventType};
+
+const TYPES: [&str; 22] = [
+    "Patient",
+    "Observation",
+    "Encounter",
+    "DiagnosticReport",
+    "Condition",
+    "AllergyIntolerance",
+    "MedicationRequest",
+    "MedicationDispense",
+    "MedicationStatement",
+    "Procedure",
+    "Immunization",
+    "CarePlan",
+    "Composition",
+    "Flag",
+    "ServiceRequest",
+    "Consent",
+    "CareTeam",
+    "EpisodeOfCare",
+    "Medication",
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+];
+const BUNDLES: [&str; 5] = [
+    "Bundle-father.json",
+    "Bundle-lipids.json",
+    "Bundle-micro.json",
+    "Bundle-report.json",
+    "Bundle-bundle-transaction.json",
+];
+
+fn settings() -> ImportSettings {
+    ImportSettings {
+        source_system: "hl7-examples".into(),
+        ods_code: "X26".into(),
+        care_setting: CareSetting::Acute,
+    }
+}
+
+/// Gives every Patient in `resources`, contained ones included, its own valid
+/// 999-range NHS number.
+fn give_nhs_numbers<'a>(resources: impl Iterator<Item = &'a mut Value>, next: &mut usize) {
+    for resource in resources {
+        if let Some(contained) = resource.get_mut("contained").and_then(Value::as_array_mut) {
+            give_nhs_numbers(contained.iter_mut(), next);
+        }
+        if resource["resourceType"] == "Patient" {
+            support::give_nhs_number(resource, &support::test_nhs_number(*next));
+            *next += 1;
+        }
+    }
+}
+
+#[test]
+fn every_example_resource_of_the_clinical_types_is_mapped_or_reported() {
+    let patterns: Vec<String> = TYPES
+        .iter()
+        .map(|t| format!("{t}-*"))
+        .chain(BUNDLES.iter().map(|b| (*b).to_owned()))
+        .collect();
+    let package = support::hl7_examples(&patterns.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut resources: Vec<Value> = Vec::new();
+    let mut bundles = Vec::new();
+    for entry in std::fs::read_dir(&package).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if BUNDLES.contains(&name.as_str()) {
+            bundles.push((name, support::read_json(&path)));
+        } else if TYPES.iter().any(|t| name.starts_with(&format!("{t}-"))) {
+            resources.push(support::read_json(&path));
+        }
+    }
+    let mut next = 0;
+    give_nhs_numbers(resources.iter_mut(), &mut next);
+    let mut per_type: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &resources {
+        *per_type
+            .entry(r["resourceType"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    let total = resources.len();
+    assert!(
+        total > 150,
+        "the package holds the clinical examples ({total})"
+    );
+    let collection = json!({
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": resources.into_iter().map(|r| json!({"resource": r})).collect::<Vec<_>>(),
+    });
+    let document = Document::from_value("hl7 examples", collection).unwrap();
+    let import = import_document(&document, &settings()).expect("every patient has an NHS number");
+
+    let mut unmapped: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut reasons: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for u in &import.unmapped {
+        assert!(!u.reason.is_empty(), "{u:?}");
+        *reasons.entry((&u.resource_type, &u.reason)).or_default() += 1;
+        *unmapped.entry(&u.resource_type).or_default() += 1;
+    }
+    for (resource_type, n) in &per_type {
+        let mapped = import.mapped.get(resource_type).copied().unwrap_or(0);
+        let reported = unmapped.get(resource_type.as_str()).copied().unwrap_or(0);
+        println!("{resource_type:<20} {n:>3} = {mapped:>3} mapped + {reported:>3} reported");
+        assert_eq!(
+            mapped + reported,
+            *n,
+            "{resource_type}: no resource silently dropped"
+        );
+    }
+    for ((resource_type, reason), n) in &reasons {
+        println!("  reported {resource_type} x{n}: {reason}");
+    }
+    assert_eq!(import.resource_count(), total);
+    for event in &import.events {
+        event
+            .to_avro()
+            .unwrap_or_else(|e| panic!("{:?} does not encode: {e}", event.source.record_id));
+    }
+    let events_of = |t: EventType| import.events.iter().filter(|e| e.event_type() == t).count();
+    assert!(
+        events_of(EventType::Observation) >= 40,
+        "most example Observations map"
+    );
+    assert!(events_of(EventType::MedicationPrescribed) >= 20);
+    assert!(events_of(EventType::Condition) >= 5);
+    assert!(events_of(EventType::Demographics) >= 15);
+    for reported in ["Practitioner", "Organization", "Medication"] {
+        assert_eq!(
+            import.mapped.get(reported),
+            None,
+            "{reported} is never an event"
+        );
+    }
+
+    for (name, mut bundle) in bundles {
+        let entries = bundle["entry"].as_array().map_or(0, |e| {
+            e.iter().filter(|e| e.get("resource").is_some()).count()
+        });
+        give_nhs_numbers(
+            bundle["entry"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .filter_map(|e| e.get_mut("resource")),
+            &mut next,
+        );
+        let document = Document::from_value(&name, bundle).unwrap();
+        let import = import_document(&document, &settings()).unwrap_or_else(|e| panic!("{e}"));
+        println!(
+            "{name}: {entries} entries, {:?} mapped, {} reported",
+            import.mapped,
+            import.unmapped.len()
+        );
+        assert_eq!(
+            import.resource_count(),
+            entries,
+            "{name}: every entry mapped or reported"
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! Current-state views: which rows an event adds to the `current` and `choices` column
+//! families, and how to read them back.
+//!
+//! Every row holds the event's Avro bytes under `nhs | view | group | time | id`
+//! ([`keys::view_key`]). Writing is order-independent: an event adds its rows unless a
+//! correction already withdrew it, and a correction deletes its target's rows. What is
+//! "current" (the latest status, stopped medications, conflicts) is resolved when
+//! reading ([`crate::summary`]), so late-arriving events land in the right place and a
+//! replay in any partition interleaving gives the same bytes.
+
+use spr_schemas::{ClinicalEvent, NhsNumber, Payload};
+
+use crate::keys;
+use crate::store::{ProjectionStore, StoreError, CF_CHOICES, CF_CURRENT};
+
+/// A current-state view of a patient's record, by its key byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum View {
+    /// Allergies and intolerances, grouped by code.
+    Allergies = b'A',
+    /// Prescriptions, dispensings and stops, grouped by medicine code.
+    Medications = b'M',
+    /// Observations, grouped by code (the latest of each is current).
+    Observations = b'O',
+    /// Conditions, grouped by code.
+    Problems = b'P',
+    /// Safeguarding flags, grouped by concern code.
+    Alerts = b'L',
+    /// Pregnancy episodes, antenatal visits and births, grouped by episode.
+    Maternity = b'G',
+    /// Contacts that give an organisation a legitimate relationship, grouped by ODS code.
+    Relationships = b'R',
+    /// Every event that names an encounter, grouped by encounter id.
+    Encounters = b'E',
+    /// Discharge summaries.
+    Discharges = b'D',
+    /// Demographic details.
+    Demographics = b'I',
+    /// NHS number merges this number takes part in.
+    Merges = b'X',
+}
+
+/// The `(column family, key)` rows an event occupies while it stands.
+pub fn rows_of(event: &ClinicalEvent) -> Vec<(&'static str, Vec<u8>)> {
+    let nhs = &event.nhs_number;
+    let row = |view: View, group: &str| {
+        (
+            CF_CURRENT,
+            keys::view_key(nhs, view as u8, group, event.occurred_at, &event.event_id),
+        )
+    };
+    let code = format!("{}|{}", event.code.system, event.code.code);
+    let mut rows = Vec::new();
+    if let Some(encounter) = &event.encounter_id {
+        rows.push(row(View::Encounters, encounter));
+    }
+    match &event.payload {
+        Payload::Allergy(_) => rows.push(row(View::Allergies, &code)),
+        Payload::MedicationPrescribed(_)
+        | Payload::MedicationDispensed(_)
+        | Payload::MedicationStopped(_) => rows.push(row(View::Medications, &code)),
+        Payload::Observation(_) => rows.push(row(View::Observations, &code)),
+        Payload::Condition(_) => rows.push(row(View::Problems, &code)),
+        Payload::SafeguardingFlag(_) => rows.push(row(View::Alerts, &code)),
+        Payload::PregnancyEpisode(p) => rows.push(row(View::Maternity, &p.episode_id)),
+        Payload::AntenatalVisit(v) => rows.push(row(View::Maternity, &v.episode_id)),
+        Payload::Birth(b) => rows.push(row(View::Maternity, &b.episode_id)),
+        Payload::Encounter(_) => rows.push(row(View::Relationships, &event.source.ods_code)),
+        Payload::Referral(r) => rows.push(row(View::Relationships, &r.to_ods_code)),
+        Payload::CareTeam(t) => rows.push(row(View::Relationships, &t.ods_code)),
+        Payload::DischargeSummary(_) => rows.push(row(View::Discharges, "")),
+        Payload::Demographics(_) => rows.push(row(View::Demographics, "")),
+        Payload::NhsNumberMerge(_) => rows.push(row(View::Merges, "")),
+        Payload::ConsentChoice(c) => rows.push((
+            CF_CHOICES,
+            keys::view_key(
+                nhs,
+                b'C',
+                c.category.as_str(),
+                event.occurred_at,
+                &event.event_id,
+            ),
+        )),
+        Payload::DiagnosticReport(_)
+        | Payload::Procedure(_)
+        | Payload::Immunisation(_)
+        | Payload::CarePlan(_)
+        | Payload::GenomicResult(_) => {}
+    }
+    rows
+}
+
+/// One standing event of a view, with the group it was filed under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewRow {
+    /// The group (code, episode id, ODS code, encounter id, category).
+    pub group: String,
+    /// The event.
+    pub event: ClinicalEvent,
+}
+
+impl ProjectionStore {
+    /// The standing events of one view of a patient, by group then time (oldest first).
+    pub fn view_rows(&self, nhs: &NhsNumber, view: View) -> Result<Vec<ViewRow>, StoreError> {
+        self.rows_under(CF_CURRENT, &keys::view_prefix(nhs, view as u8))
+    }
+
+    /// The patient's sharing-choice events, by category then time.
+    pub fn choice_rows(&self, nhs: &NhsNumber) -> Result<Vec<ViewRow>, StoreError> {
+        self.rows_under(CF_CHOICES, &keys::view_prefix(nhs, b'C'))
+    }
+
+    fn rows_under(&self, cf: &str, prefix: &[u8]) -> Result<Vec<ViewRow>, StoreError> {
+        self.scan_prefix(cf, prefix, |key, value| {
+            let rest = &key[prefix.len()..];
+            let end = rest.len().saturating_sub(keys::TIME_AND_ID_LEN + 1);
+            let group = String::from_utf8_lossy(&rest[..end]).into_owned();
+            let event = ClinicalEvent::from_avro(value).map_err(|e| StoreError::Corrupt {
+                what: "view row",
+                detail: e.to_string(),
+            })?;
+            Ok(ViewRow { group, event })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_type_is_placed_deliberately() {
+        // Types with no current-state view live on the timeline only.
+        let timeline_only = [
+            "diagnostic-report",
+            "procedure",
+            "immunisation",
+            "care-plan",
+            "genomic-result",
+        ];
+        let nhs = "9990000018".parse().unwrap();
+        for event in spr_schemas::examples::one_of_each_type(nhs) {
+            let rows = rows_of(&event);
+            let name = event.event_type().as_str();
+            assert_eq!(
+                rows.is_empty(),
+                timeline_only.contains(&name) && event.encounter_id.is_none(),
+                "{name}: {rows:?}"
+            );
+        }
+    }
+}
