@@ -83,17 +83,13 @@ async fn bench() -> anyhow::Result<()> {
     println!("|---|---|---|---|---|");
 
     let primary = ProjectionStore::open(&dir.path().join("projection"), false)?;
-    let store_stats = page_reads(&nhs_numbers, |nhs| {
-        let primary = &primary;
-        async move { Ok(primary.timeline(&nhs, None, 50)?.entries.len()) }
-    })
-    .await?;
+    let (store_stats, pg_stats) =
+        page_reads_compared(dir.path(), &rows, &nhs_numbers, &primary).await?;
     drop(primary);
     println!(
         "{}",
         store_stats.row("RocksDB store: 50-event timeline page (1 thread)")
     );
-    let pg_stats = postgres_reads(dir.path(), &rows, &nhs_numbers).await?;
     println!(
         "{}",
         pg_stats.row("PostgreSQL: same page, prepared statement (1 connection)")
@@ -120,6 +116,13 @@ async fn bench() -> anyhow::Result<()> {
     let mut summary = Vec::new();
     for (label, audited) in [("audited", true), ("audit off", false)] {
         SKIP_AUDIT_FOR_BENCH.store(!audited, Ordering::Relaxed);
+        let light = offer(&client, &targets, &token, 200, step).await;
+        println!(
+            "{}",
+            light.row(&format!(
+                "full stack, {label}, offered 200 req/s (light load)"
+            ))
+        );
         let mut max_sustained = 0;
         let mut at_2000 = None;
         for rate in RATES {
@@ -413,17 +416,26 @@ fn run(command: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads the rows into PostgreSQL, then reads the same pages as the store.
-async fn postgres_reads(dir: &Path, rows: &Path, patients: &[NhsNumber]) -> anyhow::Result<Stats> {
+/// Loads the rows into PostgreSQL (which also gives RocksDB's compactions time to
+/// settle), then reads the same pages from the store and from PostgreSQL.
+async fn page_reads_compared(
+    dir: &Path,
+    rows: &Path,
+    patients: &[NhsNumber],
+    store: &ProjectionStore,
+) -> anyhow::Result<(Stats, Stats)> {
     let pg = Postgres::start(dir)?;
     pg.psql("CREATE TABLE events (nhs_number char(10) NOT NULL, occurred_at bigint NOT NULL, event_id uuid PRIMARY KEY, entry jsonb NOT NULL)")?;
     pg.psql(&format!(
         "\\copy events FROM '{}' WITH (FORMAT csv)",
         rows.display()
     ))?;
-    pg.psql(
-        "CREATE INDEX events_by_patient ON events (nhs_number, occurred_at); VACUUM ANALYZE events",
-    )?;
+    pg.psql("CREATE INDEX events_by_patient ON events (nhs_number, occurred_at)")?;
+    pg.psql("VACUUM ANALYZE events")?;
+    let store_stats = page_reads(patients, |nhs| async move {
+        Ok(store.timeline(&nhs, None, 50)?.entries.len())
+    })
+    .await?;
     let (client, connection) = tokio_postgres::connect(
         &format!("host=127.0.0.1 port={} user=postgres", pg.port),
         tokio_postgres::NoTls,
@@ -433,7 +445,7 @@ async fn postgres_reads(dir: &Path, rows: &Path, patients: &[NhsNumber]) -> anyh
     let statement = client
         .prepare("SELECT entry::text FROM events WHERE nhs_number = $1 ORDER BY occurred_at, event_id LIMIT 50")
         .await?;
-    page_reads(patients, |nhs| {
+    let pg_stats = page_reads(patients, |nhs| {
         let (client, statement) = (&client, &statement);
         async move {
             let rows = client.query(statement, &[&nhs.as_str()]).await?;
@@ -444,7 +456,8 @@ async fn postgres_reads(dir: &Path, rows: &Path, patients: &[NhsNumber]) -> anyh
             Ok(page.len())
         }
     })
-    .await
+    .await?;
+    Ok((store_stats, pg_stats))
 }
 
 /// Serves the API over the projection (as a secondary, like `spr-api serve`) and
