@@ -147,6 +147,36 @@ impl EventPublisher {
         Ok(summary)
     }
 
+    /// Publishes clinical events like [`Self::publish_clinical_events`] but does not stop
+    /// at the first failure: every delivery report is awaited and one outcome per event
+    /// is returned, in order, so a caller can say exactly which events the broker has.
+    pub async fn publish_clinical_events_settled(
+        &self,
+        events: &[ClinicalEvent],
+    ) -> Vec<Result<Delivered, PublishError>> {
+        let topic = topics::PATIENT_EVENTS.name;
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut in_flight: VecDeque<Result<PendingDelivery, PublishError>> = VecDeque::new();
+        for event in events {
+            let pending = match event.to_avro() {
+                Ok(payload) => {
+                    self.send(topic, event.nhs_number.as_str().as_bytes(), &payload, None)
+                        .await
+                }
+                Err(e) => Err(e.into()),
+            };
+            in_flight.push_back(pending);
+            if in_flight.len() >= MAX_IN_FLIGHT {
+                let oldest = in_flight.pop_front().expect("non-empty");
+                outcomes.push(settle(oldest, topic).await);
+            }
+        }
+        for pending in in_flight {
+            outcomes.push(settle(pending, topic).await);
+        }
+        outcomes
+    }
+
     /// Publishes an access event keyed by its request id and waits for the acknowledgement.
     pub async fn publish_access_event(
         &self,
@@ -207,6 +237,14 @@ impl EventPublisher {
             }
         }
     }
+}
+
+/// The delivery outcome of a record that may not even have been handed to the client.
+async fn settle(
+    pending: Result<PendingDelivery, PublishError>,
+    topic: &str,
+) -> Result<Delivered, PublishError> {
+    pending?.await_delivery(topic).await
 }
 
 /// A record handed to the client whose acknowledgement has not been awaited yet.

@@ -3,37 +3,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use spr_producers::synthetic::population;
 use spr_producers::{EventPublisher, PublishError};
 use spr_schemas::{examples, topics, ClinicalEvent, EventId};
-use spr_testkit::TestBroker;
-
-/// Reads every record of the patient-events topic from the start, per partition.
-async fn read_all(bootstrap: &str, expected: usize) -> Vec<(i32, Vec<u8>, ClinicalEvent)> {
-    let consumer: StreamConsumer = spr_producers::client_config(bootstrap)
-        .set("group.id", "reader")
-        .create()
-        .unwrap();
-    let mut list = TopicPartitionList::new();
-    for p in 0..topics::PATIENT_EVENTS.partitions {
-        list.add_partition_offset(topics::PATIENT_EVENTS.name, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&list).unwrap();
-    let mut records = Vec::new();
-    while records.len() < expected {
-        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-            .await
-            .expect("records arrive")
-            .unwrap();
-        let event = ClinicalEvent::from_avro(m.payload().unwrap()).unwrap();
-        records.push((m.partition(), m.key().unwrap().to_vec(), event));
-    }
-    records
-}
+use spr_testkit::{read_patient_events, PatientEventRecord, TestBroker};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_keyed_by_nhs_number_kept_in_order_per_patient_and_survive_a_broker_restart() {
@@ -50,10 +23,15 @@ async fn events_are_keyed_by_nhs_number_kept_in_order_per_patient_and_survive_a_
 
     broker.restart().await.unwrap();
     assert!(broker.sqlite_path().unwrap().exists());
-    let records = read_all(&broker.bootstrap(), events.len()).await;
+    let records = read_patient_events(&broker.bootstrap(), events.len()).await;
     let mut partition_of = HashMap::new();
     let mut order: HashMap<_, Vec<EventId>> = HashMap::new();
-    for (partition, key, event) in &records {
+    for PatientEventRecord {
+        partition,
+        key,
+        event,
+    } in &records
+    {
         assert_eq!(
             key.as_slice(),
             event.nhs_number.as_str().as_bytes(),

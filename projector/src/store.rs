@@ -411,6 +411,26 @@ impl ProjectionStore {
         })
     }
 
+    /// The projected events with these ids, in the same order (ids not projected are skipped).
+    pub fn events(&self, ids: &[EventId]) -> Result<Vec<ClinicalEvent>, StoreError> {
+        let cf = self.cf(CF_EVENTS);
+        let found = self
+            .db
+            .multi_get_cf(ids.iter().map(|id| (cf, id.as_bytes())));
+        let mut events = Vec::with_capacity(ids.len());
+        for value in found {
+            if let Some(bytes) = value.map_err(self.rocks_error())? {
+                events.push(
+                    ClinicalEvent::from_avro(&bytes).map_err(|e| StoreError::Corrupt {
+                        what: "projected event",
+                        detail: e.to_string(),
+                    })?,
+                );
+            }
+        }
+        Ok(events)
+    }
+
     /// Calls `row` on every key and value under `prefix` in one column family, in key order.
     pub(crate) fn scan_prefix<T>(
         &self,

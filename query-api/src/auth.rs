@@ -62,7 +62,7 @@ pub enum AuthError {
     #[error("token is not valid yet")]
     NotYetValid,
     /// Issued for another audience.
-    #[error("token is for another audience; expected {AUDIENCE:?}")]
+    #[error("token is for another audience")]
     WrongAudience,
     /// Issued by another issuer.
     #[error("token comes from another issuer")]
@@ -86,6 +86,18 @@ impl AuthError {
             Self::BadSignature => "token-bad-signature",
         }
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme is
+/// case-insensitive, RFC 9110 section 11.1).
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Result<&str, AuthError> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .map(|(_, token)| token.trim())
+        .ok_or(AuthError::Missing)
 }
 
 /// Why keys could not be loaded or created.
@@ -213,6 +225,16 @@ impl TokenVerifier {
 
     /// Verifies a token's signature, audience, issuer and validity period.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify_for(token, AUDIENCE)
+    }
+
+    /// Verifies a token issued for `audience`, decoding its claims as `C` (the
+    /// ingestion gateway's publisher tokens have their own audience and claims).
+    pub fn verify_for<C: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<C, AuthError> {
         use jsonwebtoken::errors::ErrorKind;
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
@@ -234,12 +256,15 @@ impl TokenVerifier {
                 .ok_or(AuthError::UnknownKey(kid))?
         };
         let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_audience(&[AUDIENCE]);
+        validation.set_audience(&[audience]);
         validation.set_issuer(&[&self.issuer]);
         validation.validate_nbf = true;
         validation.leeway = 30;
         validation.set_required_spec_claims(&["exp", "nbf", "aud", "iss", "sub"]);
-        jsonwebtoken::decode::<Claims>(token, &key, &validation)
+        // Validated as plain JSON first: jsonwebtoken decodes the claims type before it
+        // checks the audience, and a token for another audience (with other claims) must
+        // be refused as such, not as malformed.
+        let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
             .map(|d| d.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
@@ -248,7 +273,9 @@ impl TokenVerifier {
                 ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
                 ErrorKind::InvalidSignature => AuthError::BadSignature,
                 _ => AuthError::Malformed(e.to_string()),
-            })
+            })?;
+        serde_json::from_value(claims)
+            .map_err(|e| AuthError::Malformed(format!("the token's claims: {e}")))
     }
 }
 
@@ -397,7 +424,11 @@ pub fn signing_key(dir: &Path, kid: Option<&str>) -> Result<(String, String), Ke
 }
 
 /// Signs `claims` with a PKCS#8 PEM Ed25519 key, naming `kid` in the header.
-pub fn mint_token(private_pem: &str, kid: &str, claims: &Claims) -> Result<String, KeyError> {
+pub fn mint_token(
+    private_pem: &str,
+    kid: &str,
+    claims: &impl Serialize,
+) -> Result<String, KeyError> {
     let invalid = |message: String| KeyError::Invalid {
         path: "signing key".into(),
         message,

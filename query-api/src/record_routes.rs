@@ -30,6 +30,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/patients/{nhs_number}/medications", get(medications))
         .route("/patients/{nhs_number}/discharge", get(discharge))
         .route("/patients/{nhs_number}/break-glass", post(break_glass))
+        .route(
+            "/patients/{nhs_number}/fhir/$everything",
+            get(fhir_everything),
+        )
         .route("/me/record", get(my_record))
         .route("/me/choices", get(my_choices).put(set_my_choice))
 }
@@ -146,6 +150,64 @@ pub(crate) async fn discharge(
         |store, p| store.discharge_view(&p.numbers.all),
     )
     .await
+}
+
+/// Most entries one `$everything` export carries.
+pub(crate) const MAX_EXPORT: usize = 20_000;
+
+/// `GET /patients/{nhs}/fhir/$everything`: the record as a FHIR R4 searchset Bundle,
+/// built from the projection under the same policy as the timeline (standing events the
+/// decision allows; `full_history=true` asks for the full tier).
+#[utoipa::path(get, path = "/patients/{nhs_number}/fhir/$everything", tag = "patient data",
+    params(crate::openapi::NhsNumberParam, ExportQuery),
+    responses((status = 200, description = "A FHIR R4 searchset Bundle (schema: FHIR R4 Bundle)", body = Object),
+        crate::openapi::ErrorResponses),
+    security(("bearer" = [])))]
+pub(crate) async fn fhir_everything(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(nhs_number): Path<String>,
+    query: Result<Query<ExportQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let claims = authenticate(&state, &headers)?;
+    let patient = parse_nhs_number(&nhs_number)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request("bad-query", e.body_text()))?;
+    let request = Request {
+        full_history: query.full_history.unwrap_or(false),
+        ..Request::direct_care(Scope::FhirExport)
+    };
+    audited_read(&state, &claims, patient, request, |state, permitted| {
+        let page = state
+            .store
+            .record_timeline_where(
+                &permitted.numbers.all,
+                None,
+                spr_projector::TimeRange::ALL,
+                MAX_EXPORT,
+                |e| permitted.allows(e) && e.stands(),
+            )
+            .map_err(internal)?;
+        if page.next_cursor.is_some() {
+            return Err(ApiError::bad_request(
+                "export-too-large",
+                format!("the record has more than {MAX_EXPORT} entries; page the timeline instead"),
+            ));
+        }
+        let ids: Vec<EventId> = page.entries.iter().map(|e| e.event_id).collect();
+        let events = state.store.events(&ids).map_err(internal)?;
+        let bundle = spr_producers::fhir::everything_bundle(&permitted.numbers.surviving, &events);
+        Ok((bundle, Returned::of(&page.entries)))
+    })
+    .await
+}
+
+/// Query of `$everything`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ExportQuery {
+    /// Asks for the full tier (the whole history) where the policy grants it.
+    full_history: Option<bool>,
 }
 
 /// The body of a break-glass request.

@@ -2,14 +2,14 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use spr_audit_ledger::checkpoint::CheckpointVerifier;
 use spr_audit_ledger::verify_from_genesis;
-use spr_producers::synthetic::population;
+use spr_producers::synthetic::{population, SyntheticPatient};
 use spr_query_api::auth::{mint_token, Claims, DevKeys};
-use spr_schemas::Decision;
+use spr_schemas::{examples, AccessEvent, Decision};
 use spr_testkit::eventually;
 use support::{cared_for, checkpoint_signer, ledger_access_events, Stack, WAIT};
 
@@ -739,5 +739,329 @@ async fn a_patient_sees_who_accessed_their_record_with_proofs_and_that_reading_i
         (status, body["reasons"][0].as_str()),
         (403, Some("not-a-patient-token"))
     );
+    drop(stack.stops);
+}
+
+fn ids(entries: &Value) -> Vec<String> {
+    entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// One patient with one event of every type from last month, recorded at a hospital
+/// (`RJ1`) and registered with another practice, so the test organisation (`A81001`)
+/// has no relationship until a test adds one.
+fn every_type_patient() -> Vec<SyntheticPatient> {
+    let nhs_number: spr_schemas::NhsNumber = "9990000018".parse().unwrap();
+    let last_month = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 30 * 86_400_000;
+    let events = examples::one_of_each_type(nhs_number)
+        .into_iter()
+        .filter(|e| e.event_type() != spr_schemas::EventType::NhsNumberMerge)
+        .map(|mut e| {
+            e.occurred_at = last_month;
+            e.recorded_at = last_month;
+            e.source.ods_code = "RJ1".into();
+            if let spr_schemas::Payload::Demographics(d) = &mut e.payload {
+                d.registered_gp_ods_code = Some("B82002".into());
+            }
+            e
+        })
+        .collect();
+    vec![SyntheticPatient { nhs_number, events }]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_relationship_a_clinician_gets_the_emergency_tier_and_break_glass_is_loud() {
+    let patients = every_type_patient();
+    let nhs = patients[0].nhs_number.as_str();
+    let stack = Stack::start(&patients, Duration::from_secs(10)).await;
+    let clinician = stack.token("clinician", None);
+    let timeline = format!("/patients/{nhs}/timeline");
+
+    let (status, body) = stack.get(&timeline, &clinician).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.get("entries").is_none(), "a denial carries no data");
+    assert!(
+        body["reasons"]
+            .as_array()
+            .unwrap()
+            .contains(&"no-legitimate-relationship".into()),
+        "{body}"
+    );
+    let (status, summary) = stack
+        .get(&format!("/patients/{nhs}/summary"), &clinician)
+        .await;
+    assert_eq!(
+        status, 200,
+        "the emergency tier needs no relationship: {summary}"
+    );
+    assert_eq!(summary["allergies"].as_array().unwrap().len(), 1);
+
+    let glass = format!("/patients/{nhs}/break-glass");
+    let (status, body) = stack
+        .send(
+            reqwest::Method::POST,
+            &glass,
+            &clinician,
+            serde_json::json!({"reason": "no"}),
+        )
+        .await;
+    assert_eq!(status, 403, "a reason must say why: {body}");
+    let (status, body) = stack
+        .send(
+            reqwest::Method::POST,
+            &glass,
+            &stack.token("administrative", None),
+            serde_json::json!({"reason": "patient asked at the desk"}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = stack
+        .send(
+            reqwest::Method::POST,
+            &glass,
+            &clinician,
+            serde_json::json!({"reason": 3}),
+        )
+        .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad-body")));
+    let reason = "Unconscious in resus, no history available";
+    let (status, granted) = stack
+        .send(
+            reqwest::Method::POST,
+            &glass,
+            &clinician,
+            serde_json::json!({"reason": reason}),
+        )
+        .await;
+    assert_eq!(status, 201, "{granted}");
+    assert!(granted["expires_at"].as_i64().unwrap() > 0);
+
+    let (status, page) = stack
+        .get(&format!("{timeline}?limit=500"), &clinician)
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(!page["entries"].as_array().unwrap().is_empty());
+    // Another clinician has not broken glass.
+    let mut other = stack.claims("clinician", None);
+    other.sub = "clinician-0002".into();
+    let other = mint_token(&stack.keys.private_pem, &stack.keys.kid, &other).unwrap();
+    assert_eq!(stack.get(&timeline, &other).await.0, 403);
+
+    stack.ledger_entries(7).await;
+    let accesses = ledger_access_events(&stack.ledger_path);
+    let glass_reads: Vec<&AccessEvent> = accesses
+        .iter()
+        .filter(|a| a.break_glass_reason.as_deref() == Some(reason))
+        .collect();
+    assert_eq!(
+        glass_reads.len(),
+        2,
+        "the break-glass itself and the read under it"
+    );
+    assert!(glass_reads
+        .iter()
+        .all(|a| a.decision == Decision::Permit && a.reasons.contains(&"break-glass".to_owned())));
+    let denied: Vec<&AccessEvent> = accesses
+        .iter()
+        .filter(|a| a.decision == Decision::Deny)
+        .collect();
+    assert_eq!(
+        denied.len(),
+        4,
+        "each denial is audited like an allowed read"
+    );
+    assert!(denied.iter().all(|a| a.returned_count == 0));
+    drop(stack.stops);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withheld_category_disappears_for_staff_and_stays_visible_to_the_patient() {
+    let mut patients = cared_for(every_type_patient());
+    let nhs = patients[0].nhs_number;
+    let mut sensitive = examples::observation(nhs);
+    sensitive.sensitivity = vec!["sexual-health".into()];
+    sensitive.occurred_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 86_400_000;
+    patients[0]
+        .events
+        .retain(|e| e.event_type() != spr_schemas::EventType::ConsentChoice);
+    patients[0].events.push(sensitive.clone());
+    let stack = Stack::start(&patients, Duration::from_secs(10)).await;
+    let clinician = stack.token("clinician", None);
+    let patient = stack.token("patient", Some(nhs.as_str()));
+    let timeline = format!("/patients/{nhs}/timeline?limit=500&full_history=true");
+    let visible = |page: &Value| ids(&page["entries"]).contains(&sensitive.event_id.to_string());
+
+    let (status, page) = stack.get(&timeline, &clinician).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(visible(&page), "shared by default");
+
+    let choice = serde_json::json!({"category": "sexual-health", "choice": "WITHHOLD"});
+    let (status, body) = stack
+        .send(reqwest::Method::PUT, "/me/choices", &patient, choice)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, _) = stack
+        .send(
+            reqwest::Method::PUT,
+            "/me/choices",
+            &clinician,
+            serde_json::json!({"category": "sexual-health", "choice": "SHARE"}),
+        )
+        .await;
+    assert_eq!(status, 403, "only the patient sets their choices");
+    let (status, body) = stack
+        .send(
+            reqwest::Method::PUT,
+            "/me/choices",
+            &patient,
+            serde_json::json!({"category": "gossip", "choice": "SHARE"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("bad-category"))
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let (_, choices) = stack.get("/me/choices", &patient).await;
+        let withheld = choices
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["category"] == "sexual-health" && c["choice"] == "WITHHOLD");
+        if withheld {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the choice was never projected: {choices}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (status, page) = stack.get(&timeline, &clinician).await;
+    assert_eq!(status, 200);
+    assert!(!visible(&page), "withheld from staff: {page}");
+    let (status, record) = stack.get("/me/record?limit=500", &patient).await;
+    assert_eq!(status, 200, "{record}");
+    assert!(
+        visible(&record["timeline"]),
+        "the patient still sees their own data"
+    );
+    let (status, _) = stack.get("/me/record", &clinician).await;
+    assert_eq!(status, 403);
+    drop(stack.stops);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_views_and_timeline_filters_answer_from_the_projection() {
+    let patients = cared_for(every_type_patient());
+    let nhs = patients[0].nhs_number;
+    let stack = Stack::start(&patients, Duration::from_secs(10)).await;
+    let midwife = stack.token("midwife", None);
+    let (status, maternity) = stack
+        .get(&format!("/patients/{nhs}/maternity"), &midwife)
+        .await;
+    assert_eq!(status, 200, "{maternity}");
+    let episode = &maternity["episodes"][0];
+    assert_eq!(episode["open"], false, "the birth closed it: {episode}");
+    assert_eq!(episode["visits"].as_array().unwrap().len(), 1);
+
+    let clinician = stack.token("clinician", None);
+    let (status, meds) = stack
+        .get(&format!("/patients/{nhs}/medications"), &clinician)
+        .await;
+    assert_eq!(status, 200, "{meds}");
+    assert!(
+        meds["current"].as_array().unwrap().is_empty(),
+        "the example stop names the prescription: {meds}"
+    );
+    let (status, discharge) = stack
+        .get(&format!("/patients/{nhs}/discharge"), &clinician)
+        .await;
+    assert_eq!(status, 200, "{discharge}");
+    assert_eq!(discharge["summary"]["event_type"], "DISCHARGE_SUMMARY");
+
+    let base = format!("/patients/{nhs}/timeline?full_history=true&limit=500");
+    let (status, page) = stack
+        .get(&format!("{base}&types=allergy,condition"), &clinician)
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let types: Vec<&str> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types.len(), 2, "{types:?}");
+    let (_, page) = stack
+        .get(&format!("{base}&care_setting=maternity"), &clinician)
+        .await;
+    assert_eq!(page["entries"].as_array().unwrap().len(), 3);
+    let (_, page) = stack
+        .get(&format!("{base}&text=PENICILLIN"), &clinician)
+        .await;
+    assert_eq!(page["entries"].as_array().unwrap().len(), 1);
+    for bad in [
+        "types=allergy,gossip",
+        "from=yesterday",
+        "from=2024-02-01T00:00:00Z&to=2024-01-01T00:00:00Z",
+        "care_setting=moon",
+    ] {
+        let (status, body) = stack.get(&format!("{base}&{bad}"), &clinician).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("bad-filter")),
+            "{bad}: {body}"
+        );
+    }
+    let (status, bundle) = stack
+        .get(
+            &format!("/patients/{nhs}/fhir/$everything?full_history=true"),
+            &clinician,
+        )
+        .await;
+    assert_eq!(status, 200, "{bundle}");
+    assert_eq!(bundle["resourceType"], "Bundle");
+    assert_eq!(bundle["type"], "searchset");
+    assert_eq!(bundle["entry"][0]["resource"]["resourceType"], "Patient");
+    let (_, everything) = stack.get(&base, &clinician).await;
+    let standing = everything["entries"].as_array().unwrap().len();
+    assert!(
+        bundle["entry"].as_array().unwrap().len() > standing / 2,
+        "{bundle}"
+    );
+    let (status, _) = stack
+        .get(
+            &format!("/patients/{nhs}/fhir/$everything"),
+            &stack.token("administrative", None),
+        )
+        .await;
+    assert_eq!(status, 403);
+    // Data minimisation: a pharmacist has the medication view but not the maternity one.
+    let pharmacist = stack.token("pharmacist", None);
+    assert_eq!(
+        stack
+            .get(&format!("/patients/{nhs}/medications"), &pharmacist)
+            .await
+            .0,
+        200
+    );
+    let (status, body) = stack
+        .get(&format!("/patients/{nhs}/maternity"), &pharmacist)
+        .await;
+    assert_eq!(status, 403, "{body}");
     drop(stack.stops);
 }

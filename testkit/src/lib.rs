@@ -10,7 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use spr_schemas::{topics, ClinicalEvent};
 
 /// Where the broker keeps its data.
 #[derive(Debug, Clone)]
@@ -216,4 +219,43 @@ pub async fn eventually<T>(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A record of the patient-events topic, decoded.
+#[derive(Debug, Clone)]
+pub struct PatientEventRecord {
+    /// The partition it was read from.
+    pub partition: i32,
+    /// Its key.
+    pub key: Vec<u8>,
+    /// The event.
+    pub event: ClinicalEvent,
+}
+
+/// Reads `expected` records of the patient-events topic from the start of every
+/// partition (panics if none arrives for 30 s, or one does not decode).
+pub async fn read_patient_events(bootstrap: &str, expected: usize) -> Vec<PatientEventRecord> {
+    let consumer: StreamConsumer = spr_producers::client_config(bootstrap)
+        .set("group.id", "spr-testkit-reader")
+        .create()
+        .expect("a consumer");
+    let mut list = TopicPartitionList::new();
+    for p in 0..topics::PATIENT_EVENTS.partitions {
+        list.add_partition_offset(topics::PATIENT_EVENTS.name, p, Offset::Beginning)
+            .expect("a partition");
+    }
+    consumer.assign(&list).expect("partitions assigned");
+    let mut records = Vec::new();
+    while records.len() < expected {
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("records arrive within 30 s")
+            .expect("a record");
+        records.push(PatientEventRecord {
+            partition: m.partition(),
+            key: m.key().expect("a key").to_vec(),
+            event: ClinicalEvent::from_avro(m.payload().expect("a payload")).expect("decodes"),
+        });
+    }
+    records
 }

@@ -61,7 +61,7 @@ struct FhirArgs {
     #[arg(long, default_value = "X99999")]
     ods_code: String,
     /// Care setting used when no tag or encounter class gives one (gp, acute, mental-health, ...).
-    #[arg(long, default_value = "unknown", value_parser = parse_care_setting)]
+    #[arg(long, default_value = "unknown", value_parser = fhir::parse_care_setting)]
     care_setting: CareSetting,
     /// Map and report without publishing.
     #[arg(long)]
@@ -69,11 +69,6 @@ struct FhirArgs {
     /// Print the final report as JSON.
     #[arg(long)]
     json: bool,
-}
-
-fn parse_care_setting(text: &str) -> Result<CareSetting, String> {
-    serde_json::from_value(serde_json::json!(text.to_ascii_uppercase().replace('-', "_")))
-        .map_err(|_| format!("unknown care setting {text:?}; use one of gp, acute, mental-health, community, ambulance, maternity, pharmacy, social-care, patient-generated, unknown"))
 }
 
 #[tokio::main]
@@ -167,11 +162,14 @@ async fn import_fhir(bootstrap: &str, args: &FhirArgs) -> anyhow::Result<ImportR
             report.resources, report.events
         ));
         if let Some(publisher) = &publisher {
-            let summary = publisher
-                .publish_clinical_events(&events, || {})
-                .await
-                .with_context(|| format!("publishing {} to {bootstrap}; is the broker running (deploy/local/run.sh starts one)?", source.name()))?;
-            report.published += summary.delivered;
+            let delivery = fhir::publish_document_events(publisher, &events, &mut report).await;
+            if !delivery.is_complete() {
+                anyhow::bail!(
+                    "publishing {} to {bootstrap}: {}; is the broker running (deploy/local/run.sh starts one)?",
+                    source.name(),
+                    delivery.failure_summary()
+                );
+            }
         }
         bar.inc(1);
     }

@@ -36,6 +36,13 @@ pub struct ImportSettings {
     pub care_setting: CareSetting,
 }
 
+/// Parses a care setting as written on a command line or in a token claim
+/// (`gp`, `acute`, `mental-health`, ..., or the schema's own `MENTAL_HEALTH`).
+pub fn parse_care_setting(text: &str) -> Result<CareSetting, String> {
+    serde_json::from_value(serde_json::json!(text.to_ascii_uppercase().replace('-', "_")))
+        .map_err(|_| format!("unknown care setting {text:?}; use one of gp, acute, mental-health, community, ambulance, maternity, pharmacy, social-care, patient-generated, unknown"))
+}
+
 /// A resource that produced no event, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unmapped {

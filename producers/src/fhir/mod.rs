@@ -30,6 +30,7 @@ mod document;
 mod elements;
 mod export;
 mod import;
+mod publish;
 mod report;
 mod resources;
 
@@ -40,7 +41,8 @@ pub use elements::{
 };
 pub use export::{everything_bundle, patient_resource_id, resource_of};
 pub use import::{
-    import_document, DocumentImport, ImportSettings, RejectedDocument, Unmapped,
-    ENCOUNTER_ID_SYSTEM, PREGNANCY_EPISODE_SYSTEM,
+    import_document, parse_care_setting, DocumentImport, ImportSettings, RejectedDocument,
+    Unmapped, ENCOUNTER_ID_SYSTEM, PREGNANCY_EPISODE_SYSTEM,
 };
+pub use publish::{publish_document_events, DocumentDelivery};
 pub use report::ImportReport;

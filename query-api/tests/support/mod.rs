@@ -183,6 +183,25 @@ impl Stack {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> (u16, Value) {
+        let response = self
+            .http
+            .request(method, format!("http://{}{path}", self.api))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     pub(crate) async fn ledger_entries(&self, at_least: u64) -> u64 {
         let path = self.ledger_path.clone();
         eventually(WAIT, "the ledger to hold every access", || {

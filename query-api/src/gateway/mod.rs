@@ -1,0 +1,125 @@
+//! The HTTP ingestion gateway, for care-setting systems that cannot speak Kafka:
+//! `POST /fhir` takes a FHIR R4 Bundle or single resource from an authenticated
+//! publishing system, maps it with the same code as `spr-produce fhir`
+//! ([`spr_producers::fhir`]) and answers 202 only once the broker has acknowledged
+//! every event (idempotent producer, acks=all). Every answer is an `OperationOutcome`.
+//!
+//! It lives in this crate, as its own binary `spr-gateway`, to share token
+//! verification ([`crate::auth`]) without copying it; it shares no state or routes
+//! with the clinician-facing API, so it scales and fails on its own.
+
+mod credentials;
+mod outcome;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use spr_producers::fhir::{import_document, publish_document_events, Document, ImportReport};
+use spr_producers::EventPublisher;
+use tracing::instrument;
+
+use crate::auth::TokenVerifier;
+
+pub use credentials::{authenticate_publisher, PublisherClaims, INGEST_AUDIENCE};
+pub use outcome::{IngestError, REASON_SYSTEM};
+
+/// Largest request body accepted when none is configured: 10 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// The content types a document may be sent as.
+const ACCEPTED_CONTENT_TYPES: [&str; 2] = ["application/fhir+json", "application/json"];
+
+/// What the gateway's handlers share.
+#[derive(Clone, Debug)]
+pub struct GatewayState {
+    /// Verifies publisher tokens.
+    pub verifier: Arc<TokenVerifier>,
+    /// Publishes the mapped events.
+    pub publisher: EventPublisher,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// The gateway's routes over `state`.
+pub fn router(state: GatewayState) -> Router {
+    let max_body_bytes = state.max_body_bytes;
+    Router::new()
+        .route(
+            "/health",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/fhir", post(ingest))
+        .fallback(|| async { IngestError::NotFound })
+        .method_not_allowed_fallback(|| async { IngestError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// `POST /fhir`: authenticate, check the body, map it, publish it, and say what happened.
+#[instrument(skip_all, fields(system))]
+async fn ingest(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, IngestError> {
+    let publisher = authenticate_publisher(&state.verifier, &headers)?;
+    tracing::Span::current().record("system", publisher.sub.as_str());
+    require_fhir_json(&headers)?;
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => IngestError::TooLarge {
+            limit: state.max_body_bytes,
+        },
+        _ => IngestError::Unreadable {
+            reason: "body-unreadable",
+            message: rejection.body_text(),
+        },
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| IngestError::Unreadable {
+            reason: "not-json",
+            message: format!("the body is not JSON ({e}); send a FHIR R4 resource or Bundle"),
+        })?;
+    let document = Document::from_value("the posted document", value).map_err(|message| {
+        IngestError::Unreadable {
+            reason: "not-fhir",
+            message,
+        }
+    })?;
+    let import = import_document(&document, &publisher.import_settings())
+        .map_err(|rejected| IngestError::Rejected(rejected.to_string()))?;
+    let mut report = ImportReport::default();
+    let events = report.add(Ok(import));
+    let delivery = publish_document_events(&state.publisher, &events, &mut report).await;
+    if !delivery.is_complete() {
+        return Err(IngestError::NotPublished(delivery));
+    }
+    tracing::info!(
+        published = report.published,
+        unmapped = report.unmapped_total(),
+        "document accepted"
+    );
+    Ok(outcome::accepted(&report))
+}
+
+/// Refuses a body not declared as FHIR JSON (parameters such as `charset` are allowed).
+fn require_fhir_json(headers: &HeaderMap) -> Result<(), IngestError> {
+    let declared = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let media_type = declared.split(';').next().unwrap_or("").trim();
+    if ACCEPTED_CONTENT_TYPES
+        .iter()
+        .any(|accepted| media_type.eq_ignore_ascii_case(accepted))
+    {
+        Ok(())
+    } else {
+        Err(IngestError::UnsupportedMediaType(declared))
+    }
+}
