@@ -46,31 +46,39 @@ pub enum ProofError {
 
 /// An inclusion proof as served to auditors (CLI `--json` and the API): hashes in hex.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InclusionProof {
     /// The entry's index.
     pub index: u64,
     /// The tree size the proof is for.
     pub tree_size: u64,
     /// The entry's leaf hash.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub leaf_hash: Sha256Digest,
     /// The tree head at `tree_size`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub root: Sha256Digest,
     /// The audit path, leaf to root.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub proof: Vec<Sha256Digest>,
 }
 
 /// A consistency proof as served to auditors: hashes in hex.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsistencyProof {
     /// The older tree size.
     pub first: u64,
     /// The newer tree size.
     pub second: u64,
     /// The tree head at `first`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub first_root: Sha256Digest,
     /// The tree head at `second`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub second_root: Sha256Digest,
     /// The proof.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub proof: Vec<Sha256Digest>,
 }
 

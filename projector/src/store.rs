@@ -63,8 +63,10 @@ pub enum StoreError {
 
 /// What a clinician sees for one event in a timeline or summary: compact, with provenance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelineEntry {
     /// The event's id.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "uuid"))]
     pub event_id: EventId,
     /// Its type.
     pub event_type: EventType,
@@ -86,6 +88,7 @@ pub struct TimelineEntry {
     pub detail: String,
     /// The event this one amends or withdraws.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = "uuid"))]
     pub supersedes: Option<EventId>,
     /// The encounter this fact belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,8 +101,10 @@ pub struct TimelineEntry {
 
 /// The correction that replaced or withdrew an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Supersession {
     /// The correcting event.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "uuid"))]
     pub event_id: EventId,
     /// `AMENDED` (replaced) or `ENTERED_IN_ERROR` (withdrawn).
     pub status: spr_schemas::Status,
@@ -219,6 +224,7 @@ fn previous_key(tail: &[u8]) -> Vec<u8> {
 
 /// One page of a patient's timeline, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelinePage {
     /// The entries on this page.
     pub entries: Vec<TimelineEntry>,

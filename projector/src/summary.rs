@@ -20,6 +20,7 @@ pub const RECENT_MILLIS: EpochMillis = 90 * 86_400_000;
 
 /// Two sources disagreeing about one fact.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Conflict {
     /// What kind of fact: `allergy`, `problem` or `medication`.
     pub kind: &'static str,
@@ -28,11 +29,13 @@ pub struct Conflict {
     /// The disagreement in words.
     pub description: String,
     /// The events that disagree (each is listed with its provenance in the view).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub event_ids: Vec<EventId>,
 }
 
 /// The emergency summary: what a clinician needs in the first minute.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EmergencySummary {
     /// The patient's latest demographic details.
     pub demographics: Option<TimelineEntry>,

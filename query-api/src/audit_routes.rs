@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use spr_audit_ledger::checkpoint::checkpoint_path;
-use spr_audit_ledger::merkle::{InclusionProof, MerkleTree};
+use spr_audit_ledger::merkle::{ConsistencyProof, InclusionProof, MerkleTree};
 use spr_audit_ledger::{LedgerFollower, Sha256Digest};
 use spr_schemas::{AccessEvent, NhsNumber};
 
@@ -82,16 +82,17 @@ impl LedgerView {
 }
 
 /// Query of `GET /me/access-log`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AccessLogQuery {
     /// Include an inclusion proof with every entry.
     proofs: Option<bool>,
 }
 
 /// One access to the patient's record, as the patient sees it.
-#[derive(Debug, Serialize)]
-struct AccessLogEntry {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct AccessLogEntry {
     ledger_index: u64,
     occurred_at: i64,
     who: String,
@@ -106,17 +107,23 @@ struct AccessLogEntry {
 }
 
 /// The patient's view of who accessed their record.
-#[derive(Debug, Serialize)]
-struct AccessLog {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct AccessLog {
+    #[schema(value_type = String)]
     nhs_number: NhsNumber,
     /// The ledger size and tree head the entries (and proofs) are read from.
     tree_size: u64,
+    #[schema(value_type = String)]
     root: Sha256Digest,
     entries: Vec<AccessLogEntry>,
 }
 
 /// `GET /me/access-log[?proofs=true]`: every access to the caller's own record, newest
 /// first, with break-glass marked; reading it is itself audited (and appears next time).
+#[utoipa::path(get, path = "/me/access-log", tag = "patient data", params(AccessLogQuery),
+    responses((status = 200, description = "Every access to the caller's own record, newest first", body = AccessLog),
+        crate::openapi::ErrorResponses),
+    security(("bearer" = [])))]
 pub(crate) async fn my_access_log(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -180,6 +187,9 @@ fn ledger_view(state: &AppState) -> Result<&LedgerView, ApiError> {
 }
 
 /// `GET /audit/checkpoint`: the latest signed checkpoint, as its signed-note text.
+#[utoipa::path(get, path = "/audit/checkpoint", tag = "audit", responses(
+    (status = 200, description = "The latest signed checkpoint (C2SP signed note)", body = String, content_type = "text/plain"),
+    crate::openapi::ErrorResponses), security(("bearer" = [])))]
 pub(crate) async fn checkpoint(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -193,14 +203,20 @@ pub(crate) async fn checkpoint(
 }
 
 /// Query of `GET /audit/proof/inclusion`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct InclusionQuery {
+    /// The entry's index.
     index: u64,
+    /// The tree size (default: the whole ledger).
     size: Option<u64>,
 }
 
 /// `GET /audit/proof/inclusion?index=I[&size=N]`: entry I's inclusion proof in the tree of N entries.
+#[utoipa::path(get, path = "/audit/proof/inclusion", tag = "audit", params(InclusionQuery), responses(
+    (status = 200, description = "RFC 6962 inclusion proof", body = InclusionProof),
+    crate::openapi::ErrorResponses), security(("bearer" = [])))]
 pub(crate) async fn inclusion(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -215,14 +231,20 @@ pub(crate) async fn inclusion(
 }
 
 /// Query of `GET /audit/proof/consistency`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ConsistencyQuery {
+    /// The older tree size.
     first: u64,
+    /// The newer tree size (default: the whole ledger).
     second: Option<u64>,
 }
 
 /// `GET /audit/proof/consistency?first=M[&second=N]`: proof that the tree of M entries is a prefix of the tree of N.
+#[utoipa::path(get, path = "/audit/proof/consistency", tag = "audit", params(ConsistencyQuery), responses(
+    (status = 200, description = "RFC 6962 consistency proof", body = ConsistencyProof),
+    crate::openapi::ErrorResponses), security(("bearer" = [])))]
 pub(crate) async fn consistency(
     State(state): State<AppState>,
     headers: HeaderMap,

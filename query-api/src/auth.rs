@@ -1,7 +1,9 @@
 //! Identity: EdDSA (Ed25519) JWT bearer tokens verified against a JWKS file, and
 //! minting of local development tokens.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -46,18 +48,25 @@ pub enum AuthError {
     /// No `Authorization: Bearer` header.
     #[error("missing bearer token: send Authorization: Bearer <token>")]
     Missing,
-    /// The token is not a well-formed JWT, or its header names no known key.
-    #[error("malformed token or unknown key id: {0}")]
+    /// The token is not a well-formed JWT, uses another algorithm, names no key, or
+    /// lacks a required claim.
+    #[error("malformed token: {0}")]
     Malformed(String),
+    /// The header names a key id that is not (or no longer) in the key set.
+    #[error("token is signed with key {0:?}, which is not (or no longer) trusted")]
+    UnknownKey(String),
     /// Expired.
     #[error("token has expired")]
     Expired,
     /// Not valid yet.
     #[error("token is not valid yet")]
     NotYetValid,
-    /// Wrong audience or issuer.
-    #[error("token is for another audience or issuer")]
+    /// Issued for another audience.
+    #[error("token is for another audience")]
     WrongAudience,
+    /// Issued by another issuer.
+    #[error("token comes from another issuer")]
+    WrongIssuer,
     /// The signature does not verify.
     #[error("token signature does not verify")]
     BadSignature,
@@ -69,9 +78,11 @@ impl AuthError {
         match self {
             Self::Missing => "token-missing",
             Self::Malformed(_) => "token-malformed",
+            Self::UnknownKey(_) => "token-unknown-key",
             Self::Expired => "token-expired",
             Self::NotYetValid => "token-not-yet-valid",
             Self::WrongAudience => "token-wrong-audience",
+            Self::WrongIssuer => "token-wrong-issuer",
             Self::BadSignature => "token-bad-signature",
         }
     }
@@ -110,35 +121,21 @@ pub enum KeyError {
     },
 }
 
-/// Verifies tokens against the keys of a JWKS (several keys may be live during rotation).
-pub struct TokenVerifier {
+/// The keys of one reading of the JWKS file.
+struct KeySet {
+    /// The file's bytes when it was read, to notice a change.
+    source: Vec<u8>,
     keys: Vec<(String, DecodingKey)>,
-    issuer: String,
 }
 
-impl std::fmt::Debug for TokenVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kids: Vec<_> = self.keys.iter().map(|(k, _)| k).collect();
-        f.debug_struct("TokenVerifier")
-            .field("kids", &kids)
-            .field("issuer", &self.issuer)
-            .finish()
-    }
-}
-
-impl TokenVerifier {
-    /// Loads every Ed25519 key with a `kid` from a JWKS file.
-    pub fn from_jwks_file(path: &Path, issuer: &str) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+impl KeySet {
+    fn parse(path: &Path, source: Vec<u8>) -> Result<Self, KeyError> {
         let invalid = |message: String| KeyError::Invalid {
             path: path.display().to_string(),
             message,
         };
         let set: JwkSet =
-            serde_json::from_str(&text).map_err(|e| invalid(format!("not a JWKS: {e}")))?;
+            serde_json::from_slice(&source).map_err(|e| invalid(format!("not a JWKS: {e}")))?;
         let mut keys = Vec::new();
         for jwk in &set.keys {
             let kid = jwk
@@ -152,9 +149,77 @@ impl TokenVerifier {
         if keys.is_empty() {
             return Err(invalid("the JWKS holds no keys".into()));
         }
+        Ok(Self { source, keys })
+    }
+}
+
+/// Verifies tokens against the keys of a JWKS file. The file may hold several keys
+/// (by `kid`) during a rotation, and is read again by [`TokenVerifier::reload`]: a key
+/// added to the file is trusted, and a key removed from it is not, without a restart.
+pub struct TokenVerifier {
+    path: PathBuf,
+    issuer: String,
+    keys: RwLock<KeySet>,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field("path", &self.path)
+            .field("kids", &self.kids())
+            .field("issuer", &self.issuer)
+            .finish()
+    }
+}
+
+impl TokenVerifier {
+    /// Loads every Ed25519 key with a `kid` from a JWKS file.
+    pub fn from_jwks_file(path: &Path, issuer: &str) -> Result<Self, KeyError> {
+        let keys = KeySet::parse(path, read(path)?)?;
         Ok(Self {
-            keys,
+            path: path.to_owned(),
             issuer: issuer.to_owned(),
+            keys: RwLock::new(keys),
+        })
+    }
+
+    /// The key ids trusted now.
+    pub fn kids(&self) -> Vec<String> {
+        let keys = self.keys.read().expect("not poisoned");
+        keys.keys.iter().map(|(kid, _)| kid.clone()).collect()
+    }
+
+    /// Reads the JWKS file again; if it changed, its keys replace the trusted ones.
+    /// Returns whether they changed. A file that cannot be read or parsed leaves the
+    /// trusted keys as they were.
+    pub fn reload(&self) -> Result<bool, KeyError> {
+        let source = read(&self.path)?;
+        if self.keys.read().expect("not poisoned").source == source {
+            return Ok(false);
+        }
+        let keys = KeySet::parse(&self.path, source)?;
+        *self.keys.write().expect("not poisoned") = keys;
+        Ok(true)
+    }
+
+    /// Reloads the JWKS file every `interval`, logging changes and failures.
+    pub fn spawn_reload(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let verifier = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let v = Arc::clone(&verifier);
+                match tokio::task::spawn_blocking(move || v.reload()).await {
+                    Ok(Ok(true)) => {
+                        tracing::info!(kids = ?verifier.kids(), "token keys reloaded")
+                    }
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "token keys not reloaded; keeping the previous keys")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "token key reload task failed"),
+                }
+            }
         })
     }
 
@@ -182,12 +247,14 @@ impl TokenVerifier {
         let kid = header
             .kid
             .ok_or_else(|| AuthError::Malformed("token header has no kid".into()))?;
-        let key = self
-            .keys
-            .iter()
-            .find(|(k, _)| *k == kid)
-            .map(|(_, key)| key)
-            .ok_or_else(|| AuthError::Malformed(format!("no key {kid} in the JWKS")))?;
+        let key = {
+            let keys = self.keys.read().expect("not poisoned");
+            keys.keys
+                .iter()
+                .find(|(k, _)| *k == kid)
+                .map(|(_, key)| key.clone())
+                .ok_or(AuthError::UnknownKey(kid))?
+        };
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&[audience]);
         validation.set_issuer(&[&self.issuer]);
@@ -197,12 +264,13 @@ impl TokenVerifier {
         // Validated as plain JSON first: jsonwebtoken decodes the claims type before it
         // checks the audience, and a token for another audience (with other claims) must
         // be refused as such, not as malformed.
-        let claims = jsonwebtoken::decode::<serde_json::Value>(token, key, &validation)
+        let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
             .map(|d| d.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
                 ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-                ErrorKind::InvalidAudience | ErrorKind::InvalidIssuer => AuthError::WrongAudience,
+                ErrorKind::InvalidAudience => AuthError::WrongAudience,
+                ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
                 ErrorKind::InvalidSignature => AuthError::BadSignature,
                 _ => AuthError::Malformed(e.to_string()),
             })?;
@@ -211,13 +279,30 @@ impl TokenVerifier {
     }
 }
 
-/// A development signing key and the JWKS that publishes its public half.
+fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
+    std::fs::read(path).map_err(|source| KeyError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn invalid_at(path: &Path) -> impl Fn(String) -> KeyError + '_ {
+    move |message| KeyError::Invalid {
+        path: path.display().to_string(),
+        message,
+    }
+}
+
+/// The JWKS file in a key directory.
+pub const JWKS_FILE: &str = "jwks.json";
+
+/// A development signing key and the JWK that publishes its public half.
 #[derive(Debug)]
 pub struct DevKeys {
     /// PKCS#8 PEM of the private key.
     pub private_pem: String,
-    /// JWKS JSON with the public key.
-    pub jwks_json: String,
+    /// The public key as a JWK (with `kid`, `alg` and `use`).
+    pub public_jwk: serde_json::Value,
     /// The key id.
     pub kid: String,
 }
@@ -231,26 +316,111 @@ impl DevKeys {
             .expect("an Ed25519 key encodes as PKCS#8")
             .to_string();
         let x = URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
-        let jwks = serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"}]});
+        let public_jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"});
         Self {
             private_pem,
-            jwks_json: serde_json::to_string_pretty(&jwks).expect("json"),
+            public_jwk,
             kid: kid.to_owned(),
         }
     }
 
-    /// Writes `signing-key.pem` and `jwks.json` into `dir`.
+    /// Adds this key to `dir`: its private half as `{kid}.pem` (mode 0600) and its
+    /// public half to `jwks.json` (created if missing, other keys kept), so that it is
+    /// the newest key there and the one [`signing_key`] picks by default.
     pub fn write_to(&self, dir: &Path) -> Result<(), KeyError> {
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |source| KeyError::Io { path, source }
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let (pem, jwks) = (dir.join("signing-key.pem"), dir.join("jwks.json"));
-        std::fs::write(&pem, &self.private_pem).map_err(io(&pem))?;
-        std::fs::write(&jwks, &self.jwks_json).map_err(io(&jwks))?;
-        Ok(())
+        let jwks_path = dir.join(JWKS_FILE);
+        let mut jwks = match std::fs::read(&jwks_path) {
+            Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
+                .map_err(|e| invalid_at(&jwks_path)(format!("not a JWKS: {e}")))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({"keys": []}),
+            Err(e) => return Err(io(&jwks_path)(e)),
+        };
+        let keys = jwks["keys"]
+            .as_array_mut()
+            .ok_or_else(|| invalid_at(&jwks_path)("no \"keys\" array".into()))?;
+        if keys.iter().any(|k| k["kid"] == self.kid.as_str()) {
+            return Err(invalid_at(&jwks_path)(format!(
+                "key {} is already there",
+                self.kid
+            )));
+        }
+        keys.push(self.public_jwk.clone());
+        let pem = dir.join(format!("{}.pem", self.kid));
+        write_private(&pem, &self.private_pem).map_err(io(&pem))?;
+        let text = serde_json::to_string_pretty(&jwks).expect("json");
+        std::fs::write(&jwks_path, text).map_err(io(&jwks_path))
     }
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(text.as_bytes())
+}
+
+/// Removes key `kid` from the directory's `jwks.json`: tokens it signed are refused
+/// (`token-unknown-key`) once the API reloads the file. Its private key file stays.
+pub fn retire_key(dir: &Path, kid: &str) -> Result<(), KeyError> {
+    let path = dir.join(JWKS_FILE);
+    let mut jwks: serde_json::Value = serde_json::from_slice(&read(&path)?)
+        .map_err(|e| invalid_at(&path)(format!("not a JWKS: {e}")))?;
+    let keys = jwks["keys"]
+        .as_array_mut()
+        .ok_or_else(|| invalid_at(&path)("no \"keys\" array".into()))?;
+    let before = keys.len();
+    keys.retain(|k| k["kid"] != kid);
+    if keys.len() == before {
+        return Err(invalid_at(&path)(format!("no key {kid}")));
+    }
+    if keys.is_empty() {
+        return Err(invalid_at(&path)(format!(
+            "{kid} is the last key; add another (spr-api keygen) before retiring it"
+        )));
+    }
+    let text = serde_json::to_string_pretty(&jwks).expect("json");
+    std::fs::write(&path, text).map_err(|source| KeyError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// The signing key for `kid` in `dir` (by default the newest key in `jwks.json`), as
+/// `(kid, PKCS#8 PEM)`. Directories written before keys were kept per kid hold a
+/// single `signing-key.pem`, which is used when `{kid}.pem` is absent.
+pub fn signing_key(dir: &Path, kid: Option<&str>) -> Result<(String, String), KeyError> {
+    let jwks_path = dir.join(JWKS_FILE);
+    let kid = match kid {
+        Some(kid) => kid.to_owned(),
+        None => {
+            let set: JwkSet = serde_json::from_slice(&read(&jwks_path)?)
+                .map_err(|e| invalid_at(&jwks_path)(e.to_string()))?;
+            set.keys
+                .last()
+                .and_then(|k| k.common.key_id.clone())
+                .ok_or_else(|| invalid_at(&jwks_path)("no key with a kid".into()))?
+        }
+    };
+    let per_kid = dir.join(format!("{kid}.pem"));
+    let path = if per_kid.exists() {
+        per_kid
+    } else {
+        dir.join("signing-key.pem")
+    };
+    let pem = std::fs::read_to_string(&path).map_err(|source| KeyError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok((kid, pem))
 }
 
 /// Signs `claims` with a PKCS#8 PEM Ed25519 key, naming `kid` in the header.
@@ -268,21 +438,4 @@ pub fn mint_token(
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(kid.to_owned());
     jsonwebtoken::encode(&header, claims, &key).map_err(|e| invalid(e.to_string()))
-}
-
-/// Reads the key id from a JWKS file's first key (the one `spr-api keygen` wrote).
-pub fn first_kid(jwks_path: &Path) -> Result<String, KeyError> {
-    let invalid = |message: String| KeyError::Invalid {
-        path: jwks_path.display().to_string(),
-        message,
-    };
-    let text = std::fs::read_to_string(jwks_path).map_err(|source| KeyError::Io {
-        path: jwks_path.display().to_string(),
-        source,
-    })?;
-    let set: JwkSet = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-    set.keys
-        .first()
-        .and_then(|k| k.common.key_id.clone())
-        .ok_or_else(|| invalid("no key with a kid".into()))
 }

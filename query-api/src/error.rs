@@ -1,11 +1,24 @@
 //! One error type for every handler, always answered as `{"error": code, "message": text}`.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::AuthError;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Machine-readable code, e.g. `token-expired`, `bad-nhs-number`, `access-denied`.
+    pub error: String,
+    /// What went wrong and what to do, for people.
+    pub message: String,
+    /// The policy's reason codes (403 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<String>>,
+}
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +49,17 @@ pub enum ApiError {
     /// No such route.
     #[error("no such endpoint")]
     NotFound,
+    /// A request refused by the HTTP layer before any handler ran (wrong method, body
+    /// too large, undecodable path), with the status that layer chose.
+    #[error("{message}")]
+    Rejected {
+        /// The status.
+        status: StatusCode,
+        /// Machine-readable code.
+        code: &'static str,
+        /// What to fix.
+        message: String,
+    },
     /// Something failed inside; details are logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -50,7 +74,8 @@ impl ApiError {
         }
     }
 
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    /// The status and code of this error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Unauthorized(e) => (StatusCode::UNAUTHORIZED, e.code()),
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
@@ -58,6 +83,7 @@ impl ApiError {
             Self::AuditUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "audit-unavailable"),
             Self::LedgerUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "ledger-unavailable"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not-found"),
+            Self::Rejected { status, code, .. } => (*status, code),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -69,10 +95,32 @@ impl IntoResponse for ApiError {
         if let Self::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
-        let mut body = json!({"error": code, "message": self.to_string()});
-        if let Self::Forbidden { reasons } = &self {
-            body["reasons"] = json!(reasons);
+        let body = ErrorBody {
+            error: code.to_owned(),
+            message: self.to_string(),
+            reasons: match &self {
+                Self::Forbidden { reasons } => {
+                    Some(reasons.iter().map(|r| (*r).to_owned()).collect())
+                }
+                _ => None,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let Self::Unauthorized(e) = &self {
+            // RFC 6750 section 3: no error code when the request carried no token at all.
+            let challenge = match e {
+                AuthError::Missing => r#"Bearer realm="spr-timeline""#.to_owned(),
+                _ => format!(
+                    r#"Bearer realm="spr-timeline", error="invalid_token", error_description="{}""#,
+                    e.code()
+                ),
+            };
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, value);
+            }
         }
-        (status, Json(body)).into_response()
+        response
     }
 }

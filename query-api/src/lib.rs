@@ -15,6 +15,8 @@ pub mod break_glass;
 pub mod error;
 pub mod filter;
 pub mod gateway;
+pub mod layers;
+pub mod openapi;
 pub mod policy;
 mod record_routes;
 mod views;

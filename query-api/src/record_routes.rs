@@ -77,7 +77,10 @@ async fn task_view<V: RecordView + Serialize>(
 
 /// `GET /patients/{nhs}/maternity`: pregnancy episodes (the open one first) with their
 /// antenatal visits, birth and risks.
-async fn maternity(
+#[utoipa::path(get, path = "/patients/{nhs_number}/maternity", tag = "patient data", params(crate::openapi::NhsNumberParam),
+    responses((status = 200, description = "Pregnancy episodes, the open one first (schema not described yet)", body = Object), crate::openapi::ErrorResponses),
+    security(("bearer" = [])))]
+pub(crate) async fn maternity(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(nhs_number): Path<String>,
@@ -112,7 +115,10 @@ impl RecordView for Episodes {
 }
 
 /// `GET /patients/{nhs}/medications`: medication reconciliation.
-async fn medications(
+#[utoipa::path(get, path = "/patients/{nhs_number}/medications", tag = "patient data", params(crate::openapi::NhsNumberParam),
+    responses((status = 200, description = "Medication reconciliation (schema not described yet)", body = Object), crate::openapi::ErrorResponses),
+    security(("bearer" = [])))]
+pub(crate) async fn medications(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(nhs_number): Path<String>,
@@ -128,7 +134,10 @@ async fn medications(
 }
 
 /// `GET /patients/{nhs}/discharge`: the latest discharge summary and its admission.
-async fn discharge(
+#[utoipa::path(get, path = "/patients/{nhs_number}/discharge", tag = "patient data", params(crate::openapi::NhsNumberParam),
+    responses((status = 200, description = "The latest discharge summary and its admission (schema not described yet)", body = Object), crate::openapi::ErrorResponses),
+    security(("bearer" = [])))]
+pub(crate) async fn discharge(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(nhs_number): Path<String>,
@@ -149,7 +158,12 @@ pub(crate) const MAX_EXPORT: usize = 20_000;
 /// `GET /patients/{nhs}/fhir/$everything`: the record as a FHIR R4 searchset Bundle,
 /// built from the projection under the same policy as the timeline (standing events the
 /// decision allows; `full_history=true` asks for the full tier).
-async fn fhir_everything(
+#[utoipa::path(get, path = "/patients/{nhs_number}/fhir/$everything", tag = "patient data",
+    params(crate::openapi::NhsNumberParam, ExportQuery),
+    responses((status = 200, description = "A FHIR R4 searchset Bundle (schema: FHIR R4 Bundle)", body = Object),
+        crate::openapi::ErrorResponses),
+    security(("bearer" = [])))]
+pub(crate) async fn fhir_everything(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(nhs_number): Path<String>,
@@ -188,31 +202,39 @@ async fn fhir_everything(
 }
 
 /// Query of `$everything`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ExportQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct ExportQuery {
+    /// Asks for the full tier (the whole history) where the policy grants it.
     full_history: Option<bool>,
 }
 
 /// The body of a break-glass request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BreakGlassBody {
+pub(crate) struct BreakGlassBody {
     /// Why the record is needed without a legitimate relationship.
     reason: String,
 }
 
 /// A granted elevation.
-#[derive(Debug, Serialize)]
-struct BreakGlassGranted {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct BreakGlassGranted {
+    #[schema(value_type = String)]
     nhs_number: NhsNumber,
     expires_at: EpochMillis,
+    #[schema(value_type = Vec<String>)]
     reasons: Vec<&'static str>,
 }
 
 /// `POST /patients/{nhs}/break-glass` with `{"reason": "..."}`: a time-limited elevation,
 /// recorded (with its reason) before it takes effect. A refusal is recorded too.
-async fn break_glass(
+#[utoipa::path(post, path = "/patients/{nhs_number}/break-glass", tag = "patient data", params(crate::openapi::NhsNumberParam),
+    request_body = BreakGlassBody,
+    responses((status = 201, description = "Granted, time-limited, recorded with its reason", body = BreakGlassGranted), crate::openapi::ErrorResponses),
+    security(("bearer" = [])))]
+pub(crate) async fn break_glass(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(nhs_number): Path<String>,
@@ -276,16 +298,21 @@ pub(crate) fn own_nhs_number(claims: &Claims) -> Result<NhsNumber, ApiError> {
 }
 
 /// Paging of `/me/record`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct RecordQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct RecordQuery {
+    /// Opaque cursor from the previous page's `next_cursor`.
     cursor: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,
 }
 
 /// The patient's own record.
-#[derive(Debug, Serialize)]
-struct MyRecord {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct MyRecord {
+    #[schema(value_type = String)]
     nhs_number: NhsNumber,
     summary: EmergencySummary,
     timeline: TimelinePage,
@@ -293,7 +320,10 @@ struct MyRecord {
 
 /// `GET /me/record[?cursor=&limit=]`: the caller's own record, as the policy lets
 /// patients see it: their summary and a page of their timeline. Audited.
-async fn my_record(
+#[utoipa::path(get, path = "/me/record", tag = "patient data", params(RecordQuery),
+    responses((status = 200, description = "The caller's own summary and a page of their timeline", body = MyRecord), crate::openapi::ErrorResponses),
+    security(("bearer" = [])))]
+pub(crate) async fn my_record(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<RecordQuery>, QueryRejection>,
@@ -345,8 +375,9 @@ async fn my_record(
 }
 
 /// One category's choice as the patient sees it.
-#[derive(Debug, Serialize)]
-struct ChoiceView {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ChoiceView {
+    #[schema(value_type = String)]
     category: SensitiveCategory,
     choice: SharingChoice,
     /// When the patient made it; absent for the default (share).
@@ -354,7 +385,10 @@ struct ChoiceView {
 }
 
 /// `GET /me/choices`: the caller's sharing choice for every sensitive category.
-async fn my_choices(
+#[utoipa::path(get, path = "/me/choices", tag = "patient data",
+    responses((status = 200, description = "The caller's choice for every sensitive category", body = Vec<ChoiceView>), crate::openapi::ErrorResponses),
+    security(("bearer" = [])))]
+pub(crate) async fn my_choices(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -388,9 +422,9 @@ async fn my_choices(
 }
 
 /// The body of a choice change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ChoiceBody {
+pub(crate) struct ChoiceBody {
     category: String,
     choice: SharingChoice,
 }
@@ -398,7 +432,10 @@ struct ChoiceBody {
 /// `PUT /me/choices` with `{"category": "sexual-health", "choice": "WITHHOLD"}`: publishes
 /// the patient's choice as a CONSENT_CHOICE event and answers 202 once the broker has it.
 /// The request is audited first; the projection applies the choice within seconds.
-async fn set_my_choice(
+#[utoipa::path(put, path = "/me/choices", tag = "patient data", request_body = ChoiceBody,
+    responses((status = 202, description = "Published; the projection applies it within seconds", body = Object), crate::openapi::ErrorResponses),
+    security(("bearer" = [])))]
+pub(crate) async fn set_my_choice(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<ChoiceBody>, JsonRejection>,

@@ -1,228 +1,17 @@
 //! The query API end to end: a real broker, projector, RocksDB, ledger and HTTP.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::AtomicI64;
-use std::sync::Arc;
+mod support;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use spr_audit_ledger::checkpoint::{CheckpointSigner, CheckpointVerifier};
-use spr_audit_ledger::service::{run_ledger_service, CheckpointPolicy, LedgerServiceConfig};
+use spr_audit_ledger::checkpoint::CheckpointVerifier;
 use spr_audit_ledger::verify_from_genesis;
 use spr_producers::synthetic::{population, SyntheticPatient};
-use spr_producers::EventPublisher;
-use spr_projector::{run_worker, ProjectionStore, WorkerConfig};
-use spr_query_api::audit_routes::LedgerView;
-use spr_query_api::auth::{mint_token, Claims, DevKeys, TokenVerifier, AUDIENCE};
-use spr_query_api::{router, AppState};
-use spr_schemas::{examples, AccessEvent, ClinicalEvent, Decision};
-use spr_testkit::{eventually, TestBroker};
-use tokio::sync::oneshot;
-
-const ISSUER: &str = "spr-test";
-const WAIT: Duration = Duration::from_secs(60);
-
-/// Everything one test runs: broker, projector, ledger service and API.
-struct Stack {
-    broker: TestBroker,
-    _dir: tempfile::TempDir,
-    keys: DevKeys,
-    api: SocketAddr,
-    ledger_path: PathBuf,
-    stops: Vec<oneshot::Sender<()>>,
-    http: reqwest::Client,
-}
-
-/// The test organisation (every token's `org`) on each patient's care team, open-ended:
-/// the legitimate relationship a clinician there needs to read the whole record.
-fn cared_for(mut patients: Vec<SyntheticPatient>) -> Vec<SyntheticPatient> {
-    for patient in &mut patients {
-        let mut assignment = examples::one_of_each_type(patient.nhs_number)
-            .into_iter()
-            .find(|e| e.event_type() == spr_schemas::EventType::CareTeam)
-            .unwrap();
-        if let spr_schemas::Payload::CareTeam(team) = &mut assignment.payload {
-            team.ods_code = "A81001".into();
-            team.ends_at = None;
-        }
-        patient.events.push(assignment);
-    }
-    patients
-}
-
-impl Stack {
-    async fn start(patients: &[SyntheticPatient], audit_timeout: Duration) -> Stack {
-        let broker = TestBroker::start_memory().await.unwrap();
-        let bootstrap = broker.bootstrap();
-        let dir = tempfile::tempdir().unwrap();
-        let mut stops = Vec::new();
-
-        let publisher = EventPublisher::new(&bootstrap, Duration::from_secs(30)).unwrap();
-        let events: Vec<&ClinicalEvent> = patients.iter().flat_map(|p| p.events.iter()).collect();
-        let published = publisher
-            .publish_clinical_events(events, || {})
-            .await
-            .unwrap();
-
-        let primary =
-            Arc::new(ProjectionStore::open(&dir.path().join("projection"), false).unwrap());
-        let config = WorkerConfig {
-            bootstrap: bootstrap.clone(),
-            group_id: "projector".into(),
-            partitions: None,
-            max_batch: 500,
-            max_batch_wait: Duration::from_millis(10),
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        stops.push(stop);
-        tokio::spawn(run_worker(config, Arc::clone(&primary), async {
-            let _ = stopped.await;
-        }));
-        let expected = published.delivered;
-        eventually(WAIT, "every event projected", || {
-            (primary.event_count().ok()? == expected).then_some(())
-        })
-        .await
-        .unwrap();
-
-        let ledger_path = dir.path().join("ledger.spr");
-        let ledger_config = LedgerServiceConfig {
-            bootstrap: bootstrap.clone(),
-            group_id: "ledger".into(),
-            ledger_path: ledger_path.clone(),
-            max_batch: 100,
-            max_batch_wait: Duration::from_millis(10),
-            checkpoints: Some(CheckpointPolicy {
-                signer: CheckpointSigner::from_private_key(&checkpoint_signer().private_key())
-                    .unwrap(),
-                every: Duration::ZERO,
-            }),
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        stops.push(stop);
-        tokio::spawn(run_ledger_service(ledger_config, async {
-            let _ = stopped.await;
-        }));
-
-        let keys = DevKeys::generate("test-key");
-        keys.write_to(&dir.path().join("keys")).unwrap();
-        let verifier =
-            TokenVerifier::from_jwks_file(&dir.path().join("keys/jwks.json"), ISSUER).unwrap();
-        let api_store = Arc::new(
-            ProjectionStore::open_secondary(
-                &dir.path().join("projection"),
-                &dir.path().join("secondary"),
-            )
-            .unwrap(),
-        );
-        let state = AppState {
-            store: Arc::clone(&api_store),
-            verifier: Arc::new(verifier),
-            audit: EventPublisher::new(&bootstrap, audit_timeout).unwrap(),
-            last_catch_up_millis: Arc::new(AtomicI64::new(0)),
-            ledger: Some(Arc::new(LedgerView::new(ledger_path.clone()))),
-            break_glass: Default::default(),
-        };
-        state.spawn_catch_up(Duration::from_millis(20));
-        state
-            .ledger
-            .as_ref()
-            .unwrap()
-            .spawn_refresh(Duration::from_millis(50));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let api = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
-        // Reading the API's own follower directly, so that waiting records no access.
-        eventually(WAIT, "the API's follower to catch up", || {
-            (api_store.event_count().ok()? == expected).then_some(())
-        })
-        .await
-        .unwrap();
-        Stack {
-            broker,
-            _dir: dir,
-            keys,
-            api,
-            ledger_path,
-            stops,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    fn claims(&self, role: &str, nhs_number: Option<&str>) -> Claims {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        Claims {
-            sub: format!("{role}-0001"),
-            name: format!("Test {role}"),
-            org: "A81001".into(),
-            role: role.into(),
-            nhs_number: nhs_number.map(str::to_owned),
-            iss: ISSUER.into(),
-            aud: AUDIENCE.into(),
-            exp: now + 600,
-            nbf: now - 1,
-            iat: now,
-        }
-    }
-
-    fn token(&self, role: &str, nhs_number: Option<&str>) -> String {
-        mint_token(
-            &self.keys.private_pem,
-            &self.keys.kid,
-            &self.claims(role, nhs_number),
-        )
-        .unwrap()
-    }
-
-    async fn get_response(&self, path: &str, token: &str) -> reqwest::Response {
-        self.http
-            .get(format!("http://{}{path}", self.api))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        let response = self.get_response(path, token).await;
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Value,
-    ) -> (u16, Value) {
-        let response = self
-            .http
-            .request(method, format!("http://{}{path}", self.api))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn ledger_entries(&self, at_least: u64) -> u64 {
-        let path = self.ledger_path.clone();
-        eventually(WAIT, "the ledger to hold every access", || {
-            let report = verify_from_genesis(&path).ok()?;
-            assert!(report.first_failure.is_none(), "{:?}", report.first_failure);
-            (report.entries >= at_least).then_some(report.entries)
-        })
-        .await
-        .unwrap()
-    }
-}
+use spr_query_api::auth::{mint_token, Claims, DevKeys};
+use spr_schemas::{examples, AccessEvent, Decision};
+use spr_testkit::eventually;
+use support::{cared_for, checkpoint_signer, ledger_access_events, Stack, WAIT};
 
 /// A hex SHA-256 digest from a JSON response.
 fn digest(value: &Value) -> spr_audit_ledger::Sha256Digest {
@@ -237,21 +26,6 @@ fn digest(value: &Value) -> spr_audit_ledger::Sha256Digest {
 /// A list of hex digests (a proof) from a JSON response.
 fn digests(value: &Value) -> Vec<spr_audit_ledger::Sha256Digest> {
     value.as_array().unwrap().iter().map(digest).collect()
-}
-
-/// The one checkpoint key of the test process.
-fn checkpoint_signer() -> &'static CheckpointSigner {
-    static SIGNER: std::sync::OnceLock<CheckpointSigner> = std::sync::OnceLock::new();
-    SIGNER.get_or_init(|| CheckpointSigner::generate("spr.test/audit-ledger").unwrap())
-}
-
-/// The leaves of the ledger, decoded.
-fn ledger_access_events(path: &std::path::Path) -> Vec<AccessEvent> {
-    let (_, leaves) = spr_audit_ledger::load_leaves(path).unwrap();
-    leaves
-        .iter()
-        .map(|leaf| AccessEvent::from_avro(leaf).unwrap())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -474,62 +248,160 @@ async fn when_the_access_event_cannot_be_recorded_the_api_answers_503_and_return
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_tokens_are_refused_with_a_reason_code_and_nothing_is_recorded() {
+async fn every_kind_of_bad_token_is_refused_with_its_own_code_and_a_bearer_challenge_and_nothing_is_recorded(
+) {
     let patients = cared_for(population(1, 6));
     let stack = Stack::start(&patients, Duration::from_secs(10)).await;
     let path = format!("/patients/{}/summary", patients[0].nhs_number);
-    let mut expired = stack.claims("clinician", None);
-    expired.exp -= 10_000;
-    expired.nbf -= 10_000;
-    let mut future = stack.claims("clinician", None);
-    future.nbf += 10_000;
-    let mut other_audience = stack.claims("clinician", None);
-    other_audience.aud = "another-service".into();
-    let other_key = DevKeys::generate(&stack.keys.kid);
     let sign =
         |claims: &Claims| mint_token(&stack.keys.private_pem, &stack.keys.kid, claims).unwrap();
-    let cases = [
-        ("garbage", "not.a.jwt".to_owned(), "token-malformed"),
-        ("expired", sign(&expired), "token-expired"),
-        ("not yet valid", sign(&future), "token-not-yet-valid"),
+    let with = |change: &dyn Fn(&mut Claims)| {
+        let mut claims = stack.claims("clinician", None);
+        change(&mut claims);
+        sign(&claims)
+    };
+    let other_key = DevKeys::generate(&stack.keys.kid);
+    let unknown_key = DevKeys::generate("never-published");
+    let valid = stack.token("clinician", None);
+    // The header and signature of a valid token around another token's claims.
+    let spliced = {
+        let [header, _, signature] =
+            <[&str; 3]>::try_from(valid.split('.').collect::<Vec<_>>()).unwrap();
+        let other = with(&|c| c.role = "patient".into());
+        format!("{header}.{}.{signature}", other.split('.').nth(1).unwrap())
+    };
+    let hs256 = jsonwebtoken::encode(
+        &jsonwebtoken::Header {
+            kid: Some(stack.keys.kid.clone()),
+            ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
+        },
+        &stack.claims("clinician", None),
+        &jsonwebtoken::EncodingKey::from_secret(b"a shared secret"),
+    )
+    .unwrap();
+    let no_kid = {
+        let key =
+            jsonwebtoken::EncodingKey::from_ed_pem(stack.keys.private_pem.as_bytes()).unwrap();
+        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        jsonwebtoken::encode(&header, &stack.claims("clinician", None), &key).unwrap()
+    };
+    let bearer = |token: &str| Some(format!("Bearer {token}"));
+    let cases: Vec<(&str, Option<String>, &str)> = vec![
+        ("no Authorization header", None, "token-missing"),
+        (
+            "another scheme",
+            Some("Basic dXNlcjpwYXNz".into()),
+            "token-missing",
+        ),
+        (
+            "Bearer and nothing",
+            Some("Bearer ".into()),
+            "token-missing",
+        ),
+        (
+            "Bearer and a space",
+            Some("Bearer  x".into()),
+            "token-malformed",
+        ),
+        ("not a JWT", bearer("not.a.jwt"), "token-malformed"),
+        (
+            "HS256 with a shared secret",
+            bearer(&hs256),
+            "token-malformed",
+        ),
+        ("no kid in the header", bearer(&no_kid), "token-malformed"),
+        (
+            "a kid not in the JWKS",
+            bearer(
+                &mint_token(
+                    &unknown_key.private_pem,
+                    &unknown_key.kid,
+                    &stack.claims("clinician", None),
+                )
+                .unwrap(),
+            ),
+            "token-unknown-key",
+        ),
+        (
+            "expired",
+            bearer(&with(&|c| {
+                c.exp -= 10_000;
+                c.nbf -= 10_000
+            })),
+            "token-expired",
+        ),
+        (
+            "not yet valid",
+            bearer(&with(&|c| c.nbf += 10_000)),
+            "token-not-yet-valid",
+        ),
         (
             "wrong audience",
-            sign(&other_audience),
+            bearer(&with(&|c| c.aud = "another-service".into())),
             "token-wrong-audience",
         ),
         (
-            "another key, same kid",
-            mint_token(
-                &other_key.private_pem,
-                &other_key.kid,
-                &stack.claims("clinician", None),
-            )
-            .unwrap(),
+            "wrong issuer",
+            bearer(&with(&|c| c.iss = "someone-else".into())),
+            "token-wrong-issuer",
+        ),
+        (
+            "another key under the same kid",
+            bearer(
+                &mint_token(
+                    &other_key.private_pem,
+                    &other_key.kid,
+                    &stack.claims("clinician", None),
+                )
+                .unwrap(),
+            ),
+            "token-bad-signature",
+        ),
+        (
+            "claims swapped under a valid signature",
+            bearer(&spliced),
             "token-bad-signature",
         ),
     ];
-    for (name, token, code) in cases {
-        let (status, body) = stack.get(&path, &token).await;
+    let url = format!("http://{}{path}", stack.api);
+    let mut request = stack.http.get(&url).bearer_auth(&valid);
+    assert_eq!(
+        request.send().await.unwrap().status().as_u16(),
+        200,
+        "the valid token"
+    );
+    for (name, authorization, code) in cases {
+        request = stack.http.get(&url);
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
         assert_eq!(
             (status, body["error"].as_str()),
             (401, Some(code)),
             "{name}: {body}"
         );
+        assert!(body["message"].is_string(), "{name}: {body}");
+        let expected_challenge = if code == "token-missing" {
+            r#"Bearer realm="spr-timeline""#.to_owned()
+        } else {
+            format!(
+                r#"Bearer realm="spr-timeline", error="invalid_token", error_description="{code}""#
+            )
+        };
+        assert_eq!(challenge, expected_challenge, "{name}");
     }
-    let response = stack
-        .http
-        .get(format!("http://{}{path}", stack.api))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 401, "no token at all");
+    // Only the one valid read is recorded.
+    stack.ledger_entries(1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        verify_from_genesis(&stack.ledger_path)
-            .map(|r| r.entries)
-            .unwrap_or(0),
-        0
-    );
+    assert_eq!(verify_from_genesis(&stack.ledger_path).unwrap().entries, 1);
     drop(stack.stops);
 }
 
@@ -542,30 +414,163 @@ async fn bad_input_is_a_400_and_a_denied_request_is_recorded_and_returns_no_data
         patients[1].nhs_number.as_str(),
     );
     let clinician = stack.token("clinician", None);
-    for (path, code) in [
-        ("/patients/1234567890/timeline".to_owned(), "bad-nhs-number"),
+    let big = "x".repeat(spr_query_api::layers::MAX_REQUEST_BODY + 1);
+    let hex48 = "0".repeat(48);
+    let cases: Vec<(&str, String, &str, u16, &str)> = vec![
         (
-            "/patients/not-a-number/summary".to_owned(),
+            "GET",
+            "/patients/1234567890/timeline".into(),
+            "",
+            400,
             "bad-nhs-number",
         ),
-        (format!("/patients/{own}/timeline?limit=0"), "bad-limit"),
         (
-            format!("/patients/{own}/timeline?limit=100000"),
+            "GET",
+            "/patients/not-a-number/summary".into(),
+            "",
+            400,
+            "bad-nhs-number",
+        ),
+        (
+            "GET",
+            "/patients/%FF%FE/summary".into(),
+            "",
+            400,
+            "bad-request",
+        ),
+        (
+            "GET",
+            format!("/patients/{own}0/summary"),
+            "",
+            400,
+            "bad-nhs-number",
+        ),
+        (
+            "GET",
+            format!("/patients/{own}/timeline?limit=0"),
+            "",
+            400,
             "bad-limit",
         ),
-        (format!("/patients/{own}/timeline?limit=ten"), "bad-query"),
-        (format!("/patients/{own}/timeline?colour=blue"), "bad-query"),
-        (format!("/patients/{own}/timeline?cursor=zz"), "bad-cursor"),
-    ] {
-        let (status, body) = stack.get(&path, &clinician).await;
+        (
+            "GET",
+            format!("/patients/{own}/timeline?limit=501"),
+            "",
+            400,
+            "bad-limit",
+        ),
+        (
+            "GET",
+            format!("/patients/{own}/timeline?limit=-1"),
+            "",
+            400,
+            "bad-query",
+        ),
+        (
+            "GET",
+            format!("/patients/{own}/timeline?limit=99999999999999999999999"),
+            "",
+            400,
+            "bad-query",
+        ),
+        (
+            "GET",
+            format!("/patients/{own}/timeline?limit="),
+            "",
+            400,
+            "bad-query",
+        ),
+        (
+            "GET",
+            format!("/patients/{own}/timeline?limit=ten"),
+            "",
+            400,
+            "bad-query",
+        ),
+        (
+            "GET",
+            format!("/patients/{own}/timeline?colour=blue"),
+            "",
+            400,
+            "bad-query",
+        ),
+        (
+            "GET",
+            format!("/patients/{own}/timeline?cursor=zz"),
+            "",
+            400,
+            "bad-cursor",
+        ),
+        (
+            "GET",
+            format!("/patients/{own}/timeline?cursor={}", "g".repeat(48)),
+            "",
+            400,
+            "bad-cursor",
+        ),
+        (
+            "GET",
+            format!("/patients/{own}/timeline?cursor={hex48}00"),
+            "",
+            400,
+            "bad-cursor",
+        ),
+        (
+            "GET",
+            "/me/access-log?proofs=maybe".into(),
+            "",
+            400,
+            "bad-query",
+        ),
+        ("GET", "/audit/proof/inclusion".into(), "", 400, "bad-query"),
+        ("GET", "/no/such/route".into(), "", 404, "not-found"),
+        ("GET", format!("/patients/{own}"), "", 404, "not-found"),
+        (
+            "POST",
+            format!("/patients/{own}/timeline"),
+            "{}",
+            405,
+            "method-not-allowed",
+        ),
+        (
+            "DELETE",
+            format!("/patients/{own}/summary"),
+            "",
+            405,
+            "method-not-allowed",
+        ),
+        ("PUT", "/health".into(), "", 405, "method-not-allowed"),
+        (
+            "POST",
+            format!("/patients/{own}/summary"),
+            &big,
+            413,
+            "body-too-large",
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let response = stack
+            .http
+            .request(
+                method.parse().unwrap(),
+                format!("http://{}{path}", stack.api),
+            )
+            .bearer_auth(&clinician)
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let content_type = response.headers().get("content-type").cloned();
+        let (got, json) = (response.status().as_u16(), response.json::<Value>().await);
+        let json = json.unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e})"));
         assert_eq!(
-            (status, body["error"].as_str()),
-            (400, Some(code)),
-            "{path}: {body}"
+            (got, json["error"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {json}"
         );
+        assert!(json["message"].is_string(), "{method} {path}: {json}");
+        assert_eq!(content_type.unwrap(), "application/json", "{method} {path}");
     }
-    let (status, body) = stack.get("/no/such/route", &clinician).await;
-    assert_eq!((status, body["error"].as_str()), (404, Some("not-found")));
 
     let reception = stack.token("administrative", None);
     let (status, body) = stack

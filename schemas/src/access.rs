@@ -50,6 +50,7 @@ pub struct AccessSubject {
 /// The outcome of an access decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Decision {
     /// Data was returned.
     Permit,

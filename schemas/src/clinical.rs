@@ -50,6 +50,7 @@ macro_rules! event_catalogue {
         /// The kinds of clinical event (the Avro `EventType` enum).
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum EventType {
             /// A type written by a newer schema that this reader does not know.
             #[default]
@@ -187,6 +188,7 @@ event_catalogue! {
 
 /// The publishing system, its organisation and care setting.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Source {
     /// Name of the publishing system.
     pub system: String,
@@ -202,6 +204,7 @@ pub struct Source {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[allow(missing_docs)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CareSetting {
     #[default]
     Unknown,
@@ -218,6 +221,7 @@ pub enum CareSetting {
 
 /// The person who recorded a fact.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Author {
     /// Their identifier in the source system.
     pub id: String,
@@ -227,6 +231,7 @@ pub struct Author {
 
 /// A coded concept with its display text.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Code {
     /// Code system URI.
     pub system: String,
@@ -246,6 +251,7 @@ pub const LOINC: &str = "http://loinc.org";
 /// Whether an event stands, amends another or withdraws another.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Status {
     /// Stands as recorded.
     #[default]
@@ -615,6 +621,7 @@ pub struct ConsentChoicePayload {
 /// What a patient chose for a sensitive category.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SharingChoice {
     /// Shared with everyone the policy allows.
     Share,

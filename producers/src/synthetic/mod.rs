@@ -89,6 +89,23 @@ pub struct SyntheticPatient {
     pub events: Vec<ClinicalEvent>,
 }
 
+impl SyntheticPatient {
+    /// Adds a care-team assignment of organisation `ods_code` to the patient, with no
+    /// end: the legitimate relationship a clinician there needs to read the whole record.
+    pub fn with_care_team(mut self, ods_code: &str) -> Self {
+        let mut assignment = spr_schemas::examples::one_of_each_type(self.nhs_number)
+            .into_iter()
+            .find(|e| e.event_type() == spr_schemas::EventType::CareTeam)
+            .expect("the examples include a care-team event");
+        if let spr_schemas::Payload::CareTeam(team) = &mut assignment.payload {
+            team.ods_code = ods_code.into();
+            team.ends_at = None;
+        }
+        self.events.push(assignment);
+        self
+    }
+}
+
 /// A population, generated one patient at a time.
 #[derive(Debug, Clone)]
 pub struct Population {

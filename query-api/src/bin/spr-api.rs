@@ -11,7 +11,9 @@ use clap::{Parser, Subcommand};
 use spr_producers::EventPublisher;
 use spr_projector::ProjectionStore;
 use spr_query_api::audit_routes::LedgerView;
-use spr_query_api::auth::{first_kid, mint_token, Claims, DevKeys, TokenVerifier, AUDIENCE};
+use spr_query_api::auth::{
+    mint_token, retire_key, signing_key, Claims, DevKeys, TokenVerifier, AUDIENCE,
+};
 use spr_query_api::policy::Role;
 use spr_query_api::{router, AppState};
 
@@ -64,20 +66,38 @@ enum Command {
         /// Longest wait for the broker to acknowledge an access event, in milliseconds.
         #[arg(long, env = "SPR_AUDIT_TIMEOUT_MS", default_value_t = 5_000)]
         audit_timeout_ms: u64,
+        /// How often the JWKS file is read again for added or retired keys, in milliseconds.
+        #[arg(long, env = "SPR_JWKS_RELOAD_MS", default_value_t = 5_000)]
+        jwks_reload_ms: u64,
     },
-    /// Generates a development Ed25519 signing key and its JWKS.
+    /// Generates a development Ed25519 signing key and adds it to the directory's JWKS
+    /// (created if missing), where it becomes the newest key: rotation is keygen, then
+    /// retire-key of the old key once its tokens have expired.
     Keygen {
-        /// Output directory (signing-key.pem, jwks.json).
+        /// Key directory ({kid}.pem, jwks.json).
         #[arg(long, default_value = ".spr-local/keys")]
         dir: PathBuf,
+        /// Key id (default spr-dev-<unix seconds>).
+        #[arg(long)]
+        kid: Option<String>,
+    },
+    /// Removes a key from the directory's JWKS: tokens it signed are refused once the
+    /// API has reloaded the file.
+    RetireKey {
+        /// Key directory.
+        #[arg(long, default_value = ".spr-local/keys")]
+        dir: PathBuf,
+        /// The key id to remove.
+        #[arg(long)]
+        kid: String,
     },
     /// Mints a development token signed with the key from `keygen`.
     Token {
         /// Directory written by `keygen`.
         #[arg(long, default_value = ".spr-local/keys")]
         dir: PathBuf,
-        /// Job role: clinician, nurse, midwife, pharmacist, paramedic, social-worker, administrative, patient.
-        #[arg(long, default_value = "clinician")]
+        /// Job role (every role of the access policy; see docs/access-model.md).
+        #[arg(long, default_value = "clinician", value_parser = role_name)]
         role: String,
         /// Subject id.
         #[arg(long, default_value = "dev-user-0001")]
@@ -94,6 +114,9 @@ enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3_600)]
         ttl: u64,
+        /// Key id to sign with (default: the newest key in the directory's JWKS).
+        #[arg(long)]
+        kid: Option<String>,
     },
 }
 
@@ -110,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
             jwks,
             ledger,
             audit_timeout_ms,
+            jwks_reload_ms,
         } => {
             let store = ProjectionStore::open_secondary(&projection_db, &secondary_dir)
                 .with_context(|| {
@@ -120,9 +144,11 @@ async fn main() -> anyhow::Result<()> {
                 })?;
             let verifier = TokenVerifier::from_jwks_file(&jwks, &cli.issuer)
                 .with_context(|| "loading the JWKS (spr-api keygen writes a development one)")?;
+            let verifier = Arc::new(verifier);
+            verifier.spawn_reload(Duration::from_millis(jwks_reload_ms));
             let state = AppState {
                 store: Arc::new(store),
-                verifier: Arc::new(verifier),
+                verifier,
                 audit: EventPublisher::new(&bootstrap, Duration::from_millis(audit_timeout_ms))?,
                 last_catch_up_millis: Arc::new(AtomicI64::new(0)),
                 ledger: ledger.map(|path| Arc::new(LedgerView::new(path))),
@@ -140,15 +166,19 @@ async fn main() -> anyhow::Result<()> {
                 .with_graceful_shutdown(spr_producers::shutdown_signal())
                 .await?;
         }
-        Command::Keygen { dir } => {
-            let keys = DevKeys::generate(&format!("spr-dev-{}", unix_seconds()));
+        Command::Keygen { dir, kid } => {
+            let kid = kid.unwrap_or_else(|| format!("spr-dev-{}", unix_seconds()));
+            let keys = DevKeys::generate(&kid);
             keys.write_to(&dir)?;
             println!(
-                "wrote {}/signing-key.pem and {}/jwks.json (kid {})",
+                "wrote {}/{kid}.pem and added key {kid} to {}/jwks.json",
                 dir.display(),
                 dir.display(),
-                keys.kid
             );
+        }
+        Command::RetireKey { dir, kid } => {
+            retire_key(&dir, &kid)?;
+            println!("removed key {kid} from {}/jwks.json", dir.display());
         }
         Command::Token {
             dir,
@@ -158,15 +188,14 @@ async fn main() -> anyhow::Result<()> {
             org,
             nhs_number,
             ttl,
+            kid,
         } => {
-            role.parse::<Role>().map_err(anyhow::Error::msg)?;
-            let pem = std::fs::read_to_string(dir.join("signing-key.pem")).with_context(|| {
+            let (kid, pem) = signing_key(&dir, kid.as_deref()).with_context(|| {
                 format!(
-                    "reading {}/signing-key.pem (run spr-api keygen first)",
+                    "reading the signing key in {} (run spr-api keygen first)",
                     dir.display()
                 )
             })?;
-            let kid = first_kid(&dir.join("jwks.json"))?;
             let now = unix_seconds();
             let claims = Claims {
                 sub,
@@ -184,6 +213,16 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Accepts exactly the roles the access policy knows.
+fn role_name(text: &str) -> Result<String, String> {
+    text.parse::<Role>()
+        .map(|role| role.as_str().to_owned())
+        .map_err(|e| {
+            let known: Vec<_> = Role::ALL.iter().map(|r| r.as_str()).collect();
+            format!("{e}; one of {}", known.join(", "))
+        })
 }
 
 fn unix_seconds() -> u64 {

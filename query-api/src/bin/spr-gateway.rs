@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use spr_producers::fhir::parse_care_setting;
 use spr_producers::EventPublisher;
-use spr_query_api::auth::{first_kid, mint_token, TokenVerifier};
+use spr_query_api::auth::{mint_token, signing_key, TokenVerifier};
 use spr_query_api::gateway::{
     router, GatewayState, PublisherClaims, DEFAULT_MAX_BODY_BYTES, INGEST_AUDIENCE,
 };
@@ -115,13 +115,12 @@ async fn main() -> anyhow::Result<()> {
             care_setting,
             ttl,
         } => {
-            let pem = std::fs::read_to_string(dir.join("signing-key.pem")).with_context(|| {
+            let (kid, pem) = signing_key(&dir, None).with_context(|| {
                 format!(
-                    "reading {}/signing-key.pem (run spr-api keygen first)",
+                    "reading the signing key in {} (run spr-api keygen first)",
                     dir.display()
                 )
             })?;
-            let kid = first_kid(&dir.join("jwks.json"))?;
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .expect("clock after 1970")
