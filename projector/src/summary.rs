@@ -160,6 +160,20 @@ impl ProjectionStore {
             .collect())
     }
 
+    fn group_rows(
+        &self,
+        numbers: &[NhsNumber],
+        view: View,
+        group: &str,
+    ) -> Result<Vec<ViewRow>, StoreError> {
+        let mut rows = Vec::new();
+        for nhs in numbers {
+            rows.extend(self.view_group_rows(nhs, view, group)?);
+        }
+        rows.sort_by_key(|r| (r.event.occurred_at, r.event.event_id));
+        Ok(rows)
+    }
+
     fn rows(&self, numbers: &[NhsNumber], view: View) -> Result<Vec<ViewRow>, StoreError> {
         let mut rows = Vec::new();
         for nhs in numbers {
@@ -395,16 +409,11 @@ impl ProjectionStore {
             .into_iter()
             .max_by_key(|r| (r.event.occurred_at, r.event.event_id));
         let admission_events = match summary.as_ref().and_then(|s| s.event.encounter_id.clone()) {
-            Some(encounter) => {
-                let mut events: Vec<TimelineEntry> = self
-                    .rows(numbers, View::Encounters)?
-                    .into_iter()
-                    .filter(|r| r.group == encounter)
-                    .map(|r| TimelineEntry::of(&r.event))
-                    .collect();
-                events.sort_by_key(|e| (e.occurred_at, e.event_id));
-                events
-            }
+            Some(encounter) => self
+                .group_rows(numbers, View::Encounters, &encounter)?
+                .iter()
+                .map(|r| TimelineEntry::of(&r.event))
+                .collect(),
             None => vec![],
         };
         Ok(DischargeView {
@@ -433,9 +442,8 @@ impl ProjectionStore {
     ) -> Result<Relationship, StoreError> {
         let mut relationship = Relationship::default();
         for row in self
-            .rows(numbers, View::Relationships)?
+            .group_rows(numbers, View::Relationships, ods_code)?
             .iter()
-            .filter(|r| r.group == ods_code)
         {
             let at = row.event.occurred_at;
             relationship.last_contact_at = relationship.last_contact_at.max(Some(at));

@@ -106,23 +106,41 @@ impl ProjectionStore {
         self.rows_under(CF_CURRENT, &keys::view_prefix(nhs, view as u8))
     }
 
+    /// The standing events of one group of one view (one ODS code, one encounter), by time.
+    pub fn view_group_rows(
+        &self,
+        nhs: &NhsNumber,
+        view: View,
+        group: &str,
+    ) -> Result<Vec<ViewRow>, StoreError> {
+        let mut prefix = keys::view_prefix(nhs, view as u8);
+        prefix.extend_from_slice(group.as_bytes());
+        prefix.push(0);
+        let view_prefix_len = prefix.len() - group.len() - 1;
+        self.scan_prefix(CF_CURRENT, &prefix, |key, value| {
+            row_of(&key[view_prefix_len..], value)
+        })
+    }
+
     /// The patient's sharing-choice events, by category then time.
     pub fn choice_rows(&self, nhs: &NhsNumber) -> Result<Vec<ViewRow>, StoreError> {
         self.rows_under(CF_CHOICES, &keys::view_prefix(nhs, b'C'))
     }
 
     fn rows_under(&self, cf: &str, prefix: &[u8]) -> Result<Vec<ViewRow>, StoreError> {
-        self.scan_prefix(cf, prefix, |key, value| {
-            let rest = &key[prefix.len()..];
-            let end = rest.len().saturating_sub(keys::TIME_AND_ID_LEN + 1);
-            let group = String::from_utf8_lossy(&rest[..end]).into_owned();
-            let event = ClinicalEvent::from_avro(value).map_err(|e| StoreError::Corrupt {
-                what: "view row",
-                detail: e.to_string(),
-            })?;
-            Ok(ViewRow { group, event })
-        })
+        self.scan_prefix(cf, prefix, |key, value| row_of(&key[prefix.len()..], value))
     }
+}
+
+/// A view row from its key after the view prefix (`group | 0 | time | id`) and value.
+fn row_of(rest: &[u8], value: &[u8]) -> Result<ViewRow, StoreError> {
+    let end = rest.len().saturating_sub(keys::TIME_AND_ID_LEN + 1);
+    let group = String::from_utf8_lossy(&rest[..end]).into_owned();
+    let event = ClinicalEvent::from_avro(value).map_err(|e| StoreError::Corrupt {
+        what: "view row",
+        detail: e.to_string(),
+    })?;
+    Ok(ViewRow { group, event })
 }
 
 #[cfg(test)]
