@@ -73,12 +73,15 @@ echo "==> publishing $PATIENTS synthetic patients"
 OUT=$("$BIN/spr-produce" synthetic --patients "$PATIENTS" --seed 1 | tee /dev/stderr)
 PATIENT=$(printf '%s\n' "$OUT" | awk '/^example patient/ {print $3}')
 EXPECTED=$(printf '%s\n' "$OUT" | awk '/^example patient/ {print $5}')
+PRACTICE=$(printf '%s\n' "$OUT" | awk '/^example patient/ {print $9}')
 
-TOKEN=$("$BIN/spr-api" token --dir "$STATE/keys" --role clinician)
-URL="http://127.0.0.1:$API_PORT/patients/$PATIENT/timeline?limit=5"
+# A GP at the patient's registered practice has a legitimate relationship (full tier);
+# a clinician elsewhere gets the emergency summary, or must break glass.
+TOKEN=$("$BIN/spr-api" token --dir "$STATE/keys" --role clinician --org "$PRACTICE")
+URL="http://127.0.0.1:$API_PORT/patients/$PATIENT/timeline?limit=5&full_history=true"
 echo "==> waiting for the projection of patient $PATIENT ($EXPECTED events)"
 for _ in $(seq 1 300); do
-  COUNT=$(curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$API_PORT/patients/$PATIENT/timeline?limit=500" \
+  COUNT=$(curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$API_PORT/patients/$PATIENT/timeline?limit=500&full_history=true&include_superseded=true" \
     | grep -o '"event_id"' | wc -l || true)
   [ "$COUNT" -ge "$EXPECTED" ] && break
   sleep 0.2
@@ -91,7 +94,8 @@ SPR Timeline is running:
   API        http://127.0.0.1:$API_PORT  (health: /health, readiness: /ready, auditors: /audit/checkpoint)
   ledger     $STATE/ledger.spr           (verify: $BIN/spr-audit verify --ledger $STATE/ledger.spr)
 
-Try (a clinician's token, valid for an hour):
+Try (a token of a clinician at the patient's practice, $PRACTICE, valid for an hour;
+other views: /summary, /medications, /maternity, /discharge, /fhir/\$everything):
   curl -s -H "Authorization: Bearer $TOKEN" \\
     '$URL'
 

@@ -139,7 +139,11 @@ async fn synthetic(bootstrap: &str, args: &SyntheticArgs) -> anyhow::Result<()> 
     let events = population.flat_map(|patient| {
         tally.patient(&patient);
         if example.is_none() && is_plain(&patient) {
-            example = Some((patient.nhs_number, patient.events.len()));
+            let practice = patient.events.iter().find_map(|e| match &e.payload {
+                spr_schemas::Payload::Demographics(d) => d.registered_gp_ods_code.clone(),
+                _ => None,
+            });
+            example = Some((patient.nhs_number, patient.events.len(), practice));
         }
         bar.set_position(match size {
             PopulationSize::Patients(_) => tally.patients,
@@ -200,8 +204,9 @@ async fn synthetic(bootstrap: &str, args: &SyntheticArgs) -> anyhow::Result<()> 
             encoded.digest()
         );
     }
-    if let Some((nhs_number, events)) = example {
-        println!("example patient {nhs_number} with {events} events");
+    if let Some((nhs_number, events, practice)) = example {
+        let practice = practice.as_deref().unwrap_or("unknown");
+        println!("example patient {nhs_number} with {events} events registered at {practice}");
     }
     Ok(())
 }
