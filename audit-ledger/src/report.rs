@@ -38,7 +38,8 @@ pub struct AccessReport {
     pub entries: usize,
     /// Denied requests.
     pub denied: Vec<ReportedAccess>,
-    /// Accesses that used break-glass.
+    /// Accesses that used break-glass, and refused attempts (decision `DENY`), each with
+    /// the reason given.
     pub break_glass: Vec<ReportedAccess>,
     /// Accesses with a flagged reason code (see [`FLAGGED_REASONS`]).
     pub flagged: Vec<ReportedAccess>,

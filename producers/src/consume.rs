@@ -140,9 +140,11 @@ pub async fn receive_batch<C: ConsumerContext + 'static>(
 }
 
 /// The offset after the last record of each partition in `records`.
-pub fn next_offsets(records: &[ConsumedRecord]) -> BTreeMap<(&str, i32), i64> {
+pub fn next_offsets<'r>(
+    records: impl IntoIterator<Item = &'r ConsumedRecord>,
+) -> BTreeMap<(&'r str, i32), i64> {
     records
-        .iter()
+        .into_iter()
         .map(|r| ((r.topic.as_str(), r.partition), r.offset + 1))
         .collect()
 }

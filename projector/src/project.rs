@@ -73,7 +73,7 @@ pub fn project_batch(
         if record.offset < next {
             outcome.already_applied += 1;
         } else {
-            new_records.push(record.clone());
+            new_records.push(record);
         }
     }
     let mut staged = Staged::new(store);
@@ -82,7 +82,7 @@ pub fn project_batch(
             Ok(e) => e,
             Err(reason) => {
                 outcome.dead_letters.push(DeadLetter {
-                    record: record.clone(),
+                    record: (*record).clone(),
                     reason,
                 });
                 continue;
@@ -100,7 +100,7 @@ pub fn project_batch(
         outcome.projected += 1;
     }
     outcome.batch = staged.batch;
-    for ((topic, partition), next) in next_offsets(&new_records) {
+    for ((topic, partition), next) in next_offsets(new_records.iter().copied()) {
         store.batch_put(
             &mut outcome.batch,
             CF_META,
@@ -129,20 +129,34 @@ impl<'s> Staged<'s> {
     }
 
     fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        debug_assert!(
+            Self::read_back(cf, key),
+            "only events and corrections are read back"
+        );
         match self.overlay.get(&(cf, key.to_vec())) {
             Some(value) => Ok(value.clone()),
             None => self.store.get(cf, key),
         }
     }
 
-    fn put(&mut self, cf: &'static str, key: Vec<u8>, value: Vec<u8>) {
-        self.store.batch_put(&mut self.batch, cf, &key, &value);
-        self.overlay.insert((cf, key), Some(value));
+    fn put(&mut self, cf: &'static str, key: Vec<u8>, value: &[u8]) {
+        self.store.batch_put(&mut self.batch, cf, &key, value);
+        if Self::read_back(cf, &key) {
+            self.overlay.insert((cf, key), Some(value.to_vec()));
+        }
+    }
+
+    /// Only events and corrections are read back while projecting; other rows are
+    /// written and never read in the same batch, so the overlay need not copy them.
+    fn read_back(cf: &str, key: &[u8]) -> bool {
+        cf == CF_EVENTS || (cf == CF_CURRENT && key.first() == Some(&b'~'))
     }
 
     fn delete(&mut self, cf: &'static str, key: Vec<u8>) {
         self.store.batch_delete(&mut self.batch, cf, &key);
-        self.overlay.insert((cf, key), None);
+        if Self::read_back(cf, &key) {
+            self.overlay.insert((cf, key), None);
+        }
     }
 }
 
@@ -177,23 +191,19 @@ fn apply_event(
     bytes: &[u8],
 ) -> Result<(), StoreError> {
     let nhs = &event.nhs_number;
-    staged.put(
-        CF_EVENTS,
-        event.event_id.as_bytes().to_vec(),
-        bytes.to_vec(),
-    );
+    staged.put(CF_EVENTS, event.event_id.as_bytes().to_vec(), bytes);
     let correction = read_correction(staged, &keys::correction_key(nhs, &event.event_id))?;
     let mut entry = TimelineEntry::of(event);
     entry.superseded_by = correction;
     if entry.stands() {
         for (cf, key) in rows_of(event) {
-            staged.put(cf, key, bytes.to_vec());
+            staged.put(cf, key, bytes);
         }
     }
     staged.put(
         CF_TIMELINE,
         keys::timeline_key(nhs, event.occurred_at, &event.event_id),
-        entry.to_bytes(),
+        &entry.to_bytes(),
     );
     if let Some((target, supersession)) = Supersession::by(event) {
         let key = keys::correction_key(nhs, &target);
@@ -201,7 +211,7 @@ fn apply_event(
             staged.put(
                 CF_CURRENT,
                 key,
-                serde_json::to_vec(&supersession).expect("serialises"),
+                &serde_json::to_vec(&supersession).expect("serialises"),
             );
             refile_corrected(staged, nhs, &target, supersession)?;
         }
@@ -247,7 +257,7 @@ fn refile_corrected(
     staged.put(
         CF_TIMELINE,
         keys::timeline_key(nhs, corrected.occurred_at, target),
-        entry.to_bytes(),
+        &entry.to_bytes(),
     );
     Ok(())
 }

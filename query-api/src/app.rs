@@ -112,8 +112,11 @@ pub(crate) async fn health() -> Json<Health> {
 /// Readiness: how fresh the API's view of the projection is.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Readiness {
-    /// Milliseconds since the projection was last caught up.
+    /// Milliseconds since this API's secondary last caught up with the projection.
     projection_caught_up_ms_ago: i64,
+    /// Seconds since the projector last held everything the broker had handed it
+    /// (`None` before it first caught up): records may be missing events this recent.
+    projector_behind_seconds: Option<f64>,
 }
 
 #[utoipa::path(get, path = "/ready", tag = "operations", responses(
@@ -123,6 +126,7 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     let age = now_millis() - state.last_catch_up_millis.load(Ordering::Relaxed);
     let body = Json(Readiness {
         projection_caught_up_ms_ago: age,
+        projector_behind_seconds: projector_behind_seconds(&state),
     });
     if age < 5_000 {
         body.into_response()
@@ -356,8 +360,16 @@ pub(crate) async fn audited_read<T: Serialize>(
         decision,
         now,
     };
-    let (body, returned) = read(state, &permitted)?;
     access.decision = Decision::Permit;
+    let (body, returned) = match read(state, &permitted) {
+        Ok(read) => read,
+        Err(e) => {
+            // A permitted request that failed to read still reached a decision: record it
+            // (returning nothing) so the ledger has every decision.
+            record(state, &access).await?;
+            return Err(e);
+        }
+    };
     access.returned_count = returned.event_ids.len() as i32;
     access.returned_digest = returned_digest(&returned.event_ids);
     access.categories = returned.categories.into_iter().collect();
@@ -366,7 +378,21 @@ pub(crate) async fn audited_read<T: Serialize>(
     if let Ok(v) = HeaderValue::from_str(&access.request_id.to_string()) {
         response.headers_mut().insert("x-request-id", v);
     }
+    // How fresh the record is: it may lack events from the last this-many seconds.
+    if let Some(behind) = projector_behind_seconds(state) {
+        if let Ok(v) = HeaderValue::from_str(&format!("{behind:.1}")) {
+            response
+                .headers_mut()
+                .insert("x-projection-behind-seconds", v);
+        }
+    }
     Ok(response)
+}
+
+/// Seconds since the projector was last caught up, from the readiness it records.
+fn projector_behind_seconds(state: &AppState) -> Option<f64> {
+    let readiness = state.store.readiness().ok().flatten()?;
+    readiness.seconds_behind(now_millis())
 }
 
 /// The access event of a decision, before anything is returned (a denial as it stands).

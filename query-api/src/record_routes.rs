@@ -255,6 +255,8 @@ pub(crate) async fn break_glass(
     let expires_at = match (decision.permit, decision.break_glass_until) {
         (true, Some(until)) => until,
         _ => {
+            // A refused break-glass keeps the reason given, for the auditor.
+            access.break_glass_reason = Some(body.reason.trim().to_owned());
             record(&state, &access).await?;
             return Err(ApiError::Forbidden {
                 reasons: decision.reason_codes(),

@@ -973,6 +973,19 @@ async fn task_views_and_timeline_filters_answer_from_the_projection() {
     let patients = cared_for(every_type_patient());
     let nhs = patients[0].nhs_number;
     let stack = Stack::start(&patients, Duration::from_secs(10)).await;
+    // Every record read says how fresh the projection is.
+    let response = stack
+        .get_response(
+            &format!("/patients/{nhs}/summary"),
+            &stack.token("clinician", None),
+        )
+        .await;
+    let behind: f64 = response.headers()["x-projection-behind-seconds"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((0.0..60.0).contains(&behind), "{behind}");
     let midwife = stack.token("midwife", None);
     let (status, maternity) = stack
         .get(&format!("/patients/{nhs}/maternity"), &midwife)

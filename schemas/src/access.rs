@@ -27,7 +27,8 @@ pub struct AccessEvent {
     pub returned_count: i32,
     /// Hex SHA-256 over the returned event ids, each followed by a newline.
     pub returned_digest: String,
-    /// Set when the subject used break-glass, with their stated reason.
+    /// Set when the subject used break-glass or asked to (a refusal is a `DENY`), with
+    /// their stated reason.
     pub break_glass_reason: Option<String>,
     /// What kinds of data the response carried: event types and sensitivity labels,
     /// each once, sorted (schema version 2; empty when read from version 1).
