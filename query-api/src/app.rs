@@ -199,19 +199,7 @@ pub(crate) async fn timeline(
     let claims = authenticate(&state, &headers)?;
     let patient = parse_nhs_number(&nhs_number)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("bad-query", e.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "bad-limit",
-            format!("limit must be 1 to {MAX_PAGE}"),
-        ));
-    }
-    let cursor = query
-        .cursor
-        .as_deref()
-        .map(TimelineCursor::parse)
-        .transpose()
-        .map_err(|e| ApiError::bad_request("bad-cursor", e.to_string()))?;
+    let (limit, cursor) = paging(query.limit, query.cursor.as_deref())?;
     let filter = crate::filter::TimelineFilter::parse(&query)?;
     let request = Request {
         full_history: query.full_history.unwrap_or(false),
@@ -270,6 +258,25 @@ pub(crate) async fn summary(
         ))
     })
     .await
+}
+
+/// Validates a page size (1 to [`MAX_PAGE`], default [`DEFAULT_PAGE`]) and a cursor.
+pub(crate) fn paging(
+    limit: Option<usize>,
+    cursor: Option<&str>,
+) -> Result<(usize, Option<TimelineCursor>), ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "bad-limit",
+            format!("limit must be 1 to {MAX_PAGE}"),
+        ));
+    }
+    let cursor = cursor
+        .map(TimelineCursor::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("bad-cursor", e.to_string()))?;
+    Ok((limit, cursor))
 }
 
 /// Verifies the request's bearer token.

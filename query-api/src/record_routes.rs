@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use spr_projector::summary::EmergencySummary;
-use spr_projector::{ProjectionStore, StoreError, TimelineCursor, TimelinePage};
+use spr_projector::{ProjectionStore, StoreError, TimelinePage};
 use spr_schemas::{
     Author, CareSetting, ClinicalEvent, Code, ConsentChoicePayload, EpochMillis, EventId,
     NhsNumber, Payload, SensitiveCategory, SharingChoice, Source, Status, SNOMED_CT,
@@ -16,7 +16,7 @@ use spr_schemas::{
 
 use crate::app::{
     access_event, audited_read, authenticate, internal, now_millis, parse_nhs_number,
-    policy_context, record, AppState, PermittedRead, Returned, DEFAULT_PAGE, MAX_PAGE,
+    policy_context, record, AppState, PermittedRead, Returned,
 };
 use crate::auth::Claims;
 use crate::error::ApiError;
@@ -333,19 +333,7 @@ pub(crate) async fn my_record(
     let claims = authenticate(&state, &headers)?;
     let patient = own_nhs_number(&claims)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("bad-query", e.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "bad-limit",
-            format!("limit must be 1 to {MAX_PAGE}"),
-        ));
-    }
-    let cursor = query
-        .cursor
-        .as_deref()
-        .map(TimelineCursor::parse)
-        .transpose()
-        .map_err(|e| ApiError::bad_request("bad-cursor", e.to_string()))?;
+    let (limit, cursor) = crate::app::paging(query.limit, query.cursor.as_deref())?;
     let request = Request::direct_care(Scope::PatientRecord);
     audited_read(&state, &claims, patient, request, |state, permitted| {
         let (summary, _) = permitted.view(
