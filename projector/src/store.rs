@@ -609,7 +609,6 @@ impl ProjectionStore {
 fn column_family_options() -> Options {
     let mut table = rocksdb::BlockBasedOptions::default();
     table.set_bloom_filter(10.0, false);
-    table.set_cache_index_and_filter_blocks(true);
     let mut options = Options::default();
     options.set_compression_type(rocksdb::DBCompressionType::Lz4);
     options.set_block_based_table_factory(&table);
