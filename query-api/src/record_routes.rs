@@ -461,7 +461,14 @@ pub(crate) async fn set_my_choice(
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "sharing choice not published");
-            ApiError::AuditUnavailable
+            // The request itself is in the audit log; the choice is not on the log yet.
+            ApiError::Rejected {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "choice-not-published",
+                message:
+                    "your choice could not be saved just now and nothing changed; try again shortly"
+                        .into(),
+            }
         })?;
     let body = serde_json::json!({"event_id": event.event_id, "category": category, "choice": body.choice});
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
