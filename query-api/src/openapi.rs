@@ -28,6 +28,8 @@ use crate::error::ErrorBody;
         crate::record_routes::maternity,
         crate::record_routes::medications,
         crate::record_routes::discharge,
+        crate::record_routes::social_care,
+        crate::record_routes::administration,
         crate::record_routes::break_glass,
         crate::record_routes::fhir_everything,
         crate::record_routes::my_record,

@@ -29,6 +29,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/patients/{nhs_number}/maternity", get(maternity))
         .route("/patients/{nhs_number}/medications", get(medications))
         .route("/patients/{nhs_number}/discharge", get(discharge))
+        .route("/patients/{nhs_number}/social-care", get(social_care))
+        .route("/patients/{nhs_number}/administration", get(administration))
         .route("/patients/{nhs_number}/break-glass", post(break_glass))
         .route(
             "/patients/{nhs_number}/fhir/$everything",
@@ -208,6 +210,76 @@ pub(crate) async fn fhir_everything(
 pub(crate) struct ExportQuery {
     /// Asks for the full tier (the whole history) where the policy grants it.
     full_history: Option<bool>,
+}
+
+/// `GET /patients/{nhs}/social-care[?cursor=&limit=]`: what a social worker needs
+/// (safeguarding, care plans, who is involved, demographics) as a page of the record;
+/// the policy's data minimisation decides which kinds of event appear.
+#[utoipa::path(get, path = "/patients/{nhs_number}/social-care", tag = "patient data", params(crate::openapi::NhsNumberParam, RecordQuery),
+    responses((status = 200, description = "A page of the record, social-care data only", body = Object), crate::openapi::ErrorResponses),
+    security(("bearer" = [])))]
+pub(crate) async fn social_care(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(nhs_number): Path<String>,
+    query: Result<Query<RecordQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    scoped_page(state, headers, nhs_number, query, Scope::SocialCareView).await
+}
+
+/// `GET /patients/{nhs}/administration[?cursor=&limit=]`: what reception needs
+/// (demographics, appointments and admissions, referrals, care team) as a page of the record.
+#[utoipa::path(get, path = "/patients/{nhs_number}/administration", tag = "patient data", params(crate::openapi::NhsNumberParam, RecordQuery),
+    responses((status = 200, description = "A page of the record, administrative data only", body = Object), crate::openapi::ErrorResponses),
+    security(("bearer" = [])))]
+pub(crate) async fn administration(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(nhs_number): Path<String>,
+    query: Result<Query<RecordQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    scoped_page(state, headers, nhs_number, query, Scope::AdministrationView).await
+}
+
+/// A page of the standing record under `scope`: the decision's visibility is the view.
+async fn scoped_page(
+    state: AppState,
+    headers: HeaderMap,
+    nhs_number: String,
+    query: Result<Query<RecordQuery>, QueryRejection>,
+    scope: Scope,
+) -> Result<Response, ApiError> {
+    let claims = authenticate(&state, &headers)?;
+    let patient = parse_nhs_number(&nhs_number)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request("bad-query", e.body_text()))?;
+    let (limit, cursor) = crate::app::paging(query.limit, query.cursor.as_deref())?;
+    audited_read(
+        &state,
+        &claims,
+        patient,
+        Request::direct_care(scope),
+        |state, permitted| {
+            let page = state
+                .store
+                .record_timeline_where(
+                    &permitted.numbers.all,
+                    cursor.as_ref(),
+                    spr_projector::TimeRange::ALL,
+                    limit,
+                    |e| permitted.allows(e) && e.stands(),
+                )
+                .map_err(internal)?;
+            let returned = Returned::of(&page.entries);
+            Ok((
+                ViewResponse {
+                    nhs_number: patient,
+                    view: page,
+                },
+                returned,
+            ))
+        },
+    )
+    .await
 }
 
 /// The body of a break-glass request.

@@ -1066,6 +1066,62 @@ async fn task_views_and_timeline_filters_answer_from_the_projection() {
         )
         .await;
     assert_eq!(status, 403);
+    // Reception and social care see pages of the record with only their kinds of data.
+    let types_in = |page: &Value| -> Vec<String> {
+        page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_type"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let admin = stack.token("administrative", None);
+    let (status, page) = stack
+        .get(&format!("/patients/{nhs}/administration?limit=500"), &admin)
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let seen = types_in(&page);
+    assert!(
+        seen.contains(&"DEMOGRAPHICS".to_owned()) && seen.contains(&"ENCOUNTER".to_owned()),
+        "{seen:?}"
+    );
+    for clinical in [
+        "ALLERGY",
+        "OBSERVATION",
+        "MEDICATION_PRESCRIBED",
+        "CONDITION",
+        "SAFEGUARDING_FLAG",
+    ] {
+        assert!(
+            !seen.contains(&clinical.to_owned()),
+            "reception sees no {clinical}: {seen:?}"
+        );
+    }
+    assert_eq!(
+        stack
+            .get(&format!("/patients/{nhs}/social-care"), &admin)
+            .await
+            .0,
+        403
+    );
+    let (status, page) = stack
+        .get(
+            &format!("/patients/{nhs}/social-care?limit=500"),
+            &stack.token("social-worker", None),
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let seen = types_in(&page);
+    assert!(
+        seen.contains(&"SAFEGUARDING_FLAG".to_owned()) && seen.contains(&"CARE_PLAN".to_owned()),
+        "{seen:?}"
+    );
+    for clinical in ["OBSERVATION", "GENOMIC_RESULT", "MEDICATION_PRESCRIBED"] {
+        assert!(
+            !seen.contains(&clinical.to_owned()),
+            "social care sees no {clinical}: {seen:?}"
+        );
+    }
     // Data minimisation: a pharmacist has the medication view but not the maternity one.
     let pharmacist = stack.token("pharmacist", None);
     assert_eq!(
