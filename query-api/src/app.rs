@@ -320,6 +320,25 @@ impl PermittedRead {
             .allows(entry.event_type, entry.occurred_at, &entry.sensitivity)
     }
 
+    /// A page of the record's standing entries (not amended or withdrawn) that the
+    /// decision allows, oldest first.
+    pub(crate) fn standing_page(
+        &self,
+        store: &ProjectionStore,
+        cursor: Option<&TimelineCursor>,
+        limit: usize,
+    ) -> Result<spr_projector::TimelinePage, ApiError> {
+        store
+            .record_timeline_where(
+                &self.numbers.all,
+                cursor,
+                spr_projector::TimeRange::ALL,
+                limit,
+                |e| self.allows(e) && e.stands(),
+            )
+            .map_err(internal)
+    }
+
     /// Keeps what the decision allows of a view just read, and names what is returned.
     pub(crate) fn view<V: RecordView>(
         &self,

@@ -179,16 +179,7 @@ pub(crate) async fn fhir_everything(
         ..Request::direct_care(Scope::FhirExport)
     };
     audited_read(&state, &claims, patient, request, |state, permitted| {
-        let page = state
-            .store
-            .record_timeline_where(
-                &permitted.numbers.all,
-                None,
-                spr_projector::TimeRange::ALL,
-                MAX_EXPORT,
-                |e| permitted.allows(e) && e.stands(),
-            )
-            .map_err(internal)?;
+        let page = permitted.standing_page(&state.store, None, MAX_EXPORT)?;
         if page.next_cursor.is_some() {
             return Err(ApiError::bad_request(
                 "export-too-large",
@@ -259,16 +250,7 @@ async fn scoped_page(
         patient,
         Request::direct_care(scope),
         |state, permitted| {
-            let page = state
-                .store
-                .record_timeline_where(
-                    &permitted.numbers.all,
-                    cursor.as_ref(),
-                    spr_projector::TimeRange::ALL,
-                    limit,
-                    |e| permitted.allows(e) && e.stands(),
-                )
-                .map_err(internal)?;
+            let page = permitted.standing_page(&state.store, cursor.as_ref(), limit)?;
             let returned = Returned::of(&page.entries);
             Ok((
                 ViewResponse {
@@ -413,16 +395,7 @@ pub(crate) async fn my_record(
                 .store
                 .emergency_summary(&permitted.numbers.all, permitted.now),
         )?;
-        let timeline = state
-            .store
-            .record_timeline_where(
-                &permitted.numbers.all,
-                cursor.as_ref(),
-                spr_projector::TimeRange::ALL,
-                limit,
-                |e| permitted.allows(e) && e.stands(),
-            )
-            .map_err(internal)?;
+        let timeline = permitted.standing_page(&state.store, cursor.as_ref(), limit)?;
         let returned = Returned::of(summary.entries().into_iter().chain(&timeline.entries));
         Ok((
             MyRecord {
