@@ -82,12 +82,28 @@ const MAX_IN_FLIGHT: usize = 10_000;
 
 impl EventPublisher {
     /// Connects to `bootstrap`; each record must be acknowledged within `delivery_timeout`.
+    /// Records wait up to 5 ms to fill a batch: for publishing many at a time.
     pub fn new(bootstrap: &str, delivery_timeout: Duration) -> Result<Self, PublishError> {
+        Self::with_linger(bootstrap, delivery_timeout, 5)
+    }
+
+    /// Like [`Self::new`], for a request path that awaits each record before answering
+    /// (the query API's access events): records are sent without lingering, and what
+    /// queues while a batch is in flight still goes in the next batch.
+    pub fn for_requests(bootstrap: &str, delivery_timeout: Duration) -> Result<Self, PublishError> {
+        Self::with_linger(bootstrap, delivery_timeout, 0)
+    }
+
+    fn with_linger(
+        bootstrap: &str,
+        delivery_timeout: Duration,
+        linger_ms: u32,
+    ) -> Result<Self, PublishError> {
         let producer: FutureProducer = crate::client_config(bootstrap)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("compression.type", "lz4")
-            .set("linger.ms", "5")
+            .set("linger.ms", linger_ms.to_string())
             .set(
                 "message.timeout.ms",
                 delivery_timeout.as_millis().to_string(),

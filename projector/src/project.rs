@@ -1,6 +1,7 @@
 //! Turning a batch of consumed records into one RocksDB write: the projection's logic.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 
 use rocksdb::WriteBatch;
 use spr_producers::consume::{next_offsets, ConsumedRecord};
@@ -99,7 +100,7 @@ pub fn project_batch(
         apply_event(&mut staged, &event, payload)?;
         outcome.projected += 1;
     }
-    outcome.batch = staged.batch;
+    outcome.batch = staged.into_batch();
     for ((topic, partition), next) in next_offsets(new_records.iter().copied()) {
         store.batch_put(
             &mut outcome.batch,
@@ -111,52 +112,52 @@ pub fn project_batch(
     Ok(outcome)
 }
 
-/// A WriteBatch being built, readable through an overlay so that later events in a
-/// batch see the effects of earlier ones.
-struct Staged<'s> {
+/// The writes of a batch, readable so that later events in a batch see the effects of
+/// earlier ones. Kept in key order and written in that order: RocksDB inserts sorted
+/// keys into its memtable much faster than the random order of event ids, and the last
+/// write of a key is the only one that reaches the batch.
+/// Values borrow the consumed records' bytes where they can (`'r`).
+struct Staged<'s, 'r> {
     store: &'s ProjectionStore,
-    batch: WriteBatch,
-    overlay: HashMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
+    writes: BTreeMap<StagedKey, Option<Cow<'r, [u8]>>>,
 }
 
-impl<'s> Staged<'s> {
+/// A column family and a key in it.
+type StagedKey = (&'static str, Vec<u8>);
+
+impl<'s, 'r> Staged<'s, 'r> {
     fn new(store: &'s ProjectionStore) -> Self {
         Self {
             store,
-            batch: WriteBatch::default(),
-            overlay: HashMap::new(),
+            writes: BTreeMap::new(),
         }
     }
 
     fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        debug_assert!(
-            Self::read_back(cf, key),
-            "only events and corrections are read back"
-        );
-        match self.overlay.get(&(cf, key.to_vec())) {
-            Some(value) => Ok(value.clone()),
+        match self.writes.get(&(cf, key.to_vec())) {
+            Some(value) => Ok(value.as_deref().map(<[u8]>::to_vec)),
             None => self.store.get(cf, key),
         }
     }
 
-    fn put(&mut self, cf: &'static str, key: Vec<u8>, value: &[u8]) {
-        self.store.batch_put(&mut self.batch, cf, &key, value);
-        if Self::read_back(cf, &key) {
-            self.overlay.insert((cf, key), Some(value.to_vec()));
-        }
-    }
-
-    /// Only events and corrections are read back while projecting; other rows are
-    /// written and never read in the same batch, so the overlay need not copy them.
-    fn read_back(cf: &str, key: &[u8]) -> bool {
-        cf == CF_EVENTS || (cf == CF_CURRENT && key.first() == Some(&b'~'))
+    fn put(&mut self, cf: &'static str, key: Vec<u8>, value: impl Into<Cow<'r, [u8]>>) {
+        self.writes.insert((cf, key), Some(value.into()));
     }
 
     fn delete(&mut self, cf: &'static str, key: Vec<u8>) {
-        self.store.batch_delete(&mut self.batch, cf, &key);
-        if Self::read_back(cf, &key) {
-            self.overlay.insert((cf, key), None);
+        self.writes.insert((cf, key), None);
+    }
+
+    /// The writes as one RocksDB batch, in key order within each column family.
+    fn into_batch(self) -> WriteBatch {
+        let mut batch = WriteBatch::default();
+        for ((cf, key), value) in self.writes {
+            match value {
+                Some(value) => self.store.batch_put(&mut batch, cf, &key, &value),
+                None => self.store.batch_delete(&mut batch, cf, &key),
+            }
         }
+        batch
     }
 }
 
@@ -185,10 +186,10 @@ pub(crate) fn decode_record(record: &ConsumedRecord) -> Result<ClinicalEvent, St
 /// and its corrections arrive: the winning correction of each event is recorded under
 /// the event's id, an event that arrives already corrected is filed as superseded, and
 /// a correction that arrives later re-files the event it corrects.
-fn apply_event(
-    staged: &mut Staged<'_>,
+fn apply_event<'r>(
+    staged: &mut Staged<'_, 'r>,
     event: &ClinicalEvent,
-    bytes: &[u8],
+    bytes: &'r [u8],
 ) -> Result<(), StoreError> {
     let nhs = &event.nhs_number;
     staged.put(CF_EVENTS, event.event_id.as_bytes().to_vec(), bytes);
@@ -203,38 +204,32 @@ fn apply_event(
     staged.put(
         CF_TIMELINE,
         keys::timeline_key(nhs, event.occurred_at, &event.event_id),
-        &entry.to_bytes(),
+        entry.to_bytes(),
     );
     if let Some((target, supersession)) = Supersession::by(event) {
         let key = keys::correction_key(nhs, &target);
         if read_correction(staged, &key)?.is_none_or(|current| supersession.wins_over(&current)) {
-            staged.put(
-                CF_CURRENT,
-                key,
-                &serde_json::to_vec(&supersession).expect("serialises"),
-            );
+            staged.put(CF_CURRENT, key, supersession.to_bytes());
             refile_corrected(staged, nhs, &target, supersession)?;
         }
     }
     Ok(())
 }
 
-fn read_correction(staged: &Staged<'_>, key: &[u8]) -> Result<Option<Supersession>, StoreError> {
+fn read_correction(
+    staged: &Staged<'_, '_>,
+    key: &[u8],
+) -> Result<Option<Supersession>, StoreError> {
     staged
         .get(CF_CURRENT, key)?
-        .map(|v| {
-            serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
-                what: "correction",
-                detail: e.to_string(),
-            })
-        })
+        .map(|v| Supersession::from_bytes(&v))
         .transpose()
 }
 
 /// Marks an already projected event of the same patient as superseded and takes it
 /// out of the current-state views. An event not yet projected is marked when it arrives.
 fn refile_corrected(
-    staged: &mut Staged<'_>,
+    staged: &mut Staged<'_, '_>,
     nhs: &spr_schemas::NhsNumber,
     target: &spr_schemas::EventId,
     supersession: Supersession,
@@ -257,7 +252,7 @@ fn refile_corrected(
     staged.put(
         CF_TIMELINE,
         keys::timeline_key(nhs, corrected.occurred_at, target),
-        &entry.to_bytes(),
+        entry.to_bytes(),
     );
     Ok(())
 }

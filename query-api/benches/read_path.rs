@@ -473,7 +473,7 @@ async fn serve(dir: &Path, bootstrap: &str) -> anyhow::Result<(String, String)> 
             &dir.join("keys/jwks.json"),
             ISSUER,
         )?),
-        audit: EventPublisher::new(bootstrap, Duration::from_secs(5))?,
+        audit: EventPublisher::for_requests(bootstrap, Duration::from_secs(5))?,
         last_catch_up_millis: Arc::new(AtomicI64::new(0)),
         ledger: None,
         break_glass: Default::default(),

@@ -37,6 +37,7 @@ pub struct AccessEvent {
 
 /// The person (or system) behind a request, as their token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename = "Subject")] // the Avro record's name, which serde-Avro checks
 pub struct AccessSubject {
     /// Subject identifier from the token.
     pub id: String,

@@ -93,6 +93,7 @@ macro_rules! event_catalogue {
 
         /// The Avro form of a clinical event: the envelope and one optional field per type.
         #[derive(Default, Serialize, Deserialize)]
+        #[serde(rename = "ClinicalEvent")] // the Avro record's name, which serde-Avro checks
         pub(crate) struct ClinicalEventRecord {
             pub(crate) event_id: String,
             pub(crate) nhs_number: String,

@@ -8,11 +8,10 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use std::cell::RefCell;
-
 use apache_avro::rabin::Rabin;
-use apache_avro::types::Value;
-use apache_avro::{GenericSingleObjectReader, GenericSingleObjectWriter, Schema};
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::writer::datum::GenericDatumWriter;
+use apache_avro::Schema;
 use serde::{de::DeserializeOwned, Serialize};
 
 /// The two-byte marker that starts every single-object encoded record.
@@ -81,9 +80,6 @@ pub struct SchemaVersion {
     pub schema: Schema,
     /// Rabin fingerprint, as it appears on the wire.
     pub fingerprint: [u8; 8],
-    /// Reads records written with this version, its named types resolved once (resolving
-    /// them per record cost three quarters of the decoding time).
-    reader: GenericSingleObjectReader,
 }
 
 impl std::fmt::Debug for SchemaVersion {
@@ -104,14 +100,11 @@ impl SchemaVersion {
             .bytes
             .try_into()
             .expect("Rabin fingerprints are 8 bytes");
-        let reader = GenericSingleObjectReader::new(schema.clone())
-            .unwrap_or_else(|e| panic!("schemas/avro/{file} does not resolve: {e}"));
         Self {
             file,
             text,
             schema,
             fingerprint,
-            reader,
         }
     }
 
@@ -205,42 +198,64 @@ pub(crate) trait AvroRecord: Sized {
     fn from_wire(wire: Self::Wire) -> Result<Self, String>;
 }
 
-thread_local! {
-    /// One writer per schema version and thread, its named types resolved once.
-    static WRITERS: RefCell<HashMap<[u8; 8], GenericSingleObjectWriter>> = RefCell::new(HashMap::new());
+/// How one schema version is read and written, its named types resolved once (resolving
+/// them per record cost three quarters of the decoding time).
+struct VersionCodec {
+    /// Reads a datum of this version; for an older version, resolves it to the current one.
+    reader: GenericDatumReader<'static>,
+    /// Writes a datum of this version straight from the serde form.
+    writer: GenericDatumWriter<'static>,
+    /// Whether this is the newest version of its record, read without resolution.
+    current: bool,
 }
+
+static CODECS: LazyLock<HashMap<[u8; 8], VersionCodec>> = LazyLock::new(|| {
+    let catalogue = SchemaCatalogue::global();
+    catalogue
+        .versions()
+        .iter()
+        .map(|version| {
+            let fail = |e: apache_avro::Error| -> ! {
+                panic!("schemas/avro/{} does not resolve: {e}", version.file)
+            };
+            let newest = catalogue.current(&version.record_name());
+            let current = newest.fingerprint == version.fingerprint;
+            let reader = GenericDatumReader::builder(&version.schema);
+            let reader = if current {
+                reader.build()
+            } else {
+                reader.reader_schema(&newest.schema).build()
+            }
+            .unwrap_or_else(|e| fail(e));
+            let writer = GenericDatumWriter::builder(&version.schema)
+                .build()
+                .unwrap_or_else(|e| fail(e));
+            (
+                version.fingerprint,
+                VersionCodec {
+                    reader,
+                    writer,
+                    current,
+                },
+            )
+        })
+        .collect()
+});
 
 pub(crate) fn encode<T: AvroRecord>(value: &T) -> Result<Vec<u8>, EncodeError> {
     let version = SchemaCatalogue::global().current(T::RECORD);
-    let fail = |message: String| EncodeError {
-        record: T::RECORD,
-        schema: version.file,
-        message,
-    };
-    let avro = apache_avro::to_value(value.to_wire()).map_err(|e| fail(e.to_string()))?;
-    WRITERS.with(|writers| {
-        let mut writers = writers.borrow_mut();
-        let writer = match writers.entry(version.fingerprint) {
-            std::collections::hash_map::Entry::Occupied(w) => w.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(
-                GenericSingleObjectWriter::new_with_capacity(&version.schema, 512)
-                    .map_err(|e| fail(e.to_string()))?,
-            ),
-        };
-        let mut out = Vec::with_capacity(256);
-        // The serde form mirrors the schema, so the value is written as it is; a value
-        // that needs schema resolution first (none does today) takes the slower path.
-        if writer.write_value_ref(&avro, &mut out).is_err() {
-            out.clear();
-            let resolved = avro
-                .resolve(&version.schema)
-                .map_err(|e| fail(e.to_string()))?;
-            writer
-                .write_value_ref(&resolved, &mut out)
-                .map_err(|e| fail(e.to_string()))?;
-        }
-        Ok(out)
-    })
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(&SINGLE_OBJECT_MARKER);
+    out.extend_from_slice(&version.fingerprint);
+    CODECS[&version.fingerprint]
+        .writer
+        .write_ser(&mut out, &value.to_wire())
+        .map_err(|e| EncodeError {
+            record: T::RECORD,
+            schema: version.file,
+            message: e.to_string(),
+        })?;
+    Ok(out)
 }
 
 pub(crate) fn decode<T: AvroRecord>(bytes: &[u8]) -> Result<T, DecodeError> {
@@ -251,8 +266,7 @@ pub(crate) fn decode<T: AvroRecord>(bytes: &[u8]) -> Result<T, DecodeError> {
         return Err(DecodeError::BadMarker(bytes[0], bytes[1]));
     }
     let fingerprint: [u8; 8] = bytes[2..HEADER_LEN].try_into().expect("8 bytes");
-    let catalogue = SchemaCatalogue::global();
-    let writer = catalogue
+    let writer = SchemaCatalogue::global()
         .by_fingerprint(&fingerprint)
         .ok_or_else(|| DecodeError::UnknownFingerprint(hex_string(&fingerprint)))?;
     let found = writer.record_name();
@@ -262,28 +276,23 @@ pub(crate) fn decode<T: AvroRecord>(bytes: &[u8]) -> Result<T, DecodeError> {
             found,
         });
     }
-    let reader = catalogue.current(T::RECORD);
-    let avro_error = |message: String| DecodeError::Avro {
+    let avro_error = |e: apache_avro::Error| DecodeError::Avro {
         schema: writer.file,
-        message,
+        message: e.to_string(),
     };
-    let mut rest = bytes;
-    let value: Value = writer
-        .reader
-        .read_value(&mut rest)
-        .map_err(|e| avro_error(e.to_string()))?;
+    let codec = &CODECS[&fingerprint];
+    let mut rest = &bytes[HEADER_LEN..];
+    // The current version deserialises straight from the bytes; an older one is read
+    // into a value and resolved to the current schema first.
+    let wire: T::Wire = if codec.current {
+        codec.reader.read_deser(&mut rest).map_err(avro_error)?
+    } else {
+        let value = codec.reader.read_value(&mut rest).map_err(avro_error)?;
+        apache_avro::from_value(&value).map_err(avro_error)?
+    };
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes(rest.len()));
     }
-    // Records written with the current version need no resolution.
-    let value = if writer.fingerprint == reader.fingerprint {
-        value
-    } else {
-        value
-            .resolve(&reader.schema)
-            .map_err(|e| avro_error(e.to_string()))?
-    };
-    let wire: T::Wire = apache_avro::from_value(&value).map_err(|e| avro_error(e.to_string()))?;
     T::from_wire(wire).map_err(|message| DecodeError::Invalid {
         record: T::RECORD,
         message,
@@ -308,7 +317,13 @@ mod tests {
             .unwrap();
         let mut out = SINGLE_OBJECT_MARKER.to_vec();
         out.extend_from_slice(&version.fingerprint);
-        out.extend(apache_avro::to_avro_datum(&version.schema, avro).unwrap());
+        out.extend(
+            GenericDatumWriter::builder(&version.schema)
+                .build()
+                .unwrap()
+                .write_value_to_vec(avro)
+                .unwrap(),
+        );
         out
     }
 

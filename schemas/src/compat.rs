@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use apache_avro::schema::{Name, ResolvedSchema};
+use apache_avro::schema::{Name, ResolvedSchema, UuidSchema};
 use apache_avro::Schema;
 
 /// Why a reader cannot read a writer's records: where, and what breaks.
@@ -54,7 +54,7 @@ fn named_schemas(schema: &Schema) -> Result<HashMap<Name, Schema>, Incompatibili
 
 fn top_name(schema: &Schema) -> String {
     match schema {
-        Schema::Record(r) => r.name.name.clone(),
+        Schema::Record(r) => r.name.name().to_owned(),
         other => format!("{:?}", apache_avro::schema::SchemaKind::from(other)),
     }
 }
@@ -95,17 +95,19 @@ impl Checker<'_> {
                 }
             }
             (Schema::Record(w), Schema::Record(r)) => {
-                if w.name.name != r.name.name {
+                if w.name.name() != r.name.name() {
                     return fail(format!(
                         "record {} is read as record {}",
-                        w.name.name, r.name.name
+                        w.name.name(),
+                        r.name.name()
                     ));
                 }
                 for field in &r.fields {
                     let field_path = format!("{path}.{}", field.name);
-                    let in_writer = w.fields.iter().find(|f| {
-                        f.name == field.name || field.aliases.iter().flatten().any(|a| *a == f.name)
-                    });
+                    let in_writer = w
+                        .fields
+                        .iter()
+                        .find(|f| f.name == field.name || field.aliases.contains(&f.name));
                     match in_writer {
                         Some(wf) => self.check(&wf.schema, &field.schema, &field_path)?,
                         None if field.default.is_some() => {}
@@ -120,10 +122,11 @@ impl Checker<'_> {
                 Ok(())
             }
             (Schema::Enum(w), Schema::Enum(r)) => {
-                if w.name.name != r.name.name {
+                if w.name.name() != r.name.name() {
                     return fail(format!(
                         "enum {} is read as enum {}",
-                        w.name.name, r.name.name
+                        w.name.name(),
+                        r.name.name()
                     ));
                 }
                 let unknown: Vec<&String> = w
@@ -136,7 +139,7 @@ impl Checker<'_> {
                 } else {
                     fail(format!(
                         "writer symbols {unknown:?} are not in the reader's enum {}, which has no default",
-                        r.name.name
+                        r.name.name()
                     ))
                 }
             }
@@ -147,12 +150,15 @@ impl Checker<'_> {
                 self.check(&w.types, &r.types, &format!("{path}{{}}"))
             }
             (Schema::Fixed(w), Schema::Fixed(r)) => {
-                if w.name.name == r.name.name && w.size == r.size {
+                if w.name.name() == r.name.name() && w.size == r.size {
                     Ok(())
                 } else {
                     fail(format!(
                         "fixed {}({}) is read as fixed {}({})",
-                        w.name.name, w.size, r.name.name, r.size
+                        w.name.name(),
+                        w.size,
+                        r.name.name(),
+                        r.size
                     ))
                 }
             }
@@ -180,7 +186,9 @@ fn primitive(schema: &Schema) -> Schema {
         | Schema::LocalTimestampMillis
         | Schema::LocalTimestampMicros
         | Schema::LocalTimestampNanos => Schema::Long,
-        Schema::Uuid => Schema::String,
+        Schema::Uuid(UuidSchema::String) => Schema::String,
+        Schema::Uuid(UuidSchema::Bytes) => Schema::Bytes,
+        Schema::Uuid(UuidSchema::Fixed(fixed)) => Schema::Fixed(fixed.clone()),
         other => other.clone(),
     }
 }

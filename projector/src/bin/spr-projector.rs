@@ -15,6 +15,11 @@ use spr_projector::ownership::partitions_of_instance;
 use spr_projector::rebuild::rebuild;
 use spr_projector::{run_worker_with, ProjectionStore, RunOptions, WorkerConfig};
 
+/// mimalloc: the projector allocates and frees small strings and keys for every event,
+/// and spent about a tenth of its time in the system allocator (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Materialises per-patient timelines from the log into RocksDB.
 #[derive(Parser, Debug)]
 #[command(version)]

@@ -149,7 +149,10 @@ async fn main() -> anyhow::Result<()> {
             let state = AppState {
                 store: Arc::new(store),
                 verifier,
-                audit: EventPublisher::new(&bootstrap, Duration::from_millis(audit_timeout_ms))?,
+                audit: EventPublisher::for_requests(
+                    &bootstrap,
+                    Duration::from_millis(audit_timeout_ms),
+                )?,
                 last_catch_up_millis: Arc::new(AtomicI64::new(0)),
                 ledger: ledger.map(|path| Arc::new(LedgerView::new(path))),
                 break_glass: Default::default(),
