@@ -104,6 +104,9 @@ impl EventPublisher {
             .set("acks", "all")
             .set("compression.type", "lz4")
             .set("linger.ms", linger_ms.to_string())
+            // Batching is linger's job; Nagle would hold a small produce request back
+            // until the previous one is acknowledged (tens of ms with delayed ACKs).
+            .set("socket.nagle.disable", "true")
             .set(
                 "message.timeout.ms",
                 delivery_timeout.as_millis().to_string(),

@@ -577,6 +577,24 @@ impl ProjectionStore {
         Ok(out)
     }
 
+    /// The last row whose key starts with `prefix`, read backwards from the end of the
+    /// prefix's range. Keys under `prefix` must be at most 32 bytes longer than it.
+    pub(crate) fn last_under<T>(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        row: impl FnOnce(&[u8], &[u8]) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut bound = prefix.to_vec();
+        bound.extend_from_slice(&[0xFF; 32]);
+        let mut rows = self.db.raw_iterator_cf(self.cf(cf));
+        rows.seek_for_prev(&bound);
+        match (rows.key(), rows.value()) {
+            (Some(key), Some(value)) if key.starts_with(prefix) => Ok(Some(row(key, value)?)),
+            _ => rows.status().map(|()| None).map_err(self.rocks_error()),
+        }
+    }
+
     /// One value, by column family and key.
     pub(crate) fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.db.get_cf(self.cf(cf), key).map_err(self.rocks_error())

@@ -424,8 +424,12 @@ impl ProjectionStore {
 
     /// The ODS code of the registered GP practice in the latest demographics.
     pub fn registered_practice(&self, numbers: &[NhsNumber]) -> Result<Option<String>, StoreError> {
-        let rows = self.rows(numbers, View::Demographics)?;
-        Ok(rows
+        // Only each number's newest demographics event is read, not all of them.
+        let mut newest = Vec::with_capacity(numbers.len());
+        for nhs in numbers {
+            newest.extend(self.last_view_row(nhs, View::Demographics)?);
+        }
+        Ok(newest
             .into_iter()
             .max_by_key(|r| (r.event.occurred_at, r.event.event_id))
             .and_then(|r| match r.event.payload {

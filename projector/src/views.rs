@@ -122,6 +122,19 @@ impl ProjectionStore {
         })
     }
 
+    /// The last row of one view of a patient in key order: for a view of one group
+    /// (demographics, discharges), its newest event.
+    pub fn last_view_row(
+        &self,
+        nhs: &NhsNumber,
+        view: View,
+    ) -> Result<Option<ViewRow>, StoreError> {
+        let prefix = keys::view_prefix(nhs, view as u8);
+        self.last_under(CF_CURRENT, &prefix, |key, value| {
+            row_of(&key[prefix.len()..], value)
+        })
+    }
+
     /// The patient's sharing-choice events, by category then time.
     pub fn choice_rows(&self, nhs: &NhsNumber) -> Result<Vec<ViewRow>, StoreError> {
         self.rows_under(CF_CHOICES, &keys::view_prefix(nhs, b'C'))

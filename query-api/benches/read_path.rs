@@ -35,6 +35,10 @@ use spr_query_api::{router, AppState};
 use spr_schemas::{topics, EventId, NhsNumber};
 use spr_testkit::TestBroker;
 
+/// The allocator `spr-api` runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EVENTS_PER_PATIENT: usize = 50;
 const ISSUER: &str = "spr-bench";
 const BENCH_ORG: &str = "A81001";
@@ -112,6 +116,17 @@ async fn bench() -> anyhow::Result<()> {
         .build()?;
     // Warm up connections, caches and the producer.
     offer(&client, &targets, &token, 500, Duration::from_secs(2)).await;
+    for (audit, audited) in [("audited", true), ("audit off", false)] {
+        SKIP_AUDIT_FOR_BENCH.store(!audited, Ordering::Relaxed);
+        for (label, kind) in [("timeline page", 0), ("summary", 1)] {
+            let urls: Vec<&String> = targets.iter().skip(kind).step_by(2).collect();
+            let stats = one_at_a_time(&client, &urls, &token).await;
+            println!(
+                "{}",
+                stats.row(&format!("full stack, {audit}, one {label} at a time"))
+            );
+        }
+    }
 
     let mut summary = Vec::new();
     for (label, audited) in [("audited", true), ("audit off", false)] {
@@ -532,6 +547,23 @@ async fn offer(
         errors += usize::from(!ok);
     }
     Stats::new(latencies, errors, start.elapsed())
+}
+
+/// 1,000 requests sent one after another: the service time without queueing.
+async fn one_at_a_time(client: &reqwest::Client, urls: &[&String], token: &str) -> Stats {
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(1_000);
+    let mut errors = 0;
+    for url in urls.iter().cycle().take(1_000) {
+        let t = Instant::now();
+        let ok = match client.get(*url).bearer_auth(token).send().await {
+            Ok(response) => response.status() == 200 && response.bytes().await.is_ok(),
+            Err(_) => false,
+        };
+        latencies.push(t.elapsed());
+        errors += usize::from(!ok);
+    }
+    Stats::new(latencies, errors, started.elapsed())
 }
 
 fn cpu_model() -> String {

@@ -126,7 +126,18 @@ struct KeySet {
     /// The file's bytes when it was read, to notice a change.
     source: Vec<u8>,
     keys: Vec<(String, DecodingKey)>,
+    /// Claims of tokens whose signature, audience and issuer these keys verified, by
+    /// audience and token. A client sends the same token with every request until it
+    /// expires, and an Ed25519 verification costs more than the rest of a small read;
+    /// the validity period is checked again on every use. Replaced with the keys, so a
+    /// retired key's tokens stop working at the next reload.
+    verified: quick_cache::sync::Cache<(String, String), serde_json::Value>,
 }
+
+/// How many verified tokens each key set remembers.
+const VERIFIED_TOKENS: usize = 10_000;
+/// Clock skew allowed on `exp` and `nbf`, in seconds.
+const LEEWAY_SECONDS: u64 = 30;
 
 impl KeySet {
     fn parse(path: &Path, source: Vec<u8>) -> Result<Self, KeyError> {
@@ -149,7 +160,11 @@ impl KeySet {
         if keys.is_empty() {
             return Err(invalid("the JWKS holds no keys".into()));
         }
-        Ok(Self { source, keys })
+        Ok(Self {
+            source,
+            keys,
+            verified: quick_cache::sync::Cache::new(VERIFIED_TOKENS),
+        })
     }
 }
 
@@ -235,6 +250,38 @@ impl TokenVerifier {
         token: &str,
         audience: &str,
     ) -> Result<C, AuthError> {
+        let cache_key = (audience.to_owned(), token.to_owned());
+        let cached = self
+            .keys
+            .read()
+            .expect("not poisoned")
+            .verified
+            .get(&cache_key);
+        let claims = match cached {
+            Some(claims) => {
+                check_validity_period(&claims)?;
+                claims
+            }
+            None => {
+                let claims = self.verify_signature(token, audience)?;
+                self.keys
+                    .read()
+                    .expect("not poisoned")
+                    .verified
+                    .insert(cache_key, claims.clone());
+                claims
+            }
+        };
+        serde_json::from_value(claims)
+            .map_err(|e| AuthError::Malformed(format!("the token's claims: {e}")))
+    }
+
+    /// Verifies the signature, audience, issuer and validity period; returns the claims.
+    fn verify_signature(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<serde_json::Value, AuthError> {
         use jsonwebtoken::errors::ErrorKind;
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
@@ -259,12 +306,12 @@ impl TokenVerifier {
         validation.set_audience(&[audience]);
         validation.set_issuer(&[&self.issuer]);
         validation.validate_nbf = true;
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECONDS;
         validation.set_required_spec_claims(&["exp", "nbf", "aud", "iss", "sub"]);
         // Validated as plain JSON first: jsonwebtoken decodes the claims type before it
         // checks the audience, and a token for another audience (with other claims) must
         // be refused as such, not as malformed.
-        let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+        jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
             .map(|d| d.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
@@ -273,10 +320,23 @@ impl TokenVerifier {
                 ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
                 ErrorKind::InvalidSignature => AuthError::BadSignature,
                 _ => AuthError::Malformed(e.to_string()),
-            })?;
-        serde_json::from_value(claims)
-            .map_err(|e| AuthError::Malformed(format!("the token's claims: {e}")))
+            })
     }
+}
+
+/// The `exp` and `nbf` checks of a token verified earlier, against the clock now.
+fn check_validity_period(claims: &serde_json::Value) -> Result<(), AuthError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let seconds = |name: &str| claims.get(name).and_then(serde_json::Value::as_u64);
+    if seconds("exp").is_none_or(|exp| exp + LEEWAY_SECONDS < now) {
+        return Err(AuthError::Expired);
+    }
+    if seconds("nbf").is_some_and(|nbf| nbf > now + LEEWAY_SECONDS) {
+        return Err(AuthError::NotYetValid);
+    }
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
@@ -438,4 +498,35 @@ pub fn mint_token(
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(kid.to_owned());
     jsonwebtoken::encode(&header, claims, &key).map_err(|e| invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remembered_token_is_still_refused_once_expired_or_before_it_is_valid() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = |exp: u64, nbf: u64| serde_json::json!({ "exp": exp, "nbf": nbf });
+        assert!(check_validity_period(&claims(now + 60, now - 60)).is_ok());
+        assert!(
+            check_validity_period(&claims(now - 10, now - 60)).is_ok(),
+            "within the leeway"
+        );
+        assert!(matches!(
+            check_validity_period(&claims(now - LEEWAY_SECONDS - 2, now - 600)),
+            Err(AuthError::Expired)
+        ));
+        assert!(matches!(
+            check_validity_period(&claims(now + 600, now + LEEWAY_SECONDS + 2)),
+            Err(AuthError::NotYetValid)
+        ));
+        assert!(matches!(
+            check_validity_period(&serde_json::json!({})),
+            Err(AuthError::Expired)
+        ));
+    }
 }

@@ -17,6 +17,11 @@ use spr_query_api::auth::{
 use spr_query_api::policy::Role;
 use spr_query_api::{router, AppState};
 
+/// mimalloc: each request allocates and frees many small buffers (RocksDB iterators
+/// and blocks, JSON); the system allocator took about a fifth of the CPU (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The SPR Timeline query API.
 #[derive(Parser, Debug)]
 #[command(version)]
