@@ -210,38 +210,24 @@ impl TimelineEntry {
     }
 
     pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
-        let (
-            event_id,
-            event_type,
-            occurred_at,
-            recorded_at,
-            code,
-            source,
-            author,
-            status,
-            sensitivity,
-            detail,
-            supersedes,
-            encounter_id,
-            superseded_by,
-        ): StoredEntry = postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        let stored: StoredEntry = postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
             what: "timeline entry",
             detail: e.to_string(),
         })?;
         Ok(Self {
-            event_id,
-            event_type,
-            occurred_at,
-            recorded_at,
-            code,
-            source,
-            author,
-            status,
-            sensitivity,
-            detail,
-            supersedes,
-            encounter_id,
-            superseded_by,
+            event_id: stored.0,
+            event_type: stored.1,
+            occurred_at: stored.2,
+            recorded_at: stored.3,
+            code: stored.4,
+            source: stored.5,
+            author: stored.6,
+            status: stored.7,
+            sensitivity: stored.8,
+            detail: stored.9,
+            supersedes: stored.10,
+            encounter_id: stored.11,
+            superseded_by: stored.12,
         })
     }
 }
@@ -346,7 +332,8 @@ impl ProjectionStore {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let cfs = ALL_CFS.map(|name| ColumnFamilyDescriptor::new(name, column_family_options()));
+        let cfs =
+            ALL_CFS.map(|name| ColumnFamilyDescriptor::new(name, column_family_options(None)));
         let db = DB::open_cf_descriptors(&options, path, cfs).map_err(rocks(path))?;
         let store = Self {
             db,
@@ -390,10 +377,19 @@ impl ProjectionStore {
 
     /// Opens a read-only follower of the primary at `primary` (RocksDB secondary
     /// instance, its own files in `secondary`); call [`Self::catch_up`] to see new writes.
-    pub fn open_secondary(primary: &Path, secondary: &Path) -> Result<Self, StoreError> {
+    /// Uncompressed blocks it reads stay in a cache of `block_cache_bytes`, shared by
+    /// the column families: a reader serving clinicians wants its hot timelines there.
+    pub fn open_secondary(
+        primary: &Path,
+        secondary: &Path,
+        block_cache_bytes: usize,
+    ) -> Result<Self, StoreError> {
         let mut options = Options::default();
         options.set_max_open_files(-1);
-        let db = DB::open_cf_as_secondary(&options, primary, secondary, ALL_CFS)
+        let cache = rocksdb::Cache::new_lru_cache(block_cache_bytes);
+        let cfs = ALL_CFS
+            .map(|name| ColumnFamilyDescriptor::new(name, column_family_options(Some(&cache))));
+        let db = DB::open_cf_descriptors_as_secondary(&options, primary, secondary, cfs)
             .map_err(rocks(primary))?;
         let store = Self {
             db,
@@ -751,9 +747,13 @@ impl ProjectionStore {
 /// lookups while projecting (is this event id new? has this event been corrected?) are
 /// for keys that do not exist, which a filter answers without searching the memtable or
 /// reading every level.
-fn column_family_options() -> Options {
+/// `block_cache` replaces RocksDB's small default block cache.
+fn column_family_options(block_cache: Option<&rocksdb::Cache>) -> Options {
     let mut table = rocksdb::BlockBasedOptions::default();
     table.set_bloom_filter(10.0, false);
+    if let Some(cache) = block_cache {
+        table.set_block_cache(cache);
+    }
     let mut options = Options::default();
     options.set_compression_type(rocksdb::DBCompressionType::Lz4);
     options.set_block_based_table_factory(&table);

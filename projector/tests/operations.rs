@@ -272,7 +272,7 @@ async fn metrics_ready_and_the_stored_readiness_report_progress() {
         &["--metrics-addr", &addr],
     ));
     let follower = eventually(WAIT, "the projector created its database", || {
-        ProjectionStore::open_secondary(&db, &dir.path().join("secondary")).ok()
+        ProjectionStore::open_secondary(&db, &dir.path().join("secondary"), 8 << 20).ok()
     })
     .await
     .unwrap();

@@ -199,7 +199,7 @@ async fn a_projector_killed_mid_stream_ends_with_the_same_state_as_an_uninterrup
         "projector-killed",
         &[],
     ));
-    let follower = ProjectionStore::open_secondary(&killed_db, &secondary).unwrap();
+    let follower = ProjectionStore::open_secondary(&killed_db, &secondary, 8 << 20).unwrap();
     wait_caught_up(&ends, &follower, true).await;
     last.kill();
     drop(follower);

@@ -111,7 +111,8 @@ async fn wait_instances(
             .map(|(p, e)| (*p, *e))
             .collect();
         let secondary = scratch.join(format!("secondary-{instances}-{i}"));
-        let follower = ProjectionStore::open_secondary(&dbs[i as usize], &secondary).unwrap();
+        let follower =
+            ProjectionStore::open_secondary(&dbs[i as usize], &secondary, 8 << 20).unwrap();
         wait_caught_up(&owned_ends, &follower, true).await;
     }
 }

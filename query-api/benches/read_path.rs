@@ -10,12 +10,14 @@
 //!   response), at a fixed arrival rate, open loop, latency measured from each request's
 //!   scheduled start; half timelines (a 50-event page), half summaries;
 //! - the same with the audit step switched off (`SKIP_AUDIT_FOR_BENCH`), as a ratio;
-//! - a 50-event timeline page read from the RocksDB store directly;
+//! - a 50-event timeline page read from the RocksDB store directly (a secondary with
+//!   the API's block cache, `SPR_BENCH_BLOCK_CACHE_MB`, default 1,024);
 //! - the same page from PostgreSQL (Debian's server, installed by
 //!   `benches/setup-postgres.sh` if missing, a cluster in a temp dir), with a prepared
 //!   statement over an index on (nhs_number, occurred_at).
 //!
-//! SPR_BENCH_SECONDS sets how long each rate is offered (default 5).
+//! Before the rates, timelines and summaries are read one request at a time (the service
+//! time). SPR_BENCH_SECONDS sets how long each rate is offered (default 5).
 
 use std::path::Path;
 use std::process::Command;
@@ -40,6 +42,11 @@ use spr_testkit::TestBroker;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EVENTS_PER_PATIENT: usize = 50;
+/// The readers' block cache: `SPR_BENCH_BLOCK_CACHE_MB`, by default `spr-api serve`'s
+/// default `--block-cache-mb`.
+fn block_cache_bytes() -> usize {
+    (env_or("SPR_BENCH_BLOCK_CACHE_MB", 1_024) as usize) << 20
+}
 const ISSUER: &str = "spr-bench";
 const BENCH_ORG: &str = "A81001";
 /// A rate is sustained when at least this share of it completes, all with 200s, and
@@ -86,10 +93,18 @@ async fn bench() -> anyhow::Result<()> {
     println!("| measurement | p50 | p99 | p99.9 | throughput |");
     println!("|---|---|---|---|---|");
 
+    // The projector's primary stays open so that its compactions run while PostgreSQL
+    // loads; the page is read as the API reads it, from a secondary with `spr-api
+    // serve`'s default block cache.
     let primary = ProjectionStore::open(&dir.path().join("projection"), false)?;
+    let reader = ProjectionStore::open_secondary(
+        &dir.path().join("projection"),
+        &dir.path().join("reader"),
+        block_cache_bytes(),
+    )?;
     let (store_stats, pg_stats) =
-        page_reads_compared(dir.path(), &rows, &nhs_numbers, &primary).await?;
-    drop(primary);
+        page_reads_compared(dir.path(), &rows, &nhs_numbers, &reader).await?;
+    drop((reader, primary));
     println!(
         "{}",
         store_stats.row("RocksDB store: 50-event timeline page (1 thread)")
@@ -447,6 +462,7 @@ async fn page_reads_compared(
     ))?;
     pg.psql("CREATE INDEX events_by_patient ON events (nhs_number, occurred_at)")?;
     pg.psql("VACUUM ANALYZE events")?;
+    store.catch_up()?;
     let store_stats = page_reads(patients, |nhs| async move {
         Ok(store.timeline(&nhs, None, 50)?.entries.len())
     })
@@ -480,7 +496,11 @@ async fn page_reads_compared(
 async fn serve(dir: &Path, bootstrap: &str) -> anyhow::Result<(String, String)> {
     let keys = DevKeys::generate("bench-key");
     keys.write_to(&dir.join("keys"))?;
-    let store = ProjectionStore::open_secondary(&dir.join("projection"), &dir.join("secondary"))?;
+    let store = ProjectionStore::open_secondary(
+        &dir.join("projection"),
+        &dir.join("secondary"),
+        block_cache_bytes(),
+    )?;
     store.catch_up()?;
     let state = AppState {
         store: Arc::new(store),

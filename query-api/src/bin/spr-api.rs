@@ -74,6 +74,9 @@ enum Command {
         /// How often the JWKS file is read again for added or retired keys, in milliseconds.
         #[arg(long, env = "SPR_JWKS_RELOAD_MS", default_value_t = 5_000)]
         jwks_reload_ms: u64,
+        /// Memory for the projection's uncompressed blocks (the hot timelines), in MiB.
+        #[arg(long, env = "SPR_BLOCK_CACHE_MB", default_value_t = 1_024)]
+        block_cache_mb: usize,
     },
     /// Generates a development Ed25519 signing key and adds it to the directory's JWKS
     /// (created if missing), where it becomes the newest key: rotation is keygen, then
@@ -139,14 +142,19 @@ async fn main() -> anyhow::Result<()> {
             ledger,
             audit_timeout_ms,
             jwks_reload_ms,
+            block_cache_mb,
         } => {
-            let store = ProjectionStore::open_secondary(&projection_db, &secondary_dir)
-                .with_context(|| {
-                    format!(
-                        "opening the projection at {} (start spr-projector first)",
-                        projection_db.display()
-                    )
-                })?;
+            let store = ProjectionStore::open_secondary(
+                &projection_db,
+                &secondary_dir,
+                block_cache_mb << 20,
+            )
+            .with_context(|| {
+                format!(
+                    "opening the projection at {} (start spr-projector first)",
+                    projection_db.display()
+                )
+            })?;
             let verifier = TokenVerifier::from_jwks_file(&jwks, &cli.issuer)
                 .with_context(|| "loading the JWKS (spr-api keygen writes a development one)")?;
             let verifier = Arc::new(verifier);

@@ -102,6 +102,7 @@ impl Stack {
             ProjectionStore::open_secondary(
                 &dir.path().join("projection"),
                 &dir.path().join("secondary"),
+                8 << 20,
             )
             .unwrap(),
         );
