@@ -9,8 +9,8 @@ use spr_schemas::ClinicalEvent;
 
 use crate::keys;
 use crate::store::{
-    ProjectionStore, StoreError, Supersession, TimelineEntry, CF_CURRENT, CF_EVENTS, CF_META,
-    CF_TIMELINE,
+    stands, ProjectionStore, StoreError, Supersession, TimelineEntry, CF_CURRENT, CF_EVENTS,
+    CF_META, CF_TIMELINE,
 };
 use crate::views::rows_of;
 
@@ -194,9 +194,7 @@ fn apply_event<'r>(
     let nhs = &event.nhs_number;
     staged.put(CF_EVENTS, event.event_id.as_bytes().to_vec(), bytes);
     let correction = read_correction(staged, &keys::correction_key(nhs, &event.event_id))?;
-    let mut entry = TimelineEntry::of(event);
-    entry.superseded_by = correction;
-    if entry.stands() {
+    if stands(event.status, correction.as_ref()) {
         for (cf, key) in rows_of(event) {
             staged.put(cf, key, bytes);
         }
@@ -204,7 +202,7 @@ fn apply_event<'r>(
     staged.put(
         CF_TIMELINE,
         keys::timeline_key(nhs, event.occurred_at, &event.event_id),
-        entry.to_bytes(),
+        TimelineEntry::stored(event, correction),
     );
     if let Some((target, supersession)) = Supersession::by(event) {
         let key = keys::correction_key(nhs, &target);
@@ -247,12 +245,10 @@ fn refile_corrected(
     for (cf, key) in rows_of(&corrected) {
         staged.delete(cf, key);
     }
-    let mut entry = TimelineEntry::of(&corrected);
-    entry.superseded_by = Some(supersession);
     staged.put(
         CF_TIMELINE,
         keys::timeline_key(nhs, corrected.occurred_at, target),
-        entry.to_bytes(),
+        TimelineEntry::stored(&corrected, Some(supersession)),
     );
     Ok(())
 }

@@ -185,26 +185,28 @@ impl TimelineEntry {
     /// Whether the event still stands (not amended or withdrawn by a later one, and
     /// not itself a withdrawal).
     pub fn stands(&self) -> bool {
-        self.superseded_by.is_none() && self.status != spr_schemas::Status::EnteredInError
+        stands(self.status, self.superseded_by.as_ref())
     }
 
-    /// The stored form: postcard over the fields in order, each present (postcard is
-    /// not self-describing, so the fields the JSON form omits when empty are kept).
-    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+    /// The stored form of `event`'s entry ([`Self::of`] with `superseded_by`), written
+    /// straight from the event: postcard over the fields in order, each present
+    /// (postcard is not self-describing, so the fields the JSON form omits when empty
+    /// are kept).
+    pub(crate) fn stored(event: &ClinicalEvent, superseded_by: Option<Supersession>) -> Vec<u8> {
         postcard::to_stdvec(&(
-            &self.event_id,
-            self.event_type,
-            self.occurred_at,
-            self.recorded_at,
-            &self.code,
-            &self.source,
-            &self.author,
-            self.status,
-            &self.sensitivity,
-            &self.detail,
-            &self.supersedes,
-            &self.encounter_id,
-            &self.superseded_by,
+            &event.event_id,
+            event.event_type(),
+            event.occurred_at,
+            event.recorded_at,
+            &event.code,
+            &event.source,
+            &event.author,
+            event.status,
+            &event.sensitivity,
+            crate::detail::detail_line(&event.payload),
+            &event.supersedes,
+            &event.encounter_id,
+            &superseded_by,
         ))
         .expect("a TimelineEntry always serialises")
     }
@@ -230,6 +232,11 @@ impl TimelineEntry {
             superseded_by: stored.12,
         })
     }
+}
+
+/// Whether an event with `status`, corrected by `superseded_by`, still stands.
+pub(crate) fn stands(status: spr_schemas::Status, superseded_by: Option<&Supersession>) -> bool {
+    superseded_by.is_none() && status != spr_schemas::Status::EnteredInError
 }
 
 /// [`TimelineEntry`]'s fields in stored order.
@@ -491,8 +498,9 @@ impl ProjectionStore {
                 after.push(0); // the smallest key after the cursor's own
                 start = start.max(after);
             }
-            let iter = self.db.iterator_cf(
+            let iter = self.db.iterator_cf_opt(
                 self.cf(CF_TIMELINE),
+                within(prefix),
                 IteratorMode::From(&start, Direction::Forward),
             );
             let (mut matched, mut examined) = (0, 0);
@@ -563,7 +571,12 @@ impl ProjectionStore {
         mut row: impl FnMut(&[u8], &[u8]) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.prefix_iterator_cf(self.cf(cf), prefix) {
+        let rows = self.db.iterator_cf_opt(
+            self.cf(cf),
+            within(prefix),
+            IteratorMode::From(prefix, Direction::Forward),
+        );
+        for item in rows {
             let (key, value) = item.map_err(self.rocks_error())?;
             if !key.starts_with(prefix) {
                 break;
@@ -573,18 +586,15 @@ impl ProjectionStore {
         Ok(out)
     }
 
-    /// The last row whose key starts with `prefix`, read backwards from the end of the
-    /// prefix's range. Keys under `prefix` must be at most 32 bytes longer than it.
+    /// The last row whose key starts with `prefix`.
     pub(crate) fn last_under<T>(
         &self,
         cf: &str,
         prefix: &[u8],
         row: impl FnOnce(&[u8], &[u8]) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
-        let mut bound = prefix.to_vec();
-        bound.extend_from_slice(&[0xFF; 32]);
-        let mut rows = self.db.raw_iterator_cf(self.cf(cf));
-        rows.seek_for_prev(&bound);
+        let mut rows = self.db.raw_iterator_cf_opt(self.cf(cf), within(prefix));
+        rows.seek_to_last();
         match (rows.key(), rows.value()) {
             (Some(key), Some(value)) if key.starts_with(prefix) => Ok(Some(row(key, value)?)),
             _ => rows.status().map(|()| None).map_err(self.rocks_error()),
@@ -747,6 +757,15 @@ impl ProjectionStore {
 /// lookups while projecting (is this event id new? has this event been corrected?) are
 /// for keys that do not exist, which a filter answers without searching the memtable or
 /// reading every level.
+/// Read options that bound an iterator to the keys starting with `prefix`: RocksDB then
+/// skips the files and blocks of each level that hold only keys past it, instead of
+/// reading the next patient's block in every level (most of a cold page read).
+fn within(prefix: &[u8]) -> rocksdb::ReadOptions {
+    let mut options = rocksdb::ReadOptions::default();
+    options.set_iterate_range(rocksdb::PrefixRange(prefix));
+    options
+}
+
 /// `block_cache` replaces RocksDB's small default block cache.
 fn column_family_options(block_cache: Option<&rocksdb::Cache>) -> Options {
     let mut table = rocksdb::BlockBasedOptions::default();
@@ -826,17 +845,22 @@ mod tests {
     #[test]
     fn stored_timeline_entries_and_corrections_read_back_as_written() {
         let nhs = "9990000018".parse().unwrap();
-        for event in spr_schemas::examples::one_of_each_type(nhs) {
-            let mut entry = TimelineEntry::of(&event);
-            assert_eq!(TimelineEntry::from_bytes(&entry.to_bytes()).unwrap(), entry);
+        for mut event in spr_schemas::examples::one_of_each_type(nhs) {
+            let stored = TimelineEntry::stored(&event, None);
+            assert_eq!(
+                TimelineEntry::from_bytes(&stored).unwrap(),
+                TimelineEntry::of(&event)
+            );
             let correction = Supersession {
                 event_id: EventId::random(),
                 status: spr_schemas::Status::Amended,
                 recorded_at: 7,
             };
+            event.encounter_id = Some("E1".into());
+            let mut entry = TimelineEntry::of(&event);
             entry.superseded_by = Some(correction);
-            entry.encounter_id = Some("E1".into());
-            assert_eq!(TimelineEntry::from_bytes(&entry.to_bytes()).unwrap(), entry);
+            let stored = TimelineEntry::stored(&event, Some(correction));
+            assert_eq!(TimelineEntry::from_bytes(&stored).unwrap(), entry);
             assert_eq!(
                 Supersession::from_bytes(&correction.to_bytes()).unwrap(),
                 correction
