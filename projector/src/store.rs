@@ -759,7 +759,7 @@ impl ProjectionStore {
 /// reading every level.
 /// Read options that bound an iterator to the keys starting with `prefix`: RocksDB then
 /// skips the files and blocks of each level that hold only keys past it, instead of
-/// reading the next patient's block in every level (most of a cold page read).
+/// reading the next patient's block in every level.
 fn within(prefix: &[u8]) -> rocksdb::ReadOptions {
     let mut options = rocksdb::ReadOptions::default();
     options.set_iterate_range(rocksdb::PrefixRange(prefix));
