@@ -623,6 +623,24 @@ impl ProjectionStore {
             .map_err(self.rocks_error())
     }
 
+    /// Applies a batch atomically without waiting for the disk: readable at once, durable
+    /// after the next [`Self::sync_wal`] (or a synced write). After a crash before that,
+    /// RocksDB recovers to an earlier batch boundary, offsets included, and the records
+    /// of the lost batches are consumed again.
+    pub fn write_unsynced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.db.write(batch).map_err(self.rocks_error())
+    }
+
+    /// Whether batches are fsynced before they count as written (`open`'s `sync_writes`).
+    pub fn syncs_writes(&self) -> bool {
+        self.sync_writes
+    }
+
+    /// Makes every batch written so far durable (fsync of the write-ahead log).
+    pub fn sync_wal(&self) -> Result<(), StoreError> {
+        self.db.flush_wal(true).map_err(self.rocks_error())
+    }
+
     /// Flushes every column family's memtable to disk, making unsynced writes durable.
     pub fn flush(&self) -> Result<(), StoreError> {
         let cfs: Vec<&ColumnFamily> = ALL_CFS.iter().map(|name| self.cf(name)).collect();
