@@ -80,6 +80,8 @@ pub struct SchemaVersion {
     pub schema: Schema,
     /// Rabin fingerprint, as it appears on the wire.
     pub fingerprint: [u8; 8],
+    /// The record's full name, worked out once (encoding and decoding compare it).
+    record: String,
 }
 
 impl std::fmt::Debug for SchemaVersion {
@@ -100,28 +102,29 @@ impl SchemaVersion {
             .bytes
             .try_into()
             .expect("Rabin fingerprints are 8 bytes");
+        let record = match &schema {
+            Schema::Record(r) => r.name.fullname(None),
+            other => format!("{other:?}"),
+        };
         Self {
             file,
             text,
             schema,
             fingerprint,
+            record,
         }
     }
 
     /// The full name of the record this schema describes (`uk.nhs.spr.ClinicalEvent`).
-    pub fn record_name(&self) -> String {
-        match &self.schema {
-            Schema::Record(r) => r.name.fullname(None),
-            other => format!("{other:?}"),
-        }
+    pub fn record_name(&self) -> &str {
+        &self.record
     }
 }
 
-/// Every schema version in the repository, keyed by fingerprint.
+/// Every schema version in the repository.
 #[derive(Debug)]
 pub struct SchemaCatalogue {
     versions: Vec<SchemaVersion>,
-    by_fingerprint: HashMap<[u8; 8], usize>,
 }
 
 /// Every `.avsc` file in schemas/avro/, oldest version first within each record.
@@ -144,20 +147,11 @@ const SCHEMA_FILES: &[(&str, &str)] = &[
     ),
 ];
 
-static CATALOGUE: LazyLock<SchemaCatalogue> = LazyLock::new(|| {
-    let versions: Vec<SchemaVersion> = SCHEMA_FILES
+static CATALOGUE: LazyLock<SchemaCatalogue> = LazyLock::new(|| SchemaCatalogue {
+    versions: SCHEMA_FILES
         .iter()
         .map(|(f, t)| SchemaVersion::parse(f, t))
-        .collect();
-    let by_fingerprint = versions
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (v.fingerprint, i))
-        .collect();
-    SchemaCatalogue {
-        versions,
-        by_fingerprint,
-    }
+        .collect(),
 });
 
 impl SchemaCatalogue {
@@ -169,13 +163,6 @@ impl SchemaCatalogue {
     /// Every version, in file order.
     pub fn versions(&self) -> &[SchemaVersion] {
         &self.versions
-    }
-
-    /// The version with this fingerprint.
-    pub fn by_fingerprint(&self, fingerprint: &[u8; 8]) -> Option<&SchemaVersion> {
-        self.by_fingerprint
-            .get(fingerprint)
-            .map(|i| &self.versions[*i])
     }
 
     /// The newest version of a record (the one this code writes and reads into).
@@ -198,9 +185,11 @@ pub(crate) trait AvroRecord: Sized {
     fn from_wire(wire: Self::Wire) -> Result<Self, String>;
 }
 
-/// How one schema version is read and written, its named types resolved once (resolving
+/// How one schema version is read and written (by its fingerprint in `CODECS`), its named types resolved once (resolving
 /// them per record cost three quarters of the decoding time).
 struct VersionCodec {
+    /// The version it reads and writes.
+    version: &'static SchemaVersion,
     /// Reads a datum of this version; for an older version, resolves it to the current one.
     reader: GenericDatumReader<'static>,
     /// Writes a datum of this version straight from the serde form.
@@ -218,7 +207,7 @@ static CODECS: LazyLock<HashMap<[u8; 8], VersionCodec>> = LazyLock::new(|| {
             let fail = |e: apache_avro::Error| -> ! {
                 panic!("schemas/avro/{} does not resolve: {e}", version.file)
             };
-            let newest = catalogue.current(&version.record_name());
+            let newest = catalogue.current(version.record_name());
             let current = newest.fingerprint == version.fingerprint;
             let reader = GenericDatumReader::builder(&version.schema);
             let reader = if current {
@@ -233,6 +222,7 @@ static CODECS: LazyLock<HashMap<[u8; 8], VersionCodec>> = LazyLock::new(|| {
             (
                 version.fingerprint,
                 VersionCodec {
+                    version,
                     reader,
                     writer,
                     current,
@@ -266,21 +256,20 @@ pub(crate) fn decode<T: AvroRecord>(bytes: &[u8]) -> Result<T, DecodeError> {
         return Err(DecodeError::BadMarker(bytes[0], bytes[1]));
     }
     let fingerprint: [u8; 8] = bytes[2..HEADER_LEN].try_into().expect("8 bytes");
-    let writer = SchemaCatalogue::global()
-        .by_fingerprint(&fingerprint)
+    let codec = CODECS
+        .get(&fingerprint)
         .ok_or_else(|| DecodeError::UnknownFingerprint(hex_string(&fingerprint)))?;
-    let found = writer.record_name();
-    if found != T::RECORD {
+    let writer = codec.version;
+    if writer.record_name() != T::RECORD {
         return Err(DecodeError::WrongRecord {
             expected: T::RECORD,
-            found,
+            found: writer.record_name().to_owned(),
         });
     }
     let avro_error = |e: apache_avro::Error| DecodeError::Avro {
         schema: writer.file,
         message: e.to_string(),
     };
-    let codec = &CODECS[&fingerprint];
     let mut rest = &bytes[HEADER_LEN..];
     // The current version deserialises straight from the bytes; an older one is read
     // into a value and resolved to the current schema first.
