@@ -552,10 +552,7 @@ async fn offer(
         tokio::time::sleep_until(at).await;
         let request = client.get(&targets[i % targets.len()]).bearer_auth(token);
         tasks.push(tokio::spawn(async move {
-            let ok = match request.send().await {
-                Ok(response) => response.status() == 200 && response.bytes().await.is_ok(),
-                Err(_) => false,
-            };
+            let ok = read_whole_200(request).await;
             (at.elapsed(), ok)
         }));
     }
@@ -576,14 +573,19 @@ async fn one_at_a_time(client: &reqwest::Client, urls: &[&String], token: &str) 
     let mut errors = 0;
     for url in urls.iter().cycle().take(1_000) {
         let t = Instant::now();
-        let ok = match client.get(*url).bearer_auth(token).send().await {
-            Ok(response) => response.status() == 200 && response.bytes().await.is_ok(),
-            Err(_) => false,
-        };
+        let ok = read_whole_200(client.get(*url).bearer_auth(token)).await;
         latencies.push(t.elapsed());
         errors += usize::from(!ok);
     }
     Stats::new(latencies, errors, started.elapsed())
+}
+
+/// Sends `request` and reads its whole body; whether it answered 200.
+async fn read_whole_200(request: reqwest::RequestBuilder) -> bool {
+    match request.send().await {
+        Ok(response) => response.status() == 200 && response.bytes().await.is_ok(),
+        Err(_) => false,
+    }
 }
 
 fn cpu_model() -> String {
