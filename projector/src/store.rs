@@ -14,8 +14,7 @@
 use std::path::Path;
 
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch,
-    WriteOptions, DB,
+    ColumnFamily, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -393,7 +392,7 @@ impl ProjectionStore {
     ) -> Result<Self, StoreError> {
         let mut options = Options::default();
         options.set_max_open_files(-1);
-        let cache = rocksdb::Cache::new_lru_cache(block_cache_bytes);
+        let cache = rocksdb::Cache::new_hyper_clock_cache(block_cache_bytes, 0);
         let cfs = ALL_CFS
             .map(|name| ColumnFamilyDescriptor::new(name, column_family_options(Some(&cache))));
         let db = DB::open_cf_descriptors_as_secondary(&options, primary, secondary, cfs)
@@ -498,17 +497,12 @@ impl ProjectionStore {
                 after.push(0); // the smallest key after the cursor's own
                 start = start.max(after);
             }
-            let iter = self.db.iterator_cf_opt(
-                self.cf(CF_TIMELINE),
-                within(prefix),
-                IteratorMode::From(&start, Direction::Forward),
-            );
+            let mut iter = self
+                .db
+                .raw_iterator_cf_opt(self.cf(CF_TIMELINE), within(prefix));
+            iter.seek(&start);
             let (mut matched, mut examined) = (0, 0);
-            for item in iter {
-                let (key, value) = item.map_err(self.rocks_error())?;
-                if !key.starts_with(prefix) {
-                    break;
-                }
+            while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
                 let tail = key[prefix.len()..].to_vec();
                 let time = keys::time_from_sortable(tail[..8].try_into().expect("8 bytes"));
                 if range.to.is_some_and(|to| time > to) || matched > limit {
@@ -519,12 +513,14 @@ impl ProjectionStore {
                     break;
                 }
                 examined += 1;
-                let entry = TimelineEntry::from_bytes(&value)?;
+                let entry = TimelineEntry::from_bytes(value)?;
                 if keep(&entry) {
                     rows.push((tail, entry));
                     matched += 1;
                 }
+                iter.next();
             }
+            iter.status().map_err(self.rocks_error())?;
         }
         rows.sort_by(|a, b| a.0.cmp(&b.0));
         if let Some(stop) = &scanned_to {
@@ -571,34 +567,48 @@ impl ProjectionStore {
         mut row: impl FnMut(&[u8], &[u8]) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
-        let rows = self.db.iterator_cf_opt(
-            self.cf(cf),
-            within(prefix),
-            IteratorMode::From(prefix, Direction::Forward),
-        );
-        for item in rows {
-            let (key, value) = item.map_err(self.rocks_error())?;
-            if !key.starts_with(prefix) {
-                break;
-            }
-            out.push(row(&key, &value)?);
+        let mut rows = self.db.raw_iterator_cf_opt(self.cf(cf), within(prefix));
+        rows.seek(prefix);
+        while let (Some(key), Some(value)) = (rows.key(), rows.value()) {
+            out.push(row(key, value)?);
+            rows.next();
         }
+        rows.status().map_err(self.rocks_error())?;
         Ok(out)
     }
 
-    /// The last row whose key starts with `prefix`.
-    pub(crate) fn last_under<T>(
+    /// Calls `row` on the last row of each group under `prefix`, in key order, where
+    /// keys are `prefix | group | 0 | suffix` with a suffix of `suffix_len` bytes. Two
+    /// seeks per group, whatever the number of rows in it.
+    pub(crate) fn last_of_each_group<T>(
         &self,
         cf: &str,
         prefix: &[u8],
-        row: impl FnOnce(&[u8], &[u8]) -> Result<T, StoreError>,
-    ) -> Result<Option<T>, StoreError> {
+        suffix_len: usize,
+        mut row: impl FnMut(&[u8], &[u8]) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
         let mut rows = self.db.raw_iterator_cf_opt(self.cf(cf), within(prefix));
-        rows.seek_to_last();
-        match (rows.key(), rows.value()) {
-            (Some(key), Some(value)) if key.starts_with(prefix) => Ok(Some(row(key, value)?)),
-            _ => rows.status().map(|()| None).map_err(self.rocks_error()),
+        rows.seek(prefix);
+        while let Some(key) = rows.key() {
+            // The smallest key after this group: its `group | 0` with the 0 raised to 1.
+            let group_end = key.len().saturating_sub(suffix_len);
+            if group_end <= prefix.len() || key[group_end - 1] != 0 {
+                return Err(StoreError::Corrupt {
+                    what: "view key",
+                    detail: format!("{key:02x?} has no group separator"),
+                });
+            }
+            let mut after_group = key[..group_end].to_vec();
+            after_group[group_end - 1] += 1;
+            rows.seek_for_prev(&after_group);
+            if let (Some(key), Some(value)) = (rows.key(), rows.value()) {
+                out.push(row(key, value)?);
+            }
+            rows.seek(&after_group);
         }
+        rows.status().map_err(self.rocks_error())?;
+        Ok(out)
     }
 
     /// One value, by column family and key.

@@ -174,10 +174,25 @@ impl ProjectionStore {
         Ok(rows)
     }
 
+    /// Every standing row of one view of a record, by group then time.
     fn rows(&self, numbers: &[NhsNumber], view: View) -> Result<Vec<ViewRow>, StoreError> {
+        self.rows_of_numbers(numbers, |nhs| self.view_rows(nhs, view))
+    }
+
+    /// The newest row of each group of one view of a record (of each number: `latest`
+    /// picks the newest across numbers), by group then time.
+    fn newest_rows(&self, numbers: &[NhsNumber], view: View) -> Result<Vec<ViewRow>, StoreError> {
+        self.rows_of_numbers(numbers, |nhs| self.newest_view_rows(nhs, view))
+    }
+
+    fn rows_of_numbers(
+        &self,
+        numbers: &[NhsNumber],
+        read: impl Fn(&NhsNumber) -> Result<Vec<ViewRow>, StoreError>,
+    ) -> Result<Vec<ViewRow>, StoreError> {
         let mut rows = Vec::new();
         for nhs in numbers {
-            rows.extend(self.view_rows(nhs, view)?);
+            rows.extend(read(nhs)?);
         }
         rows.sort_by(|a, b| {
             (&a.group, a.event.occurred_at, a.event.event_id).cmp(&(
@@ -189,6 +204,11 @@ impl ProjectionStore {
         Ok(rows)
     }
 
+    /// The newest event of a view kept in one group (demographics, discharges).
+    fn newest_row(&self, numbers: &[NhsNumber], view: View) -> Result<Option<ViewRow>, StoreError> {
+        Ok(self.newest_rows(numbers, view)?.pop())
+    }
+
     /// The emergency summary of a record at time `now`.
     pub fn emergency_summary(
         &self,
@@ -198,8 +218,7 @@ impl ProjectionStore {
         let medications = self.medication_view(numbers, now)?;
         let mut summary = EmergencySummary {
             demographics: self
-                .rows(numbers, View::Demographics)?
-                .last()
+                .newest_row(numbers, View::Demographics)?
                 .map(|r| TimelineEntry::of(&r.event)),
             allergies: vec![],
             medications: medications
@@ -209,7 +228,7 @@ impl ProjectionStore {
                 .collect(),
             problems: vec![],
             alerts: vec![],
-            latest_observations: latest_per_group(&self.rows(numbers, View::Observations)?),
+            latest_observations: latest_per_group(&self.newest_rows(numbers, View::Observations)?),
             conflicts: medications.conflicts,
             disputed: vec![],
         };
@@ -404,10 +423,7 @@ impl ProjectionStore {
 
     /// The latest discharge summary and the events of the admission it closes.
     pub fn discharge_view(&self, numbers: &[NhsNumber]) -> Result<DischargeView, StoreError> {
-        let summary = self
-            .rows(numbers, View::Discharges)?
-            .into_iter()
-            .max_by_key(|r| (r.event.occurred_at, r.event.event_id));
+        let summary = self.newest_row(numbers, View::Discharges)?;
         let admission_events = match summary.as_ref().and_then(|s| s.event.encounter_id.clone()) {
             Some(encounter) => self
                 .group_rows(numbers, View::Encounters, &encounter)?
@@ -424,14 +440,8 @@ impl ProjectionStore {
 
     /// The ODS code of the registered GP practice in the latest demographics.
     pub fn registered_practice(&self, numbers: &[NhsNumber]) -> Result<Option<String>, StoreError> {
-        // Only each number's newest demographics event is read, not all of them.
-        let mut newest = Vec::with_capacity(numbers.len());
-        for nhs in numbers {
-            newest.extend(self.last_view_row(nhs, View::Demographics)?);
-        }
-        Ok(newest
-            .into_iter()
-            .max_by_key(|r| (r.event.occurred_at, r.event.event_id))
+        Ok(self
+            .newest_row(numbers, View::Demographics)?
             .and_then(|r| match r.event.payload {
                 Payload::Demographics(d) => d.registered_gp_ods_code,
                 _ => None,

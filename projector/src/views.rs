@@ -122,15 +122,16 @@ impl ProjectionStore {
         })
     }
 
-    /// The last row of one view of a patient in key order: for a view of one group
-    /// (demographics, discharges), its newest event.
-    pub fn last_view_row(
+    /// The newest standing event of each group of one view of a patient, by group: only
+    /// those rows are read and decoded, so years of observations of one code cost one
+    /// row, not one per observation.
+    pub fn newest_view_rows(
         &self,
         nhs: &NhsNumber,
         view: View,
-    ) -> Result<Option<ViewRow>, StoreError> {
+    ) -> Result<Vec<ViewRow>, StoreError> {
         let prefix = keys::view_prefix(nhs, view as u8);
-        self.last_under(CF_CURRENT, &prefix, |key, value| {
+        self.last_of_each_group(CF_CURRENT, &prefix, keys::TIME_AND_ID_LEN, |key, value| {
             row_of(&key[prefix.len()..], value)
         })
     }

@@ -321,18 +321,23 @@ fn medications_stop_by_prescription_or_by_code_and_restart() {
         .is_empty());
 }
 
-#[test]
-fn an_nhs_number_merge_gives_the_merged_record_under_either_number() {
-    let (retired, surviving) = (nhs("9990000026"), patient());
-    let merge_under = |n: NhsNumber| ClinicalEvent {
+/// The merge of `retired` into `surviving`, recorded under `under`.
+fn merge(retired: NhsNumber, surviving: NhsNumber, under: NhsNumber) -> ClinicalEvent {
+    ClinicalEvent {
         event_id: EventId::random(),
-        nhs_number: n,
+        nhs_number: under,
         payload: Payload::NhsNumberMerge(NhsNumberMergePayload {
             retired_nhs_number: retired,
             surviving_nhs_number: surviving,
         }),
-        ..examples::observation(n)
-    };
+        ..examples::observation(under)
+    }
+}
+
+#[test]
+fn an_nhs_number_merge_gives_the_merged_record_under_either_number() {
+    let (retired, surviving) = (nhs("9990000026"), patient());
+    let merge_under = |n| merge(retired, surviving, n);
     let old = at(examples::allergy(retired), NOW - DAY, "RJ1");
     let new = at(examples::observation(surviving), NOW, "A81001");
     let mut p = Projection::new();
@@ -357,6 +362,74 @@ fn an_nhs_number_merge_gives_the_merged_record_under_either_number() {
             .collect();
         assert_eq!(ids, [old.event_id, new.event_id], "reading {number}");
         assert_eq!(p.summary(&number).allergies.len(), 1);
+    }
+}
+
+#[test]
+fn the_newest_observation_of_each_code_demographics_and_discharge_span_merged_numbers() {
+    let (retired, surviving) = (nhs("9990000026"), patient());
+    let of_type = |n: NhsNumber, t: EventType, occurred_at: i64| {
+        let event = examples::one_of_each_type(n)
+            .into_iter()
+            .find(|e| e.event_type() == t)
+            .expect("an example of each type");
+        ClinicalEvent {
+            event_id: EventId::random(),
+            ..at(event, occurred_at, "A81001")
+        }
+    };
+    let mut events = vec![
+        merge(retired, surviving, retired),
+        merge(retired, surviving, surviving),
+    ];
+    // Six readings of each of three codes, alternating between the two numbers, so
+    // the newest of a code is on either number.
+    let mut newest = Vec::new();
+    for (c, code) in ["8480-6", "8462-4", "8867-4"].into_iter().enumerate() {
+        for k in 0..6 {
+            let n = if (k + c) % 2 == 0 { retired } else { surviving };
+            let mut reading = of_type(n, EventType::Observation, NOW - k as i64 * DAY + c as i64);
+            reading.code.code = code.into();
+            if k == 0 {
+                newest.push(reading.event_id);
+            }
+            events.push(reading);
+        }
+    }
+    let details = [
+        of_type(surviving, EventType::Demographics, NOW - 9 * DAY),
+        of_type(retired, EventType::Demographics, NOW - DAY),
+        of_type(surviving, EventType::Demographics, NOW - 5 * DAY),
+    ];
+    let discharges = [
+        of_type(retired, EventType::DischargeSummary, NOW - 8 * DAY),
+        of_type(surviving, EventType::DischargeSummary, NOW - 2 * DAY),
+        of_type(retired, EventType::DischargeSummary, NOW - 4 * DAY),
+    ];
+    events.extend(details.iter().chain(&discharges).cloned());
+    events.reverse(); // the newest arrive first
+    let mut p = Projection::new();
+    p.apply(&events, 4);
+    for number in [retired, surviving] {
+        let summary = p.summary(&number);
+        let mut latest: Vec<EventId> = summary
+            .latest_observations
+            .iter()
+            .map(|e| e.event_id)
+            .collect();
+        latest.sort();
+        newest.sort();
+        assert_eq!(latest, newest, "reading {number}");
+        assert_eq!(
+            summary.demographics.map(|d| d.event_id),
+            Some(details[1].event_id)
+        );
+        let numbers = p.store.record_numbers(&number).unwrap().all;
+        let discharge = p.store.discharge_view(&numbers).unwrap();
+        assert_eq!(
+            discharge.summary.map(|d| d.event_id),
+            Some(discharges[1].event_id)
+        );
     }
 }
 

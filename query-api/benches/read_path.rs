@@ -11,11 +11,15 @@
 //!   scheduled start; half timelines (a 50-event page), half summaries;
 //! - the same with the audit step switched off (`SKIP_AUDIT_FOR_BENCH`), as a ratio;
 //! - a 50-event timeline page read from the RocksDB store directly (a secondary with
-//!   the API's block cache, `SPR_BENCH_BLOCK_CACHE_MB`, default 1,024);
+//!   the API's block cache, `SPR_BENCH_BLOCK_CACHE_MB`, default 1,024), one read at a
+//!   time and then from 2 client threads at each fixed rate;
 //! - the same page from PostgreSQL (Debian's server, installed by
 //!   `benches/setup-postgres.sh` if missing, a cluster in a temp dir), with a prepared
-//!   statement over an index on (nhs_number, occurred_at).
+//!   statement over an index on (nhs_number, occurred_at): one at a time over one
+//!   connection, then from 8 client threads with a connection each at each fixed rate.
 //!
+//! Each fixed-rate measurement offers 2,000, 3,000, ... requests a second until one is
+//! not sustained, and the table ends with the rates sustained and the p99s at 2,000/s.
 //! Before the rates, timelines and summaries are read one request at a time (the service
 //! time). SPR_BENCH_SECONDS sets how long each rate is offered (default 5).
 
@@ -56,10 +60,11 @@ const SUSTAINED_P99: Duration = Duration::from_millis(50);
 const RATES: [u64; 7] = [2_000, 3_000, 4_000, 5_000, 6_000, 8_000, 10_000];
 
 fn main() -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(bench())
+    bench(
+        &tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+    )
 }
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -69,7 +74,9 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-async fn bench() -> anyhow::Result<()> {
+/// Runs every measurement: the store and PostgreSQL from threads of their own, the API
+/// from `runtime`.
+fn bench(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let patients = env_or("SPR_BENCH_PATIENTS", 100_000) as usize;
     let step = Duration::from_secs(env_or("SPR_BENCH_SECONDS", 5));
     let dir = tempfile::tempdir()?;
@@ -102,22 +109,13 @@ async fn bench() -> anyhow::Result<()> {
         &dir.path().join("reader"),
         block_cache_bytes(),
     )?;
-    let (store_stats, pg_stats) =
-        page_reads_compared(dir.path(), &rows, &nhs_numbers, &reader).await?;
+    let mut climbs = page_reads_compared(dir.path(), &rows, &nhs_numbers, &reader, step)?;
     drop((reader, primary));
-    println!(
-        "{}",
-        store_stats.row("RocksDB store: 50-event timeline page (1 thread)")
-    );
-    println!(
-        "{}",
-        pg_stats.row("PostgreSQL: same page, prepared statement (1 connection)")
-    );
 
-    let broker = TestBroker::start_memory().await?;
-    let (base, token) = serve(dir.path(), &broker.bootstrap()).await?;
+    let broker = runtime.block_on(TestBroker::start_memory())?;
+    let (base, token) = runtime.block_on(serve(dir.path(), &broker.bootstrap()))?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-    let targets: Vec<String> = (0..20_000)
+    let targets: Arc<[String]> = (0..20_000)
         .map(|i| {
             let nhs = nhs_numbers.choose(&mut rng).expect("patients");
             match i % 2 {
@@ -130,12 +128,14 @@ async fn bench() -> anyhow::Result<()> {
         .pool_max_idle_per_host(1_024)
         .build()?;
     // Warm up connections, caches and the producer.
-    offer(&client, &targets, &token, 500, Duration::from_secs(2)).await;
+    let offer_api =
+        |rate, duration| runtime.block_on(offer(&client, &targets, &token, rate, duration));
+    offer_api(500, Duration::from_secs(2));
     for (audit, audited) in [("audited", true), ("audit off", false)] {
         SKIP_AUDIT_FOR_BENCH.store(!audited, Ordering::Relaxed);
         for (label, kind) in [("timeline page", 0), ("summary", 1)] {
             let urls: Vec<&String> = targets.iter().skip(kind).step_by(2).collect();
-            let stats = one_at_a_time(&client, &urls, &token).await;
+            let stats = runtime.block_on(one_at_a_time(&client, &urls, &token));
             println!(
                 "{}",
                 stats.row(&format!("full stack, {audit}, one {label} at a time"))
@@ -143,71 +143,89 @@ async fn bench() -> anyhow::Result<()> {
         }
     }
 
-    let mut summary = Vec::new();
-    for (label, audited) in [("audited", true), ("audit off", false)] {
+    for (label, audited) in [
+        ("full stack, audited", true),
+        ("full stack, audit off", false),
+    ] {
         SKIP_AUDIT_FOR_BENCH.store(!audited, Ordering::Relaxed);
-        let light = offer(&client, &targets, &token, 200, step).await;
+        let light = offer_api(200, step);
         println!(
             "{}",
-            light.row(&format!(
-                "full stack, {label}, offered 200 req/s (light load)"
-            ))
+            light.row(&format!("{label}, offered 200 req/s (light load)"))
         );
-        let mut max_sustained = 0;
-        let mut at_2000 = None;
-        for rate in RATES {
-            let stats = offer(&client, &targets, &token, rate, step).await;
-            println!(
-                "{}",
-                stats.row(&format!("full stack, {label}, offered {rate} req/s"))
-            );
-            let sustained = stats.errors == 0
-                && stats.throughput >= SUSTAINED_SHARE * rate as f64
-                && stats.p(0.99) < SUSTAINED_P99;
-            if rate == 2_000 {
-                at_2000 = Some(stats);
-            }
-            if !sustained {
-                break;
-            }
-            max_sustained = rate;
-        }
-        summary.push((
-            label,
-            at_2000.expect("2,000 req/s is offered first"),
-            max_sustained,
-        ));
+        climbs.push(climb(label, |rate| offer_api(rate, step)));
     }
     SKIP_AUDIT_FOR_BENCH.store(false, Ordering::Relaxed);
 
     println!();
     println!("| result | value |");
     println!("|---|---|");
-    for (label, stats, max) in &summary {
+    for climb in &climbs {
         println!(
-            "| full stack, {label}: max sustained rate (≥{:.0}% completed, no errors, p99 < {} ms) | {} |",
+            "| {}: max sustained rate (≥{:.0}% completed, no errors, p99 < {} ms) | {} |",
+            climb.label,
             SUSTAINED_SHARE * 100.0,
             SUSTAINED_P99.as_millis(),
-            if *max == 0 { "below 2,000 req/s".to_owned() } else { format!("{max} req/s") },
+            match climb.max_sustained {
+                0 => "below 2,000/s".to_owned(),
+                max => format!("{max}/s"),
+            },
         );
         println!(
-            "| full stack, {label}: p99 at 2,000 req/s | {} |",
-            ms(stats.p(0.99))
+            "| {}: p50 / p99 at 2,000/s | {} / {} |",
+            climb.label,
+            ms(climb.at_2000.p(0.5)),
+            ms(climb.at_2000.p(0.99))
         );
     }
-    let (audited, unaudited) = (&summary[0].1, &summary[1].1);
+    let [store, pg, audited, unaudited] = &climbs[..] else {
+        unreachable!("four measurements climb the rates")
+    };
     println!(
-        "| audit cost at 2,000 req/s: audited / audit off | p50 {:.1}×, p99 {:.1}× |",
-        ratio(audited.p(0.5), unaudited.p(0.5)),
-        ratio(audited.p(0.99), unaudited.p(0.99))
+        "| store vs PostgreSQL at 2,000/s | RocksDB {:.1}× faster at p99 (p50 {:.1}×) |",
+        ratio(pg.at_2000.p(0.99), store.at_2000.p(0.99)),
+        ratio(pg.at_2000.p(0.5), store.at_2000.p(0.5))
     );
     println!(
-        "| store vs PostgreSQL, p99 | RocksDB {:.1}× faster (p50 {:.1}×) |",
-        ratio(pg_stats.p(0.99), store_stats.p(0.99)),
-        ratio(pg_stats.p(0.5), store_stats.p(0.5))
+        "| audit cost at 2,000 req/s: audited / audit off | p50 {:.1}×, p99 {:.1}× |",
+        ratio(audited.at_2000.p(0.5), unaudited.at_2000.p(0.5)),
+        ratio(audited.at_2000.p(0.99), unaudited.at_2000.p(0.99))
     );
     drop(broker);
     Ok(())
+}
+
+/// A measurement offered each of [`RATES`] in turn, up to the first it did not sustain.
+struct Climb {
+    label: &'static str,
+    at_2000: Stats,
+    max_sustained: u64,
+}
+
+/// Offers each of [`RATES`] through `measure`, printing a row per rate, until a rate
+/// is not sustained (see [`SUSTAINED_SHARE`]).
+fn climb(label: &'static str, mut measure: impl FnMut(u64) -> Stats) -> Climb {
+    let mut max_sustained = 0;
+    let mut at_2000 = None;
+    for rate in RATES {
+        let stats = measure(rate);
+        println!("{}", stats.row(&format!("{label}, offered {rate}/s")));
+        let sustained = stats.errors == 0
+            && stats.throughput >= SUSTAINED_SHARE * rate as f64
+            && stats.p(0.99) < SUSTAINED_P99;
+        if rate == 2_000 {
+            at_2000 = Some(stats);
+        }
+        if !sustained {
+            break;
+        }
+        max_sustained = rate;
+    }
+    Climb {
+        label,
+        at_2000: at_2000.expect("2,000/s is offered first"),
+        max_sustained,
+    }
 }
 
 /// Latencies of one measurement.
@@ -321,18 +339,17 @@ fn build_projection(
 
 /// 2,000 warm-up reads, then 20,000 measured, one at a time, each of a random
 /// patient's first 50 events; `read` returns how many entries it got.
-async fn page_reads<F, R>(patients: &[NhsNumber], mut read: F) -> anyhow::Result<Stats>
-where
-    F: FnMut(NhsNumber) -> R,
-    R: std::future::Future<Output = anyhow::Result<usize>>,
-{
+fn page_reads(
+    patients: &[NhsNumber],
+    mut read: impl FnMut(&NhsNumber) -> anyhow::Result<usize>,
+) -> anyhow::Result<Stats> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     let mut latencies = Vec::with_capacity(20_000);
     let started = Instant::now();
     for i in 0..22_000 {
-        let nhs = *patients.choose(&mut rng).expect("patients");
+        let nhs = patients.choose(&mut rng).expect("patients");
         let t = Instant::now();
-        let entries = read(nhs).await?;
+        let entries = read(nhs)?;
         if entries != EVENTS_PER_PATIENT {
             bail!("{nhs}: {entries} entries, expected {EVENTS_PER_PATIENT}");
         }
@@ -446,14 +463,25 @@ fn run(command: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Client threads, each with its own PostgreSQL connection, that read the page at a
+/// fixed rate (the server runs one process per connection; 8 keep both cores busy).
+const PG_CLIENTS: usize = 8;
+/// Client threads that read the page from the store at a fixed rate, as the API's two
+/// runtime threads do.
+const STORE_CLIENTS: usize = 2;
+const PAGE_QUERY: &str =
+    "SELECT entry::text FROM events WHERE nhs_number = $1 ORDER BY occurred_at, event_id LIMIT 50";
+
 /// Loads the rows into PostgreSQL (which also gives RocksDB's compactions time to
-/// settle), then reads the same pages from the store and from PostgreSQL.
-async fn page_reads_compared(
+/// settle), then reads the same pages from the store and from PostgreSQL: one at a
+/// time (printed), then at each rate in turn.
+fn page_reads_compared(
     dir: &Path,
     rows: &Path,
     patients: &[NhsNumber],
     store: &ProjectionStore,
-) -> anyhow::Result<(Stats, Stats)> {
+    step: Duration,
+) -> anyhow::Result<Vec<Climb>> {
     let pg = Postgres::start(dir)?;
     pg.psql("CREATE TABLE events (nhs_number char(10) NOT NULL, occurred_at bigint NOT NULL, event_id uuid PRIMARY KEY, entry jsonb NOT NULL)")?;
     pg.psql(&format!(
@@ -463,32 +491,144 @@ async fn page_reads_compared(
     pg.psql("CREATE INDEX events_by_patient ON events (nhs_number, occurred_at)")?;
     pg.psql("VACUUM ANALYZE events")?;
     store.catch_up()?;
-    let store_stats = page_reads(patients, |nhs| async move {
-        Ok(store.timeline(&nhs, None, 50)?.entries.len())
-    })
-    .await?;
-    let (client, connection) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={} user=postgres", pg.port),
-        tokio_postgres::NoTls,
-    )
-    .await?;
-    tokio::spawn(connection);
-    let statement = client
-        .prepare("SELECT entry::text FROM events WHERE nhs_number = $1 ORDER BY occurred_at, event_id LIMIT 50")
-        .await?;
-    let pg_stats = page_reads(patients, |nhs| {
-        let (client, statement) = (&client, &statement);
-        async move {
-            let rows = client.query(statement, &[&nhs.as_str()]).await?;
-            let page = rows
-                .iter()
-                .map(|row| serde_json::from_str(row.get::<_, &str>(0)))
-                .collect::<Result<Vec<TimelineEntry>, _>>()?;
-            Ok(page.len())
-        }
-    })
-    .await?;
-    Ok((store_stats, pg_stats))
+    let store_page = |nhs: &NhsNumber| Ok(store.timeline(nhs, None, 50)?.entries.len());
+    let mut client = PgClient::connect(pg.port)?;
+    // Every patient's page is read once from each before anything is measured, as a
+    // service that has been up for a while would have: the readers' caches then hold
+    // what fits of the working set.
+    for nhs in patients {
+        store_page(nhs)?;
+        client.page(nhs)?;
+    }
+    let one = page_reads(patients, store_page)?;
+    println!("{}", one.row("RocksDB store: 50-event page, one at a time"));
+    let one = page_reads(patients, |nhs| client.page(nhs))?;
+    println!("{}", one.row("PostgreSQL: same page, one at a time"));
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+    let order: Vec<NhsNumber> = (0..20_000)
+        .map(|_| *patients.choose(&mut rng).expect("patients"))
+        .collect();
+    let full_page = |page: anyhow::Result<usize>| matches!(page, Ok(EVENTS_PER_PATIENT));
+    let store_climb = climb("RocksDB store: 50-event page", |rate| {
+        paced_clients(
+            STORE_CLIENTS,
+            rate,
+            step,
+            |_| Ok(()),
+            |(), i| full_page(store_page(&order[i % order.len()])),
+        )
+        .expect("store clients need no set-up")
+    });
+    let pg_climb = climb("PostgreSQL: same page, 8 connections", |rate| {
+        paced_clients(
+            PG_CLIENTS,
+            rate,
+            step,
+            |_| PgClient::connect(pg.port),
+            |client, i| full_page(client.page(&order[i % order.len()])),
+        )
+        .expect("PostgreSQL accepts the connections")
+    });
+    Ok(vec![store_climb, pg_climb])
+}
+
+/// A PostgreSQL connection with the page query prepared, used synchronously (each has
+/// a single-threaded runtime of its own), like a thread-per-request service would.
+struct PgClient {
+    runtime: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+    statement: tokio_postgres::Statement,
+}
+
+impl PgClient {
+    fn connect(port: u16) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (client, statement) = runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(
+                &format!("host=127.0.0.1 port={port} user=postgres"),
+                tokio_postgres::NoTls,
+            )
+            .await?;
+            tokio::spawn(connection);
+            let statement = client.prepare(PAGE_QUERY).await?;
+            anyhow::Ok((client, statement))
+        })?;
+        Ok(Self {
+            runtime,
+            client,
+            statement,
+        })
+    }
+
+    /// The patient's first 50 timeline entries; how many there were.
+    fn page(&mut self, nhs: &NhsNumber) -> anyhow::Result<usize> {
+        let rows = self
+            .runtime
+            .block_on(self.client.query(&self.statement, &[&nhs.as_str()]))?;
+        let page = rows
+            .iter()
+            .map(|row| serde_json::from_str(row.get::<_, &str>(0)))
+            .collect::<Result<Vec<TimelineEntry>, _>>()?;
+        Ok(page.len())
+    }
+}
+
+/// `clients` threads, each set up with `connect(thread)`, together make `rate` calls a
+/// second for `duration`, open loop: thread t makes calls t, t + clients, ..., each at
+/// its scheduled time. A call that starts late because the thread's previous call was
+/// still running is charged the wait (its latency counts from its scheduled time); a
+/// call whose thread was idle counts from when the thread woke, since the wake-up's
+/// delay (~0.08 ms on this VM) is the load generator's, not the read's. `call` answers
+/// whether it succeeded.
+fn paced_clients<C>(
+    clients: usize,
+    rate: u64,
+    duration: Duration,
+    connect: impl Fn(usize) -> anyhow::Result<C> + Sync,
+    call: impl Fn(&mut C, usize) -> bool + Sync,
+) -> anyhow::Result<Stats> {
+    let total = (rate as f64 * duration.as_secs_f64()) as usize;
+    let start = Instant::now() + Duration::from_millis(50);
+    let results = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..clients)
+            .map(|t| {
+                let (connect, call) = (&connect, &call);
+                scope.spawn(move || {
+                    let mut client = connect(t)?;
+                    let mut results = Vec::with_capacity(total / clients + 1);
+                    let mut previous_done = start;
+                    for i in (t..total).step_by(clients) {
+                        let at = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                        std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                        let from = if previous_done > at {
+                            at
+                        } else {
+                            Instant::now()
+                        };
+                        let ok = call(&mut client, i);
+                        previous_done = Instant::now();
+                        results.push((previous_done - from, ok));
+                    }
+                    anyhow::Ok(results)
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("a client thread"))
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    let elapsed = start.elapsed();
+    let results: Vec<_> = results.into_iter().flatten().collect();
+    let errors = results.iter().filter(|(_, ok)| !ok).count();
+    Ok(Stats::new(
+        results.into_iter().map(|(latency, _)| latency).collect(),
+        errors,
+        elapsed,
+    ))
 }
 
 /// Serves the API over the projection (as a secondary, like `spr-api serve`) and
@@ -534,28 +674,52 @@ async fn serve(dir: &Path, bootstrap: &str) -> anyhow::Result<(String, String)> 
     Ok((base, mint_token(&keys.private_pem, &keys.kid, &claims)?))
 }
 
-/// Offers `rate` requests a second for `duration`, open loop: each request is sent at
-/// its scheduled time whatever the earlier ones are doing, and its latency counts from
-/// that time, so a stall shows up in the latencies rather than lowering the load.
+/// Offers `rate` requests a second for `duration` to the API, open loop (see
+/// [`open_loop`]).
 async fn offer(
     client: &reqwest::Client,
-    targets: &[String],
+    targets: &Arc<[String]>,
     token: &str,
     rate: u64,
     duration: Duration,
 ) -> Stats {
+    let (client, targets, token) = (client.clone(), targets.clone(), token.to_owned());
+    open_loop(rate, duration, move |i| {
+        read_whole_200(client.get(&targets[i % targets.len()]).bearer_auth(&token))
+    })
+    .await
+}
+
+/// Calls `call(i)` `rate` times a second for `duration`, open loop: each call is
+/// spawned at its scheduled time whatever the earlier ones are doing, and its latency
+/// counts from that time, so a stall shows up in the latencies rather than lowering
+/// the load. The schedule is kept by a thread of its own sleeping to each start
+/// (tokio's timer ticks in milliseconds, which would add up to 1 ms to every latency;
+/// a thread's sleep ends within Linux's 50 µs timer slack).
+/// A call answers whether it succeeded.
+async fn open_loop<F, R>(rate: u64, duration: Duration, mut call: F) -> Stats
+where
+    F: FnMut(usize) -> R + Send + 'static,
+    R: std::future::Future<Output = bool> + Send + 'static,
+{
     let total = (rate as f64 * duration.as_secs_f64()) as usize;
-    let start = tokio::time::Instant::now() + Duration::from_millis(20);
-    let mut tasks = Vec::with_capacity(total);
-    for i in 0..total {
-        let at = start + Duration::from_secs_f64(i as f64 / rate as f64);
-        tokio::time::sleep_until(at).await;
-        let request = client.get(&targets[i % targets.len()]).bearer_auth(token);
-        tasks.push(tokio::spawn(async move {
-            let ok = read_whole_200(request).await;
-            (at.elapsed(), ok)
-        }));
-    }
+    let runtime = tokio::runtime::Handle::current();
+    let start = Instant::now() + Duration::from_millis(20);
+    let tasks = tokio::task::spawn_blocking(move || {
+        (0..total)
+            .map(|i| {
+                let at = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                let call = call(i);
+                runtime.spawn(async move {
+                    let ok = call.await;
+                    (at.elapsed(), ok)
+                })
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("the pacing thread");
     let mut latencies = Vec::with_capacity(total);
     let mut errors = 0;
     for task in tasks {
