@@ -9,6 +9,8 @@
 //!   secondary instance, access event acknowledged by a real tansu broker before the
 //!   response), at a fixed arrival rate, open loop, latency measured from each request's
 //!   scheduled start; half timelines (a 50-event page), half summaries;
+//! - the same with access events lingering 1 ms to share produce requests
+//!   (`spr-api serve --audit-linger-ms 1`; the default sends each at once);
 //! - the same with the audit step switched off (`SKIP_AUDIT_FOR_BENCH`), as a ratio;
 //! - a 50-event timeline page read from the RocksDB store directly (a secondary with
 //!   the API's block cache, `SPR_BENCH_BLOCK_CACHE_MB`, default 1,024), one read at a
@@ -113,24 +115,29 @@ fn bench(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     drop((reader, primary));
 
     let broker = runtime.block_on(TestBroker::start_memory())?;
-    let (base, token) = runtime.block_on(serve(dir.path(), &broker.bootstrap()))?;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-    let targets: Arc<[String]> = (0..20_000)
-        .map(|i| {
-            let nhs = nhs_numbers.choose(&mut rng).expect("patients");
-            match i % 2 {
-                0 => format!("{base}/patients/{nhs}/timeline?limit=50"),
-                _ => format!("{base}/patients/{nhs}/summary"),
-            }
-        })
-        .collect();
+    let (bases, token) = runtime.block_on(serve(dir.path(), &broker.bootstrap()))?;
+    // The same requests to each server: half timeline pages, half summaries.
+    let targets_of = |base: &str| -> Arc<[String]> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        (0..20_000)
+            .map(|i| {
+                let nhs = nhs_numbers.choose(&mut rng).expect("patients");
+                match i % 2 {
+                    0 => format!("{base}/patients/{nhs}/timeline?limit=50"),
+                    _ => format!("{base}/patients/{nhs}/summary"),
+                }
+            })
+            .collect()
+    };
+    let (targets, lingering_targets) = (targets_of(&bases[0]), targets_of(&bases[1]));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1_024)
         .build()?;
-    // Warm up connections, caches and the producer.
     let offer_api =
-        |rate, duration| runtime.block_on(offer(&client, &targets, &token, rate, duration));
-    offer_api(500, Duration::from_secs(2));
+        |targets, rate, duration| runtime.block_on(offer(&client, targets, &token, rate, duration));
+    // Warm up connections, caches and the producers.
+    offer_api(&targets, 500, Duration::from_secs(2));
+    offer_api(&lingering_targets, 500, Duration::from_secs(2));
     for (audit, audited) in [("audited", true), ("audit off", false)] {
         SKIP_AUDIT_FOR_BENCH.store(!audited, Ordering::Relaxed);
         for (label, kind) in [("timeline page", 0), ("summary", 1)] {
@@ -143,17 +150,22 @@ fn bench(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         }
     }
 
-    for (label, audited) in [
-        ("full stack, audited", true),
-        ("full stack, audit off", false),
+    for (label, audited, targets) in [
+        ("full stack, audited", true, &targets),
+        (
+            "full stack, audited, audit linger 1 ms",
+            true,
+            &lingering_targets,
+        ),
+        ("full stack, audit off", false, &targets),
     ] {
         SKIP_AUDIT_FOR_BENCH.store(!audited, Ordering::Relaxed);
-        let light = offer_api(200, step);
+        let light = offer_api(targets, 200, step);
         println!(
             "{}",
             light.row(&format!("{label}, offered 200 req/s (light load)"))
         );
-        climbs.push(climb(label, |rate| offer_api(rate, step)));
+        climbs.push(climb(label, |rate| offer_api(targets, rate, step)));
     }
     SKIP_AUDIT_FOR_BENCH.store(false, Ordering::Relaxed);
 
@@ -178,8 +190,8 @@ fn bench(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
             ms(climb.at_2000.p(0.99))
         );
     }
-    let [store, pg, audited, unaudited] = &climbs[..] else {
-        unreachable!("four measurements climb the rates")
+    let [store, pg, audited, _, unaudited] = &climbs[..] else {
+        unreachable!("five measurements climb the rates")
     };
     println!(
         "| store vs PostgreSQL at 2,000/s | RocksDB {:.1}× faster at p99 (p50 {:.1}×) |",
@@ -631,9 +643,14 @@ fn paced_clients<C>(
     ))
 }
 
-/// Serves the API over the projection (as a secondary, like `spr-api serve`) and
-/// returns its base URL and a clinician's token.
-async fn serve(dir: &Path, bootstrap: &str) -> anyhow::Result<(String, String)> {
+/// Linger of the access events of the two servers: `spr-api serve`'s default, and
+/// `--audit-linger-ms 1`.
+const AUDIT_LINGERS_MS: [u32; 2] = [0, 1];
+
+/// Serves the API over the projection (as a secondary, like `spr-api serve`) twice,
+/// with each of [`AUDIT_LINGERS_MS`] (sharing the secondary and the key set), and
+/// returns their base URLs and a clinician's token.
+async fn serve(dir: &Path, bootstrap: &str) -> anyhow::Result<(Vec<String>, String)> {
     let keys = DevKeys::generate("bench-key");
     keys.write_to(&dir.join("keys"))?;
     let store = ProjectionStore::open_secondary(
@@ -642,20 +659,25 @@ async fn serve(dir: &Path, bootstrap: &str) -> anyhow::Result<(String, String)> 
         block_cache_bytes(),
     )?;
     store.catch_up()?;
-    let state = AppState {
-        store: Arc::new(store),
-        verifier: Arc::new(TokenVerifier::from_jwks_file(
-            &dir.join("keys/jwks.json"),
-            ISSUER,
-        )?),
-        audit: EventPublisher::for_requests(bootstrap, Duration::from_secs(5))?,
-        last_catch_up_millis: Arc::new(AtomicI64::new(0)),
-        ledger: None,
-        break_glass: Default::default(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    let store = Arc::new(store);
+    let verifier = Arc::new(TokenVerifier::from_jwks_file(
+        &dir.join("keys/jwks.json"),
+        ISSUER,
+    )?);
+    let mut bases = Vec::new();
+    for linger_ms in AUDIT_LINGERS_MS {
+        let state = AppState {
+            store: store.clone(),
+            verifier: verifier.clone(),
+            audit: EventPublisher::for_requests(bootstrap, Duration::from_secs(5), linger_ms)?,
+            last_catch_up_millis: Arc::new(AtomicI64::new(0)),
+            ledger: None,
+            break_glass: Default::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        bases.push(format!("http://{}", listener.local_addr()?));
+        tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
@@ -671,7 +693,7 @@ async fn serve(dir: &Path, bootstrap: &str) -> anyhow::Result<(String, String)> 
         nbf: now,
         iat: now,
     };
-    Ok((base, mint_token(&keys.private_pem, &keys.kid, &claims)?))
+    Ok((bases, mint_token(&keys.private_pem, &keys.kid, &claims)?))
 }
 
 /// Offers `rate` requests a second for `duration` to the API, open loop (see

@@ -109,7 +109,7 @@ impl Stack {
         let state = AppState {
             store: Arc::clone(&api_store),
             verifier,
-            audit: EventPublisher::for_requests(&bootstrap, audit_timeout).unwrap(),
+            audit: EventPublisher::for_requests(&bootstrap, audit_timeout, 0).unwrap(),
             last_catch_up_millis: Arc::new(AtomicI64::new(0)),
             ledger: Some(Arc::new(LedgerView::new(ledger_path.clone()))),
             break_glass: Default::default(),
