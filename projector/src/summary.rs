@@ -179,8 +179,8 @@ impl ProjectionStore {
         self.rows_of_numbers(numbers, |nhs| self.view_rows(nhs, view))
     }
 
-    /// The newest row of each group of one view of a record (of each number: `latest`
-    /// picks the newest across numbers), by group then time.
+    /// The newest row of each group of one view, read from each of a record's numbers,
+    /// by group then time: the last row of a group is its newest across the numbers.
     fn newest_rows(&self, numbers: &[NhsNumber], view: View) -> Result<Vec<ViewRow>, StoreError> {
         self.rows_of_numbers(numbers, |nhs| self.newest_view_rows(nhs, view))
     }
