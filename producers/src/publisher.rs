@@ -32,6 +32,17 @@ pub enum PublishError {
     /// The producer could not be created.
     #[error("could not create the Kafka producer: {0}")]
     Create(KafkaError),
+    /// Records would wait to fill a batch as long as they may wait for the broker.
+    #[error(
+        "a linger of {linger_ms} ms is not shorter than the delivery timeout of {timeout_ms} ms, \
+         so every record would time out; use a linger well below the timeout"
+    )]
+    LingerNotBelowTimeout {
+        /// The linger asked for.
+        linger_ms: u32,
+        /// The delivery timeout.
+        timeout_ms: u128,
+    },
 }
 
 /// What a batch publish delivered.
@@ -106,6 +117,12 @@ impl EventPublisher {
         delivery_timeout: Duration,
         linger_ms: u32,
     ) -> Result<Self, PublishError> {
+        if u128::from(linger_ms) >= delivery_timeout.as_millis() {
+            return Err(PublishError::LingerNotBelowTimeout {
+                linger_ms,
+                timeout_ms: delivery_timeout.as_millis(),
+            });
+        }
         let producer: FutureProducer = crate::client_config(bootstrap)
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -294,5 +311,26 @@ impl PendingDelivery {
                 topic: topic.into(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_linger_as_long_as_the_delivery_timeout_is_refused() {
+        let refused = EventPublisher::for_requests("127.0.0.1:9092", Duration::from_millis(5), 5);
+        assert!(matches!(
+            refused,
+            Err(PublishError::LingerNotBelowTimeout {
+                linger_ms: 5,
+                timeout_ms: 5
+            })
+        ));
+        // Creating a producer does not contact the broker.
+        assert!(
+            EventPublisher::for_requests("127.0.0.1:9092", Duration::from_millis(5), 1).is_ok()
+        );
     }
 }
