@@ -781,10 +781,6 @@ impl ProjectionStore {
     }
 }
 
-/// LZ4 blocks with a bloom filter, and a bloom filter over each memtable: most point
-/// lookups while projecting (is this event id new? has this event been corrected?) are
-/// for keys that do not exist, which a filter answers without searching the memtable or
-/// reading every level.
 /// Read options that bound an iterator to the keys starting with `prefix`: RocksDB then
 /// skips the files and blocks of each level that hold only keys past it, instead of
 /// reading the next patient's block in every level.
@@ -794,7 +790,10 @@ fn within(prefix: &[u8]) -> rocksdb::ReadOptions {
     options
 }
 
-/// `block_cache` replaces RocksDB's small default block cache.
+/// LZ4 blocks with a bloom filter, and a bloom filter over each memtable: most point
+/// lookups while projecting (is this event id new? has this event been corrected?) are
+/// for keys that do not exist, which a filter answers without searching the memtable or
+/// reading every level. `block_cache` replaces RocksDB's small default block cache.
 fn column_family_options(block_cache: Option<&rocksdb::Cache>) -> Options {
     let mut table = rocksdb::BlockBasedOptions::default();
     table.set_bloom_filter(10.0, false);

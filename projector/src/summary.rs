@@ -160,18 +160,14 @@ impl ProjectionStore {
             .collect())
     }
 
+    /// The standing rows of one group of one view of a record, by time.
     fn group_rows(
         &self,
         numbers: &[NhsNumber],
         view: View,
         group: &str,
     ) -> Result<Vec<ViewRow>, StoreError> {
-        let mut rows = Vec::new();
-        for nhs in numbers {
-            rows.extend(self.view_group_rows(nhs, view, group)?);
-        }
-        rows.sort_by_key(|r| (r.event.occurred_at, r.event.event_id));
-        Ok(rows)
+        self.rows_of_numbers(numbers, |nhs| self.view_group_rows(nhs, view, group))
     }
 
     /// Every standing row of one view of a record, by group then time.
