@@ -131,7 +131,7 @@ struct KeySet {
     /// expires, and an Ed25519 verification costs more than the rest of a small read;
     /// the validity period is checked again on every use. Replaced with the keys, so a
     /// retired key's tokens stop working at the next reload.
-    verified: quick_cache::sync::Cache<(String, String), serde_json::Value>,
+    verified: Arc<quick_cache::sync::Cache<(String, String), serde_json::Value>>,
 }
 
 /// How many verified tokens each key set remembers.
@@ -163,7 +163,7 @@ impl KeySet {
         Ok(Self {
             source,
             keys,
-            verified: quick_cache::sync::Cache::new(VERIFIED_TOKENS),
+            verified: Arc::new(quick_cache::sync::Cache::new(VERIFIED_TOKENS)),
         })
     }
 }
@@ -250,25 +250,20 @@ impl TokenVerifier {
         token: &str,
         audience: &str,
     ) -> Result<C, AuthError> {
+        // The cache of the key set current now. The key is looked up later, so it comes
+        // from this set or a newer one: a token verified across a reload is remembered
+        // only by the replaced set, which is dropped, never by a newer set that may no
+        // longer hold its key.
+        let verified = Arc::clone(&self.keys.read().expect("not poisoned").verified);
         let cache_key = (audience.to_owned(), token.to_owned());
-        let cached = self
-            .keys
-            .read()
-            .expect("not poisoned")
-            .verified
-            .get(&cache_key);
-        let claims = match cached {
+        let claims = match verified.get(&cache_key) {
             Some(claims) => {
                 check_validity_period(&claims)?;
                 claims
             }
             None => {
                 let claims = self.verify_signature(token, audience)?;
-                self.keys
-                    .read()
-                    .expect("not poisoned")
-                    .verified
-                    .insert(cache_key, claims.clone());
+                verified.insert(cache_key, claims.clone());
                 claims
             }
         };
