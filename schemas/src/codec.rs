@@ -185,8 +185,9 @@ pub(crate) trait AvroRecord: Sized {
     fn from_wire(wire: Self::Wire) -> Result<Self, String>;
 }
 
-/// How one schema version is read and written (by its fingerprint in `CODECS`), its named types resolved once (resolving
-/// them per record cost three quarters of the decoding time).
+/// How one schema version is read and written (found by its fingerprint in `CODECS`),
+/// its named types resolved once (resolving them per record cost three quarters of the
+/// decoding time).
 struct VersionCodec {
     /// The version it reads and writes.
     version: &'static SchemaVersion,
