@@ -3,8 +3,11 @@
 
 use spr_schemas::{EpochMillis, EventId, NhsNumber};
 
+/// Length of the NHS number that starts every per-patient key.
+pub const NHS_NUMBER_LEN: usize = 10;
+
 /// Length of a `timeline` key: NHS number, sortable time, event id.
-pub const TIMELINE_KEY_LEN: usize = 10 + TIME_AND_ID_LEN;
+pub const TIMELINE_KEY_LEN: usize = NHS_NUMBER_LEN + TIME_AND_ID_LEN;
 
 /// Length of the sortable time and event id that end timeline and view keys.
 pub const TIME_AND_ID_LEN: usize = 8 + 16;

@@ -38,10 +38,15 @@ pub const CF_META: &str = "meta";
 const ALL_CFS: [&str; 5] = [CF_EVENTS, CF_TIMELINE, CF_CURRENT, CF_CHOICES, CF_META];
 /// The column families that hold projected content (everything but `meta`).
 const CONTENT_CFS: [&str; 4] = [CF_EVENTS, CF_TIMELINE, CF_CURRENT, CF_CHOICES];
+/// The column families whose keys start with an NHS number (after the `~` of a
+/// correction key): their filters also hold each key's first ten bytes.
+const PATIENT_CFS: [&str; 3] = [CF_TIMELINE, CF_CURRENT, CF_CHOICES];
 /// The storage format this build reads and writes. 1 stored timeline entries and
 /// corrections as JSON; 2 stores them as postcard (a third of the size, several times
-/// faster to read back). A projection in another format is rebuilt from the log.
-pub const STORE_FORMAT: &str = "2";
+/// faster to read back); 3 writes the event ids of timeline entries as 16 bytes
+/// instead of text, and filters the patients' column families by NHS number. A
+/// projection in another format is rebuilt from the log.
+pub const STORE_FORMAT: &str = "3";
 
 /// A RocksDB failure, or stored bytes that do not parse.
 #[derive(Debug, thiserror::Error)]
@@ -193,7 +198,7 @@ impl TimelineEntry {
     /// are kept).
     pub(crate) fn stored(event: &ClinicalEvent, superseded_by: Option<Supersession>) -> Vec<u8> {
         postcard::to_stdvec(&(
-            &event.event_id,
+            event.event_id.as_bytes(),
             event.event_type(),
             event.occurred_at,
             event.recorded_at,
@@ -203,7 +208,7 @@ impl TimelineEntry {
             event.status,
             &event.sensitivity,
             crate::detail::detail_line(&event.payload),
-            &event.supersedes,
+            event.supersedes.as_ref().map(EventId::as_bytes),
             &event.encounter_id,
             &superseded_by,
         ))
@@ -216,7 +221,7 @@ impl TimelineEntry {
             detail: e.to_string(),
         })?;
         Ok(Self {
-            event_id: stored.0,
+            event_id: EventId::from_bytes(stored.0),
             event_type: stored.1,
             occurred_at: stored.2,
             recorded_at: stored.3,
@@ -226,7 +231,7 @@ impl TimelineEntry {
             status: stored.7,
             sensitivity: stored.8,
             detail: stored.9,
-            supersedes: stored.10,
+            supersedes: stored.10.map(EventId::from_bytes),
             encounter_id: stored.11,
             superseded_by: stored.12,
         })
@@ -238,9 +243,9 @@ pub(crate) fn stands(status: spr_schemas::Status, superseded_by: Option<&Superse
     superseded_by.is_none() && status != spr_schemas::Status::EnteredInError
 }
 
-/// [`TimelineEntry`]'s fields in stored order.
+/// [`TimelineEntry`]'s fields in stored order; event ids as their 16 bytes.
 type StoredEntry = (
-    EventId,
+    [u8; 16],
     EventType,
     EpochMillis,
     EpochMillis,
@@ -250,7 +255,7 @@ type StoredEntry = (
     Status,
     Vec<String>,
     String,
-    Option<EventId>,
+    Option<[u8; 16]>,
     Option<String>,
     Option<Supersession>,
 );
@@ -338,8 +343,8 @@ impl ProjectionStore {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let cfs =
-            ALL_CFS.map(|name| ColumnFamilyDescriptor::new(name, column_family_options(None)));
+        let cfs = ALL_CFS
+            .map(|name| ColumnFamilyDescriptor::new(name, column_family_options(name, None)));
         let db = DB::open_cf_descriptors(&options, path, cfs).map_err(rocks(path))?;
         let store = Self {
             db,
@@ -393,8 +398,9 @@ impl ProjectionStore {
         let mut options = Options::default();
         options.set_max_open_files(-1);
         let cache = rocksdb::Cache::new_hyper_clock_cache(block_cache_bytes, 0);
-        let cfs = ALL_CFS
-            .map(|name| ColumnFamilyDescriptor::new(name, column_family_options(Some(&cache))));
+        let cfs = ALL_CFS.map(|name| {
+            ColumnFamilyDescriptor::new(name, column_family_options(name, Some(&cache)))
+        });
         let db = DB::open_cf_descriptors_as_secondary(&options, primary, secondary, cfs)
             .map_err(rocks(primary))?;
         let store = Self {
@@ -485,9 +491,10 @@ impl ProjectionStore {
         limit: usize,
         keep: impl Fn(&TimelineEntry) -> bool,
     ) -> Result<TimelinePage, StoreError> {
-        let mut rows: Vec<(Vec<u8>, TimelineEntry)> = Vec::new();
+        type Tail = [u8; keys::TIME_AND_ID_LEN];
+        let mut rows: Vec<(Tail, TimelineEntry)> = Vec::with_capacity(limit + 1);
         // The scan of a number that ran out of budget stopped here: nothing after it is known.
-        let mut scanned_to: Option<Vec<u8>> = None;
+        let mut scanned_to: Option<Tail> = None;
         let from = keys::sortable_time(range.from.unwrap_or(EpochMillis::MIN));
         for nhs in numbers {
             let prefix = nhs.as_str().as_bytes();
@@ -503,13 +510,19 @@ impl ProjectionStore {
             iter.seek(&start);
             let (mut matched, mut examined) = (0, 0);
             while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-                let tail = key[prefix.len()..].to_vec();
+                let tail: Tail =
+                    key[prefix.len()..]
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt {
+                            what: "timeline key",
+                            detail: format!("{key:02x?} is not {} bytes", keys::TIMELINE_KEY_LEN),
+                        })?;
                 let time = keys::time_from_sortable(tail[..8].try_into().expect("8 bytes"));
                 if range.to.is_some_and(|to| time > to) || matched > limit {
                     break;
                 }
                 if examined == SCAN_BUDGET {
-                    scanned_to = scanned_to.min(Some(tail.clone())).or(Some(tail));
+                    scanned_to = scanned_to.min(Some(tail)).or(Some(tail));
                     break;
                 }
                 examined += 1;
@@ -522,7 +535,7 @@ impl ProjectionStore {
             }
             iter.status().map_err(self.rocks_error())?;
         }
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows.sort_by_key(|row| row.0);
         if let Some(stop) = &scanned_to {
             rows.retain(|(tail, _)| tail < stop);
         }
@@ -666,7 +679,10 @@ impl ProjectionStore {
         for name in CONTENT_CFS {
             hasher.update((name.len() as u64).to_be_bytes());
             hasher.update(name.as_bytes());
-            for item in self.db.iterator_cf(self.cf(name), IteratorMode::Start) {
+            for item in self
+                .db
+                .iterator_cf_opt(self.cf(name), in_key_order(), IteratorMode::Start)
+            {
                 let (key, value) = item.map_err(self.rocks_error())?;
                 hasher.update((key.len() as u64).to_be_bytes());
                 hasher.update(&key);
@@ -745,7 +761,10 @@ impl ProjectionStore {
         let mut batch = WriteBatch::default();
         let mut deleted = 0;
         for name in CONTENT_CFS {
-            for item in self.db.iterator_cf(self.cf(name), IteratorMode::Start) {
+            for item in self
+                .db
+                .iterator_cf_opt(self.cf(name), in_key_order(), IteratorMode::Start)
+            {
                 let (key, value) = item.map_err(self.rocks_error())?;
                 let nhs = if name == CF_EVENTS {
                     let event =
@@ -773,7 +792,10 @@ impl ProjectionStore {
     /// How many events are projected.
     pub fn event_count(&self) -> Result<u64, StoreError> {
         let mut n = 0;
-        for item in self.db.iterator_cf(self.cf(CF_EVENTS), IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf_opt(self.cf(CF_EVENTS), in_key_order(), IteratorMode::Start)
+        {
             item.map_err(self.rocks_error())?;
             n += 1;
         }
@@ -781,26 +803,44 @@ impl ProjectionStore {
     }
 }
 
-/// Read options that bound an iterator to the keys starting with `prefix`: RocksDB then
-/// skips the files and blocks of each level that hold only keys past it, instead of
-/// reading the next patient's block in every level.
+/// Read options that bound an iterator to the keys starting with `prefix`, which starts
+/// with a whole NHS number: RocksDB then skips the files whose filter does not hold that
+/// number and the blocks of each level that hold only keys past it, instead of reading
+/// the next patient's block in every level.
 fn within(prefix: &[u8]) -> rocksdb::ReadOptions {
+    debug_assert!(prefix.len() >= keys::NHS_NUMBER_LEN, "{prefix:?}");
     let mut options = rocksdb::ReadOptions::default();
     options.set_iterate_range(rocksdb::PrefixRange(prefix));
+    options
+}
+
+/// Read options for a scan of a whole column family in key order: past the filters by
+/// NHS number, which only answer for one patient's keys.
+fn in_key_order() -> rocksdb::ReadOptions {
+    let mut options = rocksdb::ReadOptions::default();
+    options.set_total_order_seek(true);
     options
 }
 
 /// LZ4 blocks with a bloom filter, and a bloom filter over each memtable: most point
 /// lookups while projecting (is this event id new? has this event been corrected?) are
 /// for keys that do not exist, which a filter answers without searching the memtable or
-/// reading every level. `block_cache` replaces RocksDB's small default block cache.
-fn column_family_options(block_cache: Option<&rocksdb::Cache>) -> Options {
+/// reading every level. In the patients' column families the filters also hold each
+/// key's NHS number, so a read of one patient skips the files that hold none of their
+/// rows (most files, when a patient's rows are in one level). `block_cache` replaces
+/// RocksDB's small default block cache.
+fn column_family_options(name: &str, block_cache: Option<&rocksdb::Cache>) -> Options {
     let mut table = rocksdb::BlockBasedOptions::default();
     table.set_bloom_filter(10.0, false);
     if let Some(cache) = block_cache {
         table.set_block_cache(cache);
     }
     let mut options = Options::default();
+    if PATIENT_CFS.contains(&name) {
+        options.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(
+            keys::NHS_NUMBER_LEN,
+        ));
+    }
     options.set_compression_type(rocksdb::DBCompressionType::Lz4);
     options.set_block_based_table_factory(&table);
     options.set_memtable_prefix_bloom_ratio(0.1);
@@ -853,7 +893,7 @@ mod tests {
 
     #[test]
     fn a_projection_in_another_storage_format_is_refused_with_what_to_do() {
-        for (format, found) in [(None, "1"), (Some("3"), "3")] {
+        for (format, found) in [(None, "1"), (Some("2"), "2"), (Some("4"), "4")] {
             let error = reopen_with_format(format);
             assert!(
                 matches!(&error, StoreError::Format { found: f, .. } if f == found),
