@@ -57,6 +57,7 @@ pub struct EmergencySummary {
 
 /// A current medication with its latest supply.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CurrentMedication {
     /// The prescription that stands.
     pub prescription: TimelineEntry,
@@ -66,6 +67,7 @@ pub struct CurrentMedication {
 
 /// Medication reconciliation: current medicines across sources and recent changes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MedicationView {
     /// Current medications.
     pub current: Vec<CurrentMedication>,
@@ -77,6 +79,7 @@ pub struct MedicationView {
 
 /// One pregnancy episode and its contacts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PregnancyEpisode {
     /// The episode's identifier.
     pub episode_id: String,
@@ -94,6 +97,7 @@ pub struct PregnancyEpisode {
 
 /// The discharge view: the latest discharge summary and the events of its admission.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DischargeView {
     /// The latest discharge summary.
     pub summary: Option<TimelineEntry>,

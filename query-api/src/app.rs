@@ -164,29 +164,20 @@ pub struct TimelineQuery {
     pub include_superseded: Option<bool>,
 }
 
-/// A timeline page as returned to the client.
+/// A view of one patient's record as returned to the client: the patient's NHS number
+/// beside the view's own fields.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct TimelineResponse {
+pub(crate) struct ViewResponse<V> {
     /// The patient.
     #[schema(value_type = String)]
-    nhs_number: NhsNumber,
+    pub(crate) nhs_number: NhsNumber,
     #[serde(flatten)]
-    page: spr_projector::TimelinePage,
-}
-
-/// A summary as returned to the client.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct SummaryResponse {
-    /// The patient.
-    #[schema(value_type = String)]
-    nhs_number: NhsNumber,
-    #[serde(flatten)]
-    summary: spr_projector::summary::EmergencySummary,
+    pub(crate) view: V,
 }
 
 #[utoipa::path(get, path = "/patients/{nhs_number}/timeline", tag = "patient data",
     params(crate::openapi::NhsNumberParam, TimelineQuery),
-    responses((status = 200, description = "A page of the timeline, oldest first", body = TimelineResponse),
+    responses((status = 200, description = "A page of the timeline, oldest first", body = ViewResponse<spr_projector::TimelinePage>),
         crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 #[instrument(skip_all, fields(nhs_number = %nhs_number))]
@@ -219,9 +210,9 @@ pub(crate) async fn timeline(
             .map_err(internal)?;
         let returned = Returned::of(&page.entries);
         Ok((
-            TimelineResponse {
+            ViewResponse {
                 nhs_number: patient,
-                page,
+                view: page,
             },
             returned,
         ))
@@ -231,7 +222,7 @@ pub(crate) async fn timeline(
 
 #[utoipa::path(get, path = "/patients/{nhs_number}/summary", tag = "patient data",
     params(crate::openapi::NhsNumberParam),
-    responses((status = 200, description = "The emergency summary", body = SummaryResponse),
+    responses((status = 200, description = "The emergency summary", body = ViewResponse<spr_projector::summary::EmergencySummary>),
         crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 #[instrument(skip_all, fields(nhs_number = %nhs_number))]
@@ -250,9 +241,9 @@ pub(crate) async fn summary(
                 .emergency_summary(&permitted.numbers.all, permitted.now),
         )?;
         Ok((
-            SummaryResponse {
+            ViewResponse {
                 nhs_number: patient,
-                summary,
+                view: summary,
             },
             returned,
         ))

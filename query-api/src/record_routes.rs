@@ -16,7 +16,7 @@ use spr_schemas::{
 
 use crate::app::{
     access_event, audited_read, authenticate, internal, now_millis, parse_nhs_number,
-    policy_context, record, AppState, PermittedRead, Returned,
+    policy_context, record, AppState, PermittedRead, Returned, ViewResponse,
 };
 use crate::auth::Claims;
 use crate::error::ApiError;
@@ -38,14 +38,6 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/me/record", get(my_record))
         .route("/me/choices", get(my_choices).put(set_my_choice))
-}
-
-/// A task view as returned to the client.
-#[derive(Debug, Serialize)]
-struct ViewResponse<V> {
-    nhs_number: NhsNumber,
-    #[serde(flatten)]
-    view: V,
 }
 
 /// Serves one task view: decide, read the view, keep what the decision allows.
@@ -80,7 +72,7 @@ async fn task_view<V: RecordView + Serialize>(
 /// `GET /patients/{nhs}/maternity`: pregnancy episodes (the open one first) with their
 /// antenatal visits, birth and risks.
 #[utoipa::path(get, path = "/patients/{nhs_number}/maternity", tag = "patient data", params(crate::openapi::NhsNumberParam),
-    responses((status = 200, description = "Pregnancy episodes, the open one first (schema not described yet)", body = Object), crate::openapi::ErrorResponses),
+    responses((status = 200, description = "Pregnancy episodes, the open one first", body = ViewResponse<Episodes>), crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 pub(crate) async fn maternity(
     State(state): State<AppState>,
@@ -102,8 +94,8 @@ pub(crate) async fn maternity(
 }
 
 /// The maternity view's body.
-#[derive(Debug, Serialize)]
-struct Episodes {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Episodes {
     episodes: Vec<spr_projector::summary::PregnancyEpisode>,
 }
 
@@ -118,7 +110,7 @@ impl RecordView for Episodes {
 
 /// `GET /patients/{nhs}/medications`: medication reconciliation.
 #[utoipa::path(get, path = "/patients/{nhs_number}/medications", tag = "patient data", params(crate::openapi::NhsNumberParam),
-    responses((status = 200, description = "Medication reconciliation (schema not described yet)", body = Object), crate::openapi::ErrorResponses),
+    responses((status = 200, description = "Medication reconciliation", body = ViewResponse<spr_projector::summary::MedicationView>), crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 pub(crate) async fn medications(
     State(state): State<AppState>,
@@ -137,7 +129,7 @@ pub(crate) async fn medications(
 
 /// `GET /patients/{nhs}/discharge`: the latest discharge summary and its admission.
 #[utoipa::path(get, path = "/patients/{nhs_number}/discharge", tag = "patient data", params(crate::openapi::NhsNumberParam),
-    responses((status = 200, description = "The latest discharge summary and its admission (schema not described yet)", body = Object), crate::openapi::ErrorResponses),
+    responses((status = 200, description = "The latest discharge summary and its admission", body = ViewResponse<spr_projector::summary::DischargeView>), crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 pub(crate) async fn discharge(
     State(state): State<AppState>,
@@ -207,7 +199,7 @@ pub(crate) struct ExportQuery {
 /// (safeguarding, care plans, who is involved, demographics) as a page of the record;
 /// the policy's data minimisation decides which kinds of event appear.
 #[utoipa::path(get, path = "/patients/{nhs_number}/social-care", tag = "patient data", params(crate::openapi::NhsNumberParam, RecordQuery),
-    responses((status = 200, description = "A page of the record, social-care data only", body = Object), crate::openapi::ErrorResponses),
+    responses((status = 200, description = "A page of the record, social-care data only", body = ViewResponse<spr_projector::TimelinePage>), crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 pub(crate) async fn social_care(
     State(state): State<AppState>,
@@ -221,7 +213,7 @@ pub(crate) async fn social_care(
 /// `GET /patients/{nhs}/administration[?cursor=&limit=]`: what reception needs
 /// (demographics, appointments and admissions, referrals, care team) as a page of the record.
 #[utoipa::path(get, path = "/patients/{nhs_number}/administration", tag = "patient data", params(crate::openapi::NhsNumberParam, RecordQuery),
-    responses((status = 200, description = "A page of the record, administrative data only", body = Object), crate::openapi::ErrorResponses),
+    responses((status = 200, description = "A page of the record, administrative data only", body = ViewResponse<spr_projector::TimelinePage>), crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 pub(crate) async fn administration(
     State(state): State<AppState>,
@@ -464,11 +456,22 @@ pub(crate) struct ChoiceBody {
     choice: SharingChoice,
 }
 
+/// A choice change the broker has accepted.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ChoiceAccepted {
+    /// The CONSENT_CHOICE event published.
+    #[schema(value_type = String, format = "uuid")]
+    event_id: EventId,
+    #[schema(value_type = String)]
+    category: SensitiveCategory,
+    choice: SharingChoice,
+}
+
 /// `PUT /me/choices` with `{"category": "sexual-health", "choice": "WITHHOLD"}`: publishes
 /// the patient's choice as a CONSENT_CHOICE event and answers 202 once the broker has it.
 /// The request is audited first; the projection applies the choice within seconds.
 #[utoipa::path(put, path = "/me/choices", tag = "patient data", request_body = ChoiceBody,
-    responses((status = 202, description = "Published; the projection applies it within seconds", body = Object), crate::openapi::ErrorResponses),
+    responses((status = 202, description = "Published; the projection applies it within seconds", body = ChoiceAccepted), crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 pub(crate) async fn set_my_choice(
     State(state): State<AppState>,
@@ -515,8 +518,12 @@ pub(crate) async fn set_my_choice(
                         .into(),
             }
         })?;
-    let body = serde_json::json!({"event_id": event.event_id, "category": category, "choice": body.choice});
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    let accepted = ChoiceAccepted {
+        event_id: event.event_id,
+        category,
+        choice: body.choice,
+    };
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
 /// The CONSENT_CHOICE event a patient's change publishes.

@@ -246,8 +246,23 @@ async fn schemathesis_finds_no_server_error_and_no_response_outside_the_served_o
     assert!(document["paths"]["/patients/{nhs_number}/timeline"].is_object());
 
     let token = stack.token("clinician", None);
-    // schemathesis keeps a cache in its working directory: not in the source tree.
+    // schemathesis keeps a cache in its working directory: not in the source tree. Its
+    // configuration there draws half the NHS numbers it sends from the patients this
+    // clinician cares for, so that every view's 200 body is checked against its schema,
+    // and the other half from the parameter's schema (bad and unknown numbers).
     let workdir = tempfile::tempdir().unwrap();
+    let numbers: Vec<String> = patients
+        .iter()
+        .map(|p| format!("\"{}\"", p.nhs_number))
+        .collect();
+    std::fs::write(
+        workdir.path().join("schemathesis.toml"),
+        format!(
+            "[dictionaries.patients]\nvalues = [{}]\n\n[parameters]\n\"path.nhs_number\" = {{ dictionary = \"patients\", probability = 0.5 }}\n",
+            numbers.join(", ")
+        ),
+    )
+    .unwrap();
     let output = tokio::process::Command::new(&st)
         .current_dir(workdir.path())
         .args(["run", &format!("http://{}/openapi.json", stack.api)])
