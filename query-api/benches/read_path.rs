@@ -9,8 +9,8 @@
 //!   secondary instance, access event acknowledged by a real tansu broker before the
 //!   response), at a fixed arrival rate, open loop, latency measured from each request's
 //!   scheduled start; half timelines (a 50-event page), half summaries;
-//! - the same with access events lingering 1 ms to share produce requests
-//!   (`spr-api serve --audit-linger-ms 1`; the default sends each at once);
+//! - the same with access events sent at once (`spr-api serve --audit-linger-ms 0`;
+//!   by default each waits 1 ms to share a produce request with others);
 //! - the same with the audit step switched off (`SKIP_AUDIT_FOR_BENCH`), as a ratio;
 //! - a 50-event timeline page read from the RocksDB store directly (a secondary with
 //!   the API's block cache, `SPR_BENCH_BLOCK_CACHE_MB`, default 1,024), one read at a
@@ -129,7 +129,7 @@ fn bench(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
             })
             .collect()
     };
-    let (targets, lingering_targets) = (targets_of(&bases[0]), targets_of(&bases[1]));
+    let (targets, unlingering_targets) = (targets_of(&bases[0]), targets_of(&bases[1]));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1_024)
         .build()?;
@@ -137,7 +137,7 @@ fn bench(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         |targets, rate, duration| runtime.block_on(offer(&client, targets, &token, rate, duration));
     // Warm up connections, caches and the producers.
     offer_api(&targets, 500, Duration::from_secs(2));
-    offer_api(&lingering_targets, 500, Duration::from_secs(2));
+    offer_api(&unlingering_targets, 500, Duration::from_secs(2));
     for (audit, audited) in [("audited", true), ("audit off", false)] {
         SKIP_AUDIT_FOR_BENCH.store(!audited, Ordering::Relaxed);
         for (label, kind) in [("timeline page", 0), ("summary", 1)] {
@@ -153,9 +153,9 @@ fn bench(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     for (label, audited, targets) in [
         ("full stack, audited", true, &targets),
         (
-            "full stack, audited, audit linger 1 ms",
+            "full stack, audited, audit linger 0",
             true,
-            &lingering_targets,
+            &unlingering_targets,
         ),
         ("full stack, audit off", false, &targets),
     ] {
@@ -644,8 +644,8 @@ fn paced_clients<C>(
 }
 
 /// Linger of the access events of the two servers: `spr-api serve`'s default, and
-/// `--audit-linger-ms 1`.
-const AUDIT_LINGERS_MS: [u32; 2] = [0, 1];
+/// `--audit-linger-ms 0`.
+const AUDIT_LINGERS_MS: [u32; 2] = [1, 0];
 
 /// Serves the API over the projection (as a secondary, like `spr-api serve`) twice,
 /// with each of [`AUDIT_LINGERS_MS`] (sharing the secondary and the key set), and

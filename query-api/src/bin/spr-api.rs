@@ -72,9 +72,10 @@ enum Command {
         #[arg(long, env = "SPR_AUDIT_TIMEOUT_MS", default_value_t = 5_000)]
         audit_timeout_ms: u64,
         /// How long an access event waits to share a produce request with others, in
-        /// milliseconds: 0 sends each at once (lowest latency); 1 costs about 1 ms per
-        /// request and lets a busy instance serve more requests a second.
-        #[arg(long, env = "SPR_AUDIT_LINGER_MS", default_value_t = 0)]
+        /// milliseconds: 1 costs about 1 ms per request and keeps the tail short and the
+        /// broker's request rate low when busy; 0 sends each at once (lowest latency
+        /// when idle, a long tail and fewer requests a second when busy).
+        #[arg(long, env = "SPR_AUDIT_LINGER_MS", default_value_t = 1)]
         audit_linger_ms: u32,
         /// How often the JWKS file is read again for added or retired keys, in milliseconds.
         #[arg(long, env = "SPR_JWKS_RELOAD_MS", default_value_t = 5_000)]
