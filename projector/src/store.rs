@@ -43,9 +43,10 @@ const CONTENT_CFS: [&str; 4] = [CF_EVENTS, CF_TIMELINE, CF_CURRENT, CF_CHOICES];
 const PATIENT_CFS: [&str; 3] = [CF_TIMELINE, CF_CURRENT, CF_CHOICES];
 /// The storage format this build reads and writes. 1 stored timeline entries and
 /// corrections as JSON; 2 stores them as postcard (a third of the size, several times
-/// faster to read back); 3 writes the event ids of timeline entries as 16 bytes
-/// instead of text, and filters the patients' column families by NHS number. A
-/// projection in another format is rebuilt from the log.
+/// faster to read back); 3 writes a timeline entry's own event id and the id it amends
+/// as 16 bytes instead of text (the id of a correction that replaced it stays text),
+/// and filters the patients' column families by NHS number. A projection in another
+/// format is rebuilt from the log.
 pub const STORE_FORMAT: &str = "3";
 
 /// A RocksDB failure, or stored bytes that do not parse.
@@ -492,7 +493,7 @@ impl ProjectionStore {
         keep: impl Fn(&TimelineEntry) -> bool,
     ) -> Result<TimelinePage, StoreError> {
         type Tail = [u8; keys::TIME_AND_ID_LEN];
-        let mut rows: Vec<(Tail, TimelineEntry)> = Vec::with_capacity(limit + 1);
+        let mut rows: Vec<(Tail, TimelineEntry)> = Vec::with_capacity(limit.min(512) + 1);
         // The scan of a number that ran out of budget stopped here: nothing after it is known.
         let mut scanned_to: Option<Tail> = None;
         let from = keys::sortable_time(range.from.unwrap_or(EpochMillis::MIN));
@@ -509,7 +510,7 @@ impl ProjectionStore {
                 .raw_iterator_cf_opt(self.cf(CF_TIMELINE), within(prefix));
             iter.seek(&start);
             let (mut matched, mut examined) = (0, 0);
-            while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            while let Some((key, value)) = row_under(&iter, prefix) {
                 let tail: Tail =
                     key[prefix.len()..]
                         .try_into()
@@ -582,7 +583,7 @@ impl ProjectionStore {
         let mut out = Vec::new();
         let mut rows = self.db.raw_iterator_cf_opt(self.cf(cf), within(prefix));
         rows.seek(prefix);
-        while let (Some(key), Some(value)) = (rows.key(), rows.value()) {
+        while let Some((key, value)) = row_under(&rows, prefix) {
             out.push(row(key, value)?);
             rows.next();
         }
@@ -603,7 +604,7 @@ impl ProjectionStore {
         let mut out = Vec::new();
         let mut rows = self.db.raw_iterator_cf_opt(self.cf(cf), within(prefix));
         rows.seek(prefix);
-        while let Some(key) = rows.key() {
+        while let Some((key, _)) = row_under(&rows, prefix) {
             // The smallest key after this group: its `group | 0` with the 0 raised to 1.
             let group_end = key.len().saturating_sub(suffix_len);
             if group_end <= prefix.len() || key[group_end - 1] != 0 {
@@ -615,7 +616,7 @@ impl ProjectionStore {
             let mut after_group = key[..group_end].to_vec();
             after_group[group_end - 1] += 1;
             rows.seek_for_prev(&after_group);
-            if let (Some(key), Some(value)) = (rows.key(), rows.value()) {
+            if let Some((key, value)) = row_under(&rows, prefix) {
                 out.push(row(key, value)?);
             }
             rows.seek(&after_group);
@@ -806,12 +807,28 @@ impl ProjectionStore {
 /// Read options that bound an iterator to the keys starting with `prefix`, which starts
 /// with a whole NHS number: RocksDB then skips the files whose filter does not hold that
 /// number and the blocks of each level that hold only keys past it, instead of reading
-/// the next patient's block in every level.
+/// the next patient's block in every level. The iterator stops where the NHS number
+/// changes (`prefix_same_as_start`), the one bound RocksDB promises for a read by
+/// filter prefix; [`row_under`] checks `prefix` itself.
 fn within(prefix: &[u8]) -> rocksdb::ReadOptions {
-    debug_assert!(prefix.len() >= keys::NHS_NUMBER_LEN, "{prefix:?}");
+    assert!(
+        prefix.len() >= keys::NHS_NUMBER_LEN,
+        "a read by prefix starts with a whole NHS number: {prefix:?}"
+    );
     let mut options = rocksdb::ReadOptions::default();
     options.set_iterate_range(rocksdb::PrefixRange(prefix));
+    options.set_prefix_same_as_start(true);
     options
+}
+
+/// The row `rows` is at, if its key starts with `prefix`: a row of the next patient is
+/// never taken for this one's, whatever the iterator's bounds did.
+fn row_under<'a>(
+    rows: &'a rocksdb::DBRawIterator<'_>,
+    prefix: &[u8],
+) -> Option<(&'a [u8], &'a [u8])> {
+    let (key, value) = (rows.key()?, rows.value()?);
+    key.starts_with(prefix).then_some((key, value))
 }
 
 /// Read options for a scan of a whole column family in key order: past the filters by
@@ -889,6 +906,87 @@ mod tests {
             }
         }
         ProjectionStore::open(dir.path(), false).unwrap_err()
+    }
+
+    /// `n` NHS numbers in a row: valid (Mod 11), in the 999 range, neighbours in key order.
+    fn neighbouring_numbers(n: usize) -> Vec<NhsNumber> {
+        (9_990_000_000u64..)
+            .filter_map(|n| n.to_string().parse().ok())
+            .take(n)
+            .collect()
+    }
+
+    /// Three timeline rows of `nhs` from time `at`, with a view row (in groups `g0` and
+    /// `g1`) for each, in one batch.
+    fn write_rows(store: &ProjectionStore, nhs: &NhsNumber, at: EpochMillis) {
+        let mut event = spr_schemas::examples::one_of_each_type(*nhs).remove(0);
+        let mut batch = WriteBatch::default();
+        for t in at..at + 3 {
+            event.event_id = EventId::random();
+            event.occurred_at = t;
+            let key = keys::timeline_key(nhs, t, &event.event_id);
+            store.batch_put(
+                &mut batch,
+                CF_TIMELINE,
+                &key,
+                &TimelineEntry::stored(&event, None),
+            );
+            let group = format!("g{}", t % 2);
+            let key = keys::view_key(nhs, b'O', &group, t, &event.event_id);
+            store.batch_put(&mut batch, CF_CURRENT, &key, b"row");
+        }
+        store.write(batch).unwrap();
+    }
+
+    #[test]
+    fn reads_by_nhs_number_find_every_row_in_the_memtable_and_in_flushed_and_compacted_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ProjectionStore::open(dir.path(), false).unwrap();
+        let patients = neighbouring_numbers(6);
+        // Patients 0 and 2 in the bottom level, 1 and 5 in files of level 0, 3 only in
+        // the memtable, 0 in the memtable too, 4 nowhere.
+        write_rows(&store, &patients[0], 0);
+        write_rows(&store, &patients[2], 0);
+        store.flush().unwrap();
+        for cf in [CF_TIMELINE, CF_CURRENT] {
+            store
+                .db
+                .compact_range_cf(store.cf(cf), None::<&[u8]>, None::<&[u8]>);
+        }
+        write_rows(&store, &patients[1], 0);
+        store.flush().unwrap();
+        write_rows(&store, &patients[5], 0);
+        store.flush().unwrap();
+        write_rows(&store, &patients[3], 0);
+        write_rows(&store, &patients[0], 10);
+
+        for (i, expected) in [6, 3, 3, 3, 0, 3].into_iter().enumerate() {
+            let nhs = &patients[i];
+            let page = store.timeline(nhs, None, 100).unwrap();
+            let times: Vec<EpochMillis> = page.entries.iter().map(|e| e.occurred_at).collect();
+            let mut sorted = times.clone();
+            sorted.sort_unstable();
+            assert_eq!((times.len(), &times), (expected, &sorted), "patient {i}");
+            assert!(page.entries.iter().all(|e| !e.code.code.is_empty()));
+            let prefix = keys::view_prefix(nhs, b'O');
+            let rows = store
+                .scan_prefix(CF_CURRENT, &prefix, |key, _| Ok(key.to_vec()))
+                .unwrap();
+            assert_eq!(rows.len(), expected, "patient {i}'s view rows");
+            assert!(rows.iter().all(|key| key.starts_with(&prefix)));
+            let newest = store
+                .last_of_each_group(CF_CURRENT, &prefix, keys::TIME_AND_ID_LEN, |key, _| {
+                    Ok(key.to_vec())
+                })
+                .unwrap();
+            assert_eq!(newest.len(), expected.min(2), "patient {i}'s groups");
+        }
+        // A full scan still sees every row of every patient.
+        let digest_rows = store
+            .db
+            .iterator_cf_opt(store.cf(CF_TIMELINE), in_key_order(), IteratorMode::Start)
+            .count();
+        assert_eq!(digest_rows, 18);
     }
 
     #[test]
