@@ -351,6 +351,7 @@ pub(crate) fn own_nhs_number(claims: &Claims) -> Result<NhsNumber, ApiError> {
 #[into_params(parameter_in = Query)]
 pub(crate) struct RecordQuery {
     /// Opaque cursor from the previous page's `next_cursor`.
+    #[param(pattern = "^[0-9a-fA-F]{48}$")]
     cursor: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
