@@ -426,6 +426,15 @@ impl ProjectionStore {
             .expect("every column family is opened")
     }
 
+    /// Every row of one column family, in key order: read past the filters by NHS
+    /// number, which only answer for one patient's keys.
+    fn every_row(&self, name: &str) -> rocksdb::DBIteratorWithThreadMode<'_, DB> {
+        let mut options = rocksdb::ReadOptions::default();
+        options.set_total_order_seek(true);
+        self.db
+            .iterator_cf_opt(self.cf(name), options, IteratorMode::Start)
+    }
+
     fn rocks_error(&self) -> impl Fn(rocksdb::Error) -> StoreError + '_ {
         move |source| StoreError::Rocks {
             path: self.path.clone(),
@@ -680,10 +689,7 @@ impl ProjectionStore {
         for name in CONTENT_CFS {
             hasher.update((name.len() as u64).to_be_bytes());
             hasher.update(name.as_bytes());
-            for item in self
-                .db
-                .iterator_cf_opt(self.cf(name), in_key_order(), IteratorMode::Start)
-            {
+            for item in self.every_row(name) {
                 let (key, value) = item.map_err(self.rocks_error())?;
                 hasher.update((key.len() as u64).to_be_bytes());
                 hasher.update(&key);
@@ -762,10 +768,7 @@ impl ProjectionStore {
         let mut batch = WriteBatch::default();
         let mut deleted = 0;
         for name in CONTENT_CFS {
-            for item in self
-                .db
-                .iterator_cf_opt(self.cf(name), in_key_order(), IteratorMode::Start)
-            {
+            for item in self.every_row(name) {
                 let (key, value) = item.map_err(self.rocks_error())?;
                 let nhs = if name == CF_EVENTS {
                     let event =
@@ -793,10 +796,7 @@ impl ProjectionStore {
     /// How many events are projected.
     pub fn event_count(&self) -> Result<u64, StoreError> {
         let mut n = 0;
-        for item in self
-            .db
-            .iterator_cf_opt(self.cf(CF_EVENTS), in_key_order(), IteratorMode::Start)
-        {
+        for item in self.every_row(CF_EVENTS) {
             item.map_err(self.rocks_error())?;
             n += 1;
         }
@@ -829,14 +829,6 @@ fn row_under<'a>(
 ) -> Option<(&'a [u8], &'a [u8])> {
     let (key, value) = (rows.key()?, rows.value()?);
     key.starts_with(prefix).then_some((key, value))
-}
-
-/// Read options for a scan of a whole column family in key order: past the filters by
-/// NHS number, which only answer for one patient's keys.
-fn in_key_order() -> rocksdb::ReadOptions {
-    let mut options = rocksdb::ReadOptions::default();
-    options.set_total_order_seek(true);
-    options
 }
 
 /// LZ4 blocks with a bloom filter, and a bloom filter over each memtable: most point
@@ -982,10 +974,7 @@ mod tests {
             assert_eq!(newest.len(), expected.min(2), "patient {i}'s groups");
         }
         // A full scan still sees every row of every patient.
-        let digest_rows = store
-            .db
-            .iterator_cf_opt(store.cf(CF_TIMELINE), in_key_order(), IteratorMode::Start)
-            .count();
+        let digest_rows = store.every_row(CF_TIMELINE).count();
         assert_eq!(digest_rows, 18);
     }
 
