@@ -81,7 +81,7 @@ pub fn offset_key(topic: &str, partition: i32) -> Vec<u8> {
 
 /// `meta` key of the projection's [`crate::readiness::Readiness`], as JSON.
 pub const READINESS_KEY: &[u8] = b"readiness";
-/// Meta key of the storage format ([`crate::store::STORE_FORMAT`]).
+/// Meta key of the storage format ([`crate::store::store_format`]).
 pub const FORMAT_KEY: &[u8] = b"format";
 
 /// `meta` key prefix of every stored offset of `topic`.

@@ -12,7 +12,7 @@ use crate::store::{
     stands, ProjectionStore, StoreError, Supersession, TimelineEntry, CF_CURRENT, CF_EVENTS,
     CF_META, CF_TIMELINE,
 };
-use crate::views::rows_of;
+use crate::views::{rows_of, stored_event};
 
 /// A record that cannot be projected, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,8 +195,12 @@ fn apply_event<'r>(
     staged.put(CF_EVENTS, event.event_id.as_bytes().to_vec(), bytes);
     let correction = read_correction(staged, &keys::correction_key(nhs, &event.event_id))?;
     if stands(event.status, correction.as_ref()) {
-        for (cf, key) in rows_of(event) {
-            staged.put(cf, key, bytes);
+        let rows = rows_of(event);
+        if !rows.is_empty() {
+            let stored = stored_event(event);
+            for (cf, key) in rows {
+                staged.put(cf, key, stored.clone());
+            }
         }
     }
     staged.put(

@@ -4,12 +4,12 @@
 //! |---|---|---|
 //! | `events` | event id (16 bytes) | the event's Avro single-object bytes, as published |
 //! | `timeline` | NHS number, sortable occurred_at, event id | [`TimelineEntry`], postcard |
-//! | `current` | NHS number, view byte, group, sortable occurred_at, event id ([`crate::views`]) | the event's Avro bytes |
+//! | `current` | NHS number, view byte, group, sortable occurred_at, event id ([`crate::views`]) | the event, postcard ([`crate::views`]) |
 //! | `current` | `~`, NHS number, event id ([`keys::correction_key`]) | the winning [`Supersession`], postcard |
-//! | `choices` | NHS number, `C`, category, sortable occurred_at, event id | the consent-choice event's Avro bytes |
+//! | `choices` | NHS number, `C`, category, sortable occurred_at, event id | the consent-choice event, postcard |
 //! | `meta` | `offset/{topic}/{partition}` | next offset to consume, i64 big-endian |
 //! | `meta` | `readiness` | [`Readiness`] JSON: applied and received offsets, when last caught up |
-//! | `meta` | `format` | the storage format, [`STORE_FORMAT`] |
+//! | `meta` | `format` | the storage format and event schema, [`store_format`] |
 
 use std::path::Path;
 
@@ -45,9 +45,19 @@ const PATIENT_CFS: [&str; 3] = [CF_TIMELINE, CF_CURRENT, CF_CHOICES];
 /// corrections as JSON; 2 stores them as postcard (a third of the size, several times
 /// faster to read back); 3 writes a timeline entry's own event id and the id it amends
 /// as 16 bytes instead of text (the id of a correction that replaced it stays text),
-/// and filters the patients' column families by NHS number. A projection in another
-/// format is rebuilt from the log.
-pub const STORE_FORMAT: &str = "3";
+/// and filters the patients' column families by NHS number; 4 stores view rows as
+/// postcard instead of the event's Avro bytes. A projection in another format is
+/// rebuilt from the log.
+pub const STORE_FORMAT: &str = "4";
+
+/// What the projection records as its format: [`STORE_FORMAT`] and the clinical-event
+/// schema its postcard rows follow (`4 clinical_event.v2.avsc`). Postcard is not
+/// self-describing, so rows written before an event schema changed cannot be read after
+/// it: a new schema version means a rebuild, said at open rather than found at read.
+pub fn store_format() -> String {
+    let schema = spr_schemas::SchemaCatalogue::global().current(ClinicalEvent::AVRO_RECORD);
+    format!("{STORE_FORMAT} {}", schema.file)
+}
 
 /// A RocksDB failure, or stored bytes that do not parse.
 #[derive(Debug, thiserror::Error)]
@@ -69,12 +79,14 @@ pub enum StoreError {
         detail: String,
     },
     /// The projection was written by a build with another storage format.
-    #[error("the projection at {path} is in storage format {found}, this build reads format {STORE_FORMAT}; rebuild it from the log (`spr-projector rebuild --db NEW`) and use NEW")]
+    #[error("the projection at {path} is in storage format {found}, this build reads format {expected}; rebuild it from the log (`spr-projector rebuild --db NEW`) and use NEW")]
     Format {
         /// Database path.
         path: String,
         /// The format found.
         found: String,
+        /// The format this build reads ([`store_format`]).
+        expected: String,
     },
     /// A timeline cursor that this store did not issue.
     #[error("the cursor is not one this API issued; start again without a cursor")]
@@ -355,7 +367,7 @@ impl ProjectionStore {
         if !store.check_format()? {
             store
                 .db
-                .put_cf(store.cf(CF_META), keys::FORMAT_KEY, STORE_FORMAT)
+                .put_cf(store.cf(CF_META), keys::FORMAT_KEY, store_format())
                 .map_err(store.rocks_error())?;
         }
         Ok(store)
@@ -377,12 +389,14 @@ impl ProjectionStore {
             }
             Err(source) => return Err(self.rocks_error()(source)),
         };
-        if found == STORE_FORMAT {
+        let expected = store_format();
+        if found == expected {
             Ok(true)
         } else {
             Err(StoreError::Format {
                 path: self.path.clone(),
                 found,
+                expected,
             })
         }
     }
@@ -980,7 +994,13 @@ mod tests {
 
     #[test]
     fn a_projection_in_another_storage_format_is_refused_with_what_to_do() {
-        for (format, found) in [(None, "1"), (Some("2"), "2"), (Some("4"), "4")] {
+        // "4" alone: the format of this build with no event schema named.
+        for (format, found) in [
+            (None, "1"),
+            (Some("2"), "2"),
+            (Some("3"), "3"),
+            (Some("4"), "4"),
+        ] {
             let error = reopen_with_format(format);
             assert!(
                 matches!(&error, StoreError::Format { found: f, .. } if f == found),

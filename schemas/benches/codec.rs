@@ -33,7 +33,7 @@ fn main() {
     let access = examples::access_event(nhs);
     let access_bytes = access.to_avro().unwrap();
     let schema = &SchemaCatalogue::global()
-        .current("uk.nhs.spr.ClinicalEvent")
+        .current(ClinicalEvent::AVRO_RECORD)
         .schema;
     let generic = GenericDatumReader::builder(schema).build().unwrap();
     let n = events.len();

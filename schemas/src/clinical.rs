@@ -76,8 +76,10 @@ macro_rules! event_catalogue {
             }
         }
 
-        /// The typed content of a clinical event; the variant is the event's type.
-        #[derive(Debug, Clone, PartialEq)]
+        /// The typed content of a clinical event; the variant is the event's type. Its
+        /// serde form (externally tagged) is for compact local stores such as the
+        /// projector's rows; the log carries the Avro form ([`ClinicalEvent::to_avro`]).
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
         pub enum Payload {
             $( $(#[doc = $doc])* $variant($payload), )*
         }

@@ -6,7 +6,7 @@ use crate::codec::{self, AvroRecord, DecodeError, EncodeError};
 use crate::{AccessEvent, EventId, NhsNumber, SensitiveCategory};
 
 impl AvroRecord for ClinicalEvent {
-    const RECORD: &'static str = "uk.nhs.spr.ClinicalEvent";
+    const RECORD: &'static str = ClinicalEvent::AVRO_RECORD;
     type Wire = ClinicalEventRecord;
 
     fn to_wire(&self) -> ClinicalEventRecord {
@@ -115,6 +115,11 @@ impl AvroRecord for AccessEvent {
 }
 
 impl ClinicalEvent {
+    /// The full name of its Avro record, as [`SchemaCatalogue::current`] looks it up.
+    ///
+    /// [`SchemaCatalogue::current`]: crate::SchemaCatalogue::current
+    pub const AVRO_RECORD: &'static str = "uk.nhs.spr.ClinicalEvent";
+
     /// Encodes as an Avro single-object record with the current schema.
     pub fn to_avro(&self) -> Result<Vec<u8>, EncodeError> {
         codec::encode(self)

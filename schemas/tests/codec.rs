@@ -50,7 +50,7 @@ fn every_event_type_round_trips_through_single_object_encoding() {
     for event in every_example() {
         let bytes = event.to_avro().unwrap();
         assert_eq!(bytes[..2], SINGLE_OBJECT_MARKER);
-        let current = SchemaCatalogue::global().current("uk.nhs.spr.ClinicalEvent");
+        let current = SchemaCatalogue::global().current(ClinicalEvent::AVRO_RECORD);
         assert_eq!(
             bytes[2..10],
             current.fingerprint,
@@ -230,7 +230,7 @@ fn schema_file(file: &str) -> &'static apache_avro::Schema {
 /// Changes that would break readers are refused, naming where and why.
 #[test]
 fn an_incompatible_schema_change_is_refused_with_the_reason() {
-    let current = SchemaCatalogue::global().current("uk.nhs.spr.ClinicalEvent");
+    let current = SchemaCatalogue::global().current(ClinicalEvent::AVRO_RECORD);
     let original: serde_json::Value = serde_json::from_str(current.text).unwrap();
     type Edit = fn(&mut serde_json::Value);
     let edits: Vec<(&str, Edit, &str)> = vec![

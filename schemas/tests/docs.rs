@@ -3,7 +3,7 @@
 //! every envelope field.
 
 use serde_json::Value;
-use spr_schemas::{EventType, SchemaCatalogue};
+use spr_schemas::{ClinicalEvent, EventType, SchemaCatalogue};
 
 const EVENTS_MD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/events.md");
 
@@ -50,7 +50,7 @@ fn field_names(record: &Value) -> Vec<String> {
 
 /// The current clinical event schema, as JSON.
 fn clinical_schema() -> Value {
-    let current = SchemaCatalogue::global().current("uk.nhs.spr.ClinicalEvent");
+    let current = SchemaCatalogue::global().current(ClinicalEvent::AVRO_RECORD);
     serde_json::from_str(current.text).unwrap()
 }
 
