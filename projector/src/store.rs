@@ -41,6 +41,26 @@ const CONTENT_CFS: [&str; 4] = [CF_EVENTS, CF_TIMELINE, CF_CURRENT, CF_CHOICES];
 /// The column families whose keys start with an NHS number (after the `~` of a
 /// correction key): their filters also hold each key's first ten bytes.
 const PATIENT_CFS: [&str; 3] = [CF_TIMELINE, CF_CURRENT, CF_CHOICES];
+/// A copy of one row, its buffers reused from row to row.
+#[derive(Default)]
+struct RowCopy {
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+impl RowCopy {
+    fn copy_from(&mut self, key: &[u8], value: &[u8]) {
+        self.key.clear();
+        self.key.extend_from_slice(key);
+        self.value.clear();
+        self.value.extend_from_slice(value);
+    }
+}
+
+/// How many rows of one group [`ProjectionStore::last_of_each_group`] steps through
+/// before it seeks past the group instead.
+const SHORT_GROUP: usize = 8;
+
 /// The storage format this build reads and writes. 1 stored timeline entries and
 /// corrections as JSON; 2 stores them as postcard (a third of the size, several times
 /// faster to read back); 3 writes a timeline entry's own event id and the id it amends
@@ -615,8 +635,9 @@ impl ProjectionStore {
     }
 
     /// Calls `row` on the last row of each group under `prefix`, in key order, where
-    /// keys are `prefix | group | 0 | suffix` with a suffix of `suffix_len` bytes. Two
-    /// seeks per group, whatever the number of rows in it.
+    /// keys are `prefix | group | 0 | suffix` with a suffix of `suffix_len` bytes. A
+    /// group is walked row by row up to [`SHORT_GROUP`] rows (a step costs a fraction of
+    /// a seek); a longer one is crossed with two seeks, whatever the number of rows in it.
     pub(crate) fn last_of_each_group<T>(
         &self,
         cf: &str,
@@ -625,10 +646,12 @@ impl ProjectionStore {
         mut row: impl FnMut(&[u8], &[u8]) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
+        // The last row seen of the current group; the iterator's slices do not outlive a step.
+        let mut last = RowCopy::default();
         let mut rows = self.db.raw_iterator_cf_opt(self.cf(cf), within(prefix));
         rows.seek(prefix);
-        while let Some((key, _)) = row_under(&rows, prefix) {
-            // The smallest key after this group: its `group | 0` with the 0 raised to 1.
+        while let Some((key, value)) = row_under(&rows, prefix) {
+            // `prefix | group | 0`: what every key of this group starts with.
             let group_end = key.len().saturating_sub(suffix_len);
             if group_end <= prefix.len() || key[group_end - 1] != 0 {
                 return Err(StoreError::Corrupt {
@@ -636,13 +659,32 @@ impl ProjectionStore {
                     detail: format!("{key:02x?} has no group separator"),
                 });
             }
-            let mut after_group = key[..group_end].to_vec();
-            after_group[group_end - 1] += 1;
-            rows.seek_for_prev(&after_group);
-            if let Some((key, value)) = row_under(&rows, prefix) {
-                out.push(row(key, value)?);
+            let group = key[..group_end].to_vec();
+            last.copy_from(key, value);
+            let mut steps = 0;
+            loop {
+                rows.next();
+                match row_under(&rows, prefix) {
+                    Some((key, value)) if key.starts_with(&group) && steps < SHORT_GROUP => {
+                        last.copy_from(key, value);
+                        steps += 1;
+                    }
+                    Some((key, _)) if key.starts_with(&group) => {
+                        // A long group: its last row is just before the smallest key
+                        // after it, `group | 0` with the 0 raised to 1.
+                        let mut after_group = group;
+                        after_group[group_end - 1] = 1;
+                        rows.seek_for_prev(&after_group);
+                        if let Some((key, value)) = row_under(&rows, prefix) {
+                            last.copy_from(key, value);
+                        }
+                        rows.seek(&after_group);
+                        break;
+                    }
+                    _ => break, // the next group's first row, or the end
+                }
             }
-            rows.seek(&after_group);
+            out.push(row(&last.key, &last.value)?);
         }
         rows.status().map_err(self.rocks_error())?;
         Ok(out)
@@ -942,6 +984,53 @@ mod tests {
             store.batch_put(&mut batch, CF_CURRENT, &key, b"row");
         }
         store.write(batch).unwrap();
+    }
+
+    // Groups of 1 to 30 rows: up to and well past `SHORT_GROUP`.
+    const _: () = assert!(SHORT_GROUP < 30);
+
+    #[test]
+    fn the_last_row_of_each_group_is_found_in_short_and_long_groups_wherever_rows_are_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ProjectionStore::open(dir.path(), false).unwrap();
+        let patients = neighbouring_numbers(3);
+        let id = |n: usize| EventId::from_bytes([n as u8; 16]);
+        // The middle patient's groups hold 1 to 30 rows, around the step limit, half of
+        // each group flushed to a file and half in the memtable; its neighbours hold a
+        // group each, so a scan that strayed past the patient would find them.
+        for round in 0..2 {
+            let mut batch = WriteBatch::default();
+            for size in 1..=30 {
+                let group = format!("g{size:02}");
+                for t in (0..size).filter(|t| t % 2 == round) {
+                    let key = keys::view_key(&patients[1], b'O', &group, t as i64, &id(t));
+                    store.batch_put(
+                        &mut batch,
+                        CF_CURRENT,
+                        &key,
+                        format!("{group}@{t}").as_bytes(),
+                    );
+                }
+            }
+            for nhs in [&patients[0], &patients[2]] {
+                let key = keys::view_key(nhs, b'O', "g01", round as i64, &id(round));
+                store.batch_put(&mut batch, CF_CURRENT, &key, b"neighbour");
+            }
+            store.write(batch).unwrap();
+            if round == 0 {
+                store.flush().unwrap();
+            }
+        }
+        let prefix = keys::view_prefix(&patients[1], b'O');
+        let newest = store
+            .last_of_each_group(CF_CURRENT, &prefix, keys::TIME_AND_ID_LEN, |_, value| {
+                Ok(String::from_utf8(value.to_vec()).unwrap())
+            })
+            .unwrap();
+        let expected: Vec<String> = (1..=30)
+            .map(|size| format!("g{size:02}@{}", size - 1))
+            .collect();
+        assert_eq!(newest, expected);
     }
 
     #[test]

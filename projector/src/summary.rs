@@ -126,13 +126,26 @@ pub struct RecordNumbers {
     pub all: Vec<NhsNumber>,
 }
 
+/// A merge a number takes part in: (retired number, surviving number).
+type Merge = (NhsNumber, NhsNumber);
+
 impl ProjectionStore {
     /// The numbers of `nhs`'s record: reading a retired number gives the surviving record.
+    /// Every request starts here, so each number's merges are read once (for a number
+    /// never merged, which is most, that is one read that finds nothing).
     pub fn record_numbers(&self, nhs: &NhsNumber) -> Result<RecordNumbers, StoreError> {
+        let mut read: Vec<(NhsNumber, Vec<Merge>)> = Vec::new();
+        let mut merges_of = |number: NhsNumber| -> Result<Vec<Merge>, StoreError> {
+            if let Some((_, merges)) = read.iter().find(|(n, _)| *n == number) {
+                return Ok(merges.clone());
+            }
+            let merges = self.merges_of(&number)?;
+            read.push((number, merges.clone()));
+            Ok(merges)
+        };
         let mut surviving = *nhs;
         for _ in 0..8 {
-            let next = self
-                .merges_of(&surviving)?
+            let next = merges_of(surviving)?
                 .into_iter()
                 .find_map(|(retired, into)| (retired == surviving).then_some(into));
             match next {
@@ -143,7 +156,7 @@ impl ProjectionStore {
         let mut all = vec![surviving];
         let mut i = 0;
         while i < all.len() && all.len() < 64 {
-            for (retired, into) in self.merges_of(&all[i])? {
+            for (retired, into) in merges_of(all[i])? {
                 if into == all[i] && !all.contains(&retired) {
                     all.push(retired);
                 }
@@ -153,7 +166,7 @@ impl ProjectionStore {
         Ok(RecordNumbers { surviving, all })
     }
 
-    fn merges_of(&self, nhs: &NhsNumber) -> Result<Vec<(NhsNumber, NhsNumber)>, StoreError> {
+    fn merges_of(&self, nhs: &NhsNumber) -> Result<Vec<Merge>, StoreError> {
         Ok(self
             .view_rows(nhs, View::Merges)?
             .into_iter()
