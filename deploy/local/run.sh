@@ -56,6 +56,14 @@ wait_for_port "$BROKER_PORT"
 [ -f "$STATE/keys/jwks.json" ] || "$BIN/spr-api" keygen --dir "$STATE/keys"
 [ -f "$STATE/keys/checkpoint.key" ] || "$BIN/spr-audit" keygen --dir "$STATE/keys"
 
+# The projection is derived from the log, which $STATE/broker.db keeps: one an older
+# build wrote in another storage format is projected again from offset 0.
+if [ -d "$STATE/projection" ] &&
+  "$BIN/spr-projector" --db "$STATE/projection" digest 2>&1 >/dev/null | grep -q "is in storage format"; then
+  echo "==> $STATE/projection is in an older build's storage format: projecting the log again"
+  rm -rf "$STATE/projection" "$STATE/api-secondary"
+fi
+
 echo "==> starting the projector, the audit ledger and the API (logs in $STATE/logs/)"
 "$BIN/spr-projector" --db "$STATE/projection" run >"$STATE/logs/projector.log" 2>&1 &
 PIDS+=($!)
