@@ -58,10 +58,14 @@ wait_for_port "$BROKER_PORT"
 
 # The projection is derived from the log, which $STATE/broker.db keeps: one an older
 # build wrote in another storage format is projected again from offset 0.
-if [ -d "$STATE/projection" ] &&
-  "$BIN/spr-projector" --db "$STATE/projection" digest 2>&1 >/dev/null | grep -q "is in storage format"; then
-  echo "==> $STATE/projection is in an older build's storage format: projecting the log again"
-  rm -rf "$STATE/projection" "$STATE/api-secondary"
+if [ -d "$STATE/projection" ]; then
+  OPENED=$("$BIN/spr-projector" --db "$STATE/projection" digest 2>&1 >/dev/null || true)
+  case "$OPENED" in
+  *"is in storage format"*)
+    echo "==> $STATE/projection is in an older build's storage format: projecting the log again"
+    rm -rf "$STATE/projection" "$STATE/api-secondary"
+    ;;
+  esac
 fi
 
 echo "==> starting the projector, the audit ledger and the API (logs in $STATE/logs/)"
