@@ -56,13 +56,13 @@ wait_for_port "$BROKER_PORT"
 [ -f "$STATE/keys/jwks.json" ] || "$BIN/spr-api" keygen --dir "$STATE/keys"
 [ -f "$STATE/keys/checkpoint.key" ] || "$BIN/spr-audit" keygen --dir "$STATE/keys"
 
-# The projection is derived from the log, which $STATE/broker.db keeps: one an older
+# The projection is derived from the log, which $STATE/broker.db keeps: one that another
 # build wrote in another storage format is projected again from offset 0.
 if [ -d "$STATE/projection" ]; then
   OPENED=$("$BIN/spr-projector" --db "$STATE/projection" digest 2>&1 >/dev/null || true)
   case "$OPENED" in
   *"is in storage format"*)
-    echo "==> $STATE/projection is in an older build's storage format: projecting the log again"
+    echo "==> $STATE/projection is in another build's storage format: projecting the log again"
     rm -rf "$STATE/projection" "$STATE/api-secondary"
     ;;
   esac

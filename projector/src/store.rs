@@ -57,8 +57,8 @@ impl RowCopy {
     }
 }
 
-/// How many rows of one group [`ProjectionStore::last_of_each_group`] steps through
-/// before it seeks past the group instead.
+/// How many rows of one group [`ProjectionStore::last_of_each_group`] walks through
+/// before it seeks to the group's end instead.
 const SHORT_GROUP: usize = 8;
 
 /// The storage format this build reads and writes. 1 stored timeline entries and
@@ -637,7 +637,7 @@ impl ProjectionStore {
     /// Calls `row` on the last row of each group under `prefix`, in key order, where
     /// keys are `prefix | group | 0 | suffix` with a suffix of `suffix_len` bytes. A
     /// group is walked row by row up to [`SHORT_GROUP`] rows (a step costs a fraction of
-    /// a seek); a longer one is crossed with two seeks, whatever the number of rows in it.
+    /// a seek); from the row after those, two seeks cross it, however long it is.
     pub(crate) fn last_of_each_group<T>(
         &self,
         cf: &str,
@@ -661,13 +661,13 @@ impl ProjectionStore {
             }
             let group = key[..group_end].to_vec();
             last.copy_from(key, value);
-            let mut steps = 0;
+            let mut walked = 1;
             loop {
                 rows.next();
                 match row_under(&rows, prefix) {
-                    Some((key, value)) if key.starts_with(&group) && steps < SHORT_GROUP => {
+                    Some((key, value)) if key.starts_with(&group) && walked < SHORT_GROUP => {
                         last.copy_from(key, value);
-                        steps += 1;
+                        walked += 1;
                     }
                     Some((key, _)) if key.starts_with(&group) => {
                         // A long group: its last row is just before the smallest key
@@ -675,9 +675,15 @@ impl ProjectionStore {
                         let mut after_group = group;
                         after_group[group_end - 1] = 1;
                         rows.seek_for_prev(&after_group);
-                        if let Some((key, value)) = row_under(&rows, prefix) {
-                            last.copy_from(key, value);
-                        }
+                        rows.status().map_err(self.rocks_error())?;
+                        let (key, value) =
+                            row_under(&rows, prefix).ok_or_else(|| StoreError::Corrupt {
+                                what: "view key",
+                                detail: format!(
+                                    "no last row before {after_group:02x?}, where rows were read"
+                                ),
+                            })?;
+                        last.copy_from(key, value);
                         rows.seek(&after_group);
                         break;
                     }

@@ -148,11 +148,13 @@ impl ProjectionStore {
     }
 }
 
-/// The value of an event's view rows: postcard over the event's fields in order, ids
-/// as 16 bytes. Reading it back is several times cheaper than decoding the event's
-/// Avro, and the summaries and the access policy read these rows on every request.
-/// Postcard is not self-describing, so the store's format names the event schema
-/// these rows follow ([`crate::store::store_format`]).
+/// The value of an event's view rows: postcard over the event's fields in order, the
+/// envelope's ids as 16 bytes (ids inside a payload as text). Reading it back is many
+/// times cheaper than decoding the event's Avro, and the summaries and the access
+/// policy read these rows on every request. Postcard is not self-describing: the
+/// store's format names the event schema these rows follow
+/// ([`crate::store::store_format`]), and a test pins the bytes, since reordering a
+/// Rust enum or struct changes them without changing the schema.
 pub(crate) fn stored_event(event: &ClinicalEvent) -> Vec<u8> {
     postcard::to_stdvec(&(
         event.event_id.as_bytes(),
@@ -193,7 +195,11 @@ fn event_from_stored(bytes: &[u8]) -> Result<ClinicalEvent, StoreError> {
         what: "view row",
         detail,
     };
-    let stored: StoredEvent = postcard::from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let (stored, rest): (StoredEvent, _) =
+        postcard::take_from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(corrupt(format!("{} bytes after the event", rest.len())));
+    }
     Ok(ClinicalEvent {
         event_id: EventId::from_bytes(stored.0),
         nhs_number: NhsNumber::parse(&stored.1).map_err(|e| corrupt(e.to_string()))?,
@@ -236,6 +242,12 @@ mod tests {
         for event in events {
             let stored = stored_event(&event);
             assert_eq!(event_from_stored(&stored).unwrap(), event);
+            let mut longer = stored.clone();
+            longer.push(0);
+            assert!(matches!(
+                event_from_stored(&longer),
+                Err(StoreError::Corrupt { .. })
+            ));
             for cut in [0, 1, stored.len() / 2, stored.len() - 1] {
                 assert!(
                     matches!(
@@ -247,6 +259,35 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Fails when the stored form's bytes change (a field or an enum variant added,
+    /// removed or moved in the envelope or a payload): projections written before could
+    /// then be misread. Bump `STORE_FORMAT` in store.rs, then pin the new digest here.
+    #[test]
+    fn the_stored_form_of_every_event_type_is_pinned() {
+        use sha2::{Digest, Sha256};
+        let nhs = "9990000018".parse().unwrap();
+        let fixed = |n: u8| EventId::from_bytes([n; 16]);
+        let mut digest = Sha256::new();
+        for (i, mut event) in spr_schemas::examples::one_of_each_type(nhs)
+            .into_iter()
+            .enumerate()
+        {
+            // The examples' ids are random: fix them, in the envelope and in payloads.
+            event.event_id = fixed(i as u8);
+            match &mut event.payload {
+                Payload::DiagnosticReport(r) => r.result_ids = vec![fixed(0xA0)],
+                Payload::MedicationDispensed(d) => d.prescription_id = Some(fixed(0xA1)),
+                Payload::MedicationStopped(s) => s.prescription_id = Some(fixed(0xA2)),
+                _ => {}
+            }
+            digest.update(stored_event(&event));
+        }
+        assert_eq!(
+            hex::encode(digest.finalize()),
+            "ba2a43824ec3377b1549b485487749bf94b2c14dd554a947d0a5ec6321af593c"
+        );
     }
 
     #[test]
