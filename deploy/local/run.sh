@@ -59,7 +59,7 @@ wait_for_port "$BROKER_PORT"
 # The projection is derived from the log, which $STATE/broker.db keeps: one that another
 # build wrote in another storage format is projected again from offset 0.
 if [ -d "$STATE/projection" ]; then
-  OPENED=$("$BIN/spr-projector" --db "$STATE/projection" digest 2>&1 >/dev/null || true)
+  OPENED=$("$BIN/spr-projector" --db "$STATE/projection" check-format 2>&1 >/dev/null || true)
   case "$OPENED" in
   *"is in storage format"*)
     echo "==> $STATE/projection is in another build's storage format: projecting the log again"

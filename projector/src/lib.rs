@@ -26,6 +26,7 @@ pub use project::{project_batch, BatchOutcome, DeadLetter};
 pub use readiness::{PartitionLag, Readiness};
 pub use spr_producers::consume::ConsumedRecord;
 pub use store::{
-    ProjectionStore, StoreError, TimeRange, TimelineCursor, TimelineEntry, TimelinePage,
+    store_format, ProjectionStore, StoreError, TimeRange, TimelineCursor, TimelineEntry,
+    TimelinePage,
 };
 pub use worker::{run_worker, run_worker_with, RunOptions, WorkerConfig, WorkerError};

@@ -13,7 +13,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use spr_producers::synthetic::population;
 use spr_producers::EventPublisher;
 use spr_projector::dead_letters::{read_dead_letters, replay_dead_letters, ReplayState};
-use spr_projector::ProjectionStore;
+use spr_projector::{store_format, ProjectionStore};
 use spr_schemas::topics::{self, dead_letter_headers as dlq};
 use spr_schemas::{examples, NhsNumber};
 use spr_testkit::{eventually, KillOnDrop, TestBroker};
@@ -141,7 +141,8 @@ async fn a_dead_letter_that_now_decodes_is_replayed_once_and_one_that_does_not_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_rebuilds_of_the_log_give_the_same_digest_and_a_used_directory_is_refused() {
+async fn two_rebuilds_of_the_log_give_the_same_digest_check_format_accepts_them_and_a_used_directory_is_refused(
+) {
     let broker = TestBroker::start_memory().await.unwrap();
     let bootstrap = broker.bootstrap();
     let published = publish(&bootstrap, &population(80, 3)).await;
@@ -170,6 +171,20 @@ async fn two_rebuilds_of_the_log_give_the_same_digest_and_a_used_directory_is_re
         );
     }
     assert_eq!(digests[0], digests[1]);
+    let first = dir.path().join("first");
+    let checked = stdout(&projector(&[
+        "--db",
+        first.to_str().unwrap(),
+        "check-format",
+    ]));
+    assert!(checked.contains(&store_format()), "{checked}");
+    let missing = projector(&[
+        "--db",
+        dir.path().join("none").to_str().unwrap(),
+        "check-format",
+    ]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no projection at"));
     let refused = projector(&[
         "--db",
         dir.path().join("first").to_str().unwrap(),

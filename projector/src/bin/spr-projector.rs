@@ -13,7 +13,7 @@ use spr_projector::dead_letters::{read_dead_letters, replay_dead_letters, Replay
 use spr_projector::monitor::{self, Monitor};
 use spr_projector::ownership::partitions_of_instance;
 use spr_projector::rebuild::rebuild;
-use spr_projector::{run_worker_with, ProjectionStore, RunOptions, WorkerConfig};
+use spr_projector::{run_worker_with, store_format, ProjectionStore, RunOptions, WorkerConfig};
 
 /// mimalloc: the projector allocates and frees small strings and keys for every event,
 /// and spent about a tenth of its time in the system allocator (docs/performance.md).
@@ -167,6 +167,9 @@ enum Command {
     },
     /// Prints the SHA-256 content digest and event count of the projection.
     Digest,
+    /// Checks, by opening it, that this build reads the projection's storage format;
+    /// otherwise fails and says how to rebuild it. Use it before swapping builds.
+    CheckFormat,
 }
 
 #[tokio::main]
@@ -311,6 +314,10 @@ async fn main() -> anyhow::Result<()> {
             let store = open_existing(&cli.db)?;
             println!("digest {}", hex::encode(store.content_digest()?));
             println!("events {}", store.event_count()?);
+        }
+        Command::CheckFormat => {
+            open_existing(&cli.db)?;
+            println!("format {}: this build reads it", store_format());
         }
     }
     Ok(())
