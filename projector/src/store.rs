@@ -64,10 +64,10 @@ const SHORT_GROUP: usize = 8;
 /// The storage format this build reads and writes. 1 stored timeline entries and
 /// corrections as JSON; 2 stores them as postcard (a third of the size, several times
 /// faster to read back); 3 writes a timeline entry's own event id and the id it amends
-/// as 16 bytes instead of text (the id of a correction that replaced it stays text),
-/// and filters the patients' column families by NHS number; 4 stores view rows as
-/// postcard instead of the event's Avro bytes. A projection in another format is
-/// rebuilt from the log.
+/// as 16 bytes instead of text, and filters the patients' column families by NHS
+/// number; 4 stores view rows as postcard instead of the event's Avro bytes, and the
+/// id of a correction (in a timeline row and in a correction row) as 16 bytes. A
+/// projection in another format is rebuilt from the log.
 pub const STORE_FORMAT: &str = "4";
 
 /// What the projection records as its format: [`STORE_FORMAT`] and the clinical-event
@@ -179,17 +179,32 @@ impl Supersession {
         })
     }
 
-    /// The stored form (postcard).
+    /// The stored form (postcard of [`Self::stored`]).
     pub(crate) fn to_bytes(self) -> Vec<u8> {
-        postcard::to_stdvec(&self).expect("a Supersession always serialises")
+        postcard::to_stdvec(&self.stored()).expect("a Supersession always serialises")
+    }
+
+    /// Its fields in stored order, the id as its 16 bytes.
+    fn stored(self) -> StoredSupersession {
+        (*self.event_id.as_bytes(), self.status, self.recorded_at)
+    }
+
+    fn from_stored((id, status, recorded_at): StoredSupersession) -> Self {
+        Self {
+            event_id: EventId::from_bytes(id),
+            status,
+            recorded_at,
+        }
     }
 
     /// Reads the stored form back.
     pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
-        postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
-            what: "correction",
-            detail: e.to_string(),
-        })
+        postcard::from_bytes(bytes)
+            .map(Self::from_stored)
+            .map_err(|e| StoreError::Corrupt {
+                what: "correction",
+                detail: e.to_string(),
+            })
     }
 
     /// Whether this correction wins over `other` (the later record wins; ties by id).
@@ -243,7 +258,7 @@ impl TimelineEntry {
             crate::detail::detail_line(&event.payload),
             event.supersedes.as_ref().map(EventId::as_bytes),
             &event.encounter_id,
-            &superseded_by,
+            superseded_by.map(Supersession::stored),
         ))
         .expect("a TimelineEntry always serialises")
     }
@@ -266,7 +281,7 @@ impl TimelineEntry {
             detail: stored.9,
             supersedes: stored.10.map(EventId::from_bytes),
             encounter_id: stored.11,
-            superseded_by: stored.12,
+            superseded_by: stored.12.map(Supersession::from_stored),
         })
     }
 }
@@ -290,8 +305,12 @@ type StoredEntry = (
     String,
     Option<[u8; 16]>,
     Option<String>,
-    Option<Supersession>,
+    Option<StoredSupersession>,
 );
+
+/// [`Supersession`]'s fields in stored order: the correcting event's id as its 16
+/// bytes, its status, when it was recorded.
+type StoredSupersession = ([u8; 16], Status, EpochMillis);
 
 /// Where a timeline page ends: the time and event id of its last entry.
 /// Clients see it as opaque hex in `next_cursor`.
