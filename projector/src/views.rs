@@ -2,11 +2,12 @@
 //! families, and how to read them back.
 //!
 //! Every row holds the whole event in its stored form ([`stored_event`]) under
-//! `nhs | view | group | time | id` ([`keys::view_key`]). Writing is order-independent: an event adds its rows unless a
-//! correction already withdrew it, and a correction deletes its target's rows. What is
-//! "current" (the latest status, stopped medications, conflicts) is resolved when
-//! reading ([`crate::summary`]), so late-arriving events land in the right place and a
-//! replay in any partition interleaving gives the same bytes.
+//! `nhs | view | group | time | id` ([`keys::view_key`]). Writing is order-independent:
+//! an event adds its rows unless a correction already withdrew it, and a correction
+//! deletes its target's rows. What is "current" (the latest status, stopped
+//! medications, conflicts) is resolved when reading ([`crate::summary`]), so
+//! late-arriving events land in the right place and a replay in any partition
+//! interleaving gives the same bytes.
 
 use spr_schemas::{
     Author, ClinicalEvent, Code, EpochMillis, EventId, NhsNumber, Payload, Source, Status,
@@ -153,8 +154,8 @@ impl ProjectionStore {
 /// times cheaper than decoding the event's Avro, and the summaries and the access
 /// policy read these rows on every request. Postcard is not self-describing: the
 /// store's format names the event schema these rows follow
-/// ([`crate::store::store_format`]), and a test pins the bytes, since reordering a
-/// Rust enum or struct changes them without changing the schema.
+/// ([`crate::store::store_format`]), and a test pins the bytes of every postcard row,
+/// since reordering a Rust enum or struct changes them without changing the schema.
 pub(crate) fn stored_event(event: &ClinicalEvent) -> Vec<u8> {
     postcard::to_stdvec(&(
         event.event_id.as_bytes(),
@@ -261,11 +262,13 @@ mod tests {
         }
     }
 
-    /// Fails when the stored form's bytes change (a field or an enum variant added,
-    /// removed or moved in the envelope or a payload): projections written before could
-    /// then be misread. Bump `STORE_FORMAT` in store.rs, then pin the new digest here.
+    /// Fails when the bytes of the projection's postcard rows change (a field or an enum
+    /// variant added, removed or moved in the envelope, a payload or a timeline entry):
+    /// projections written before could then be misread. Bump `STORE_FORMAT` in
+    /// store.rs, then pin the new digest here.
     #[test]
-    fn the_stored_form_of_every_event_type_is_pinned() {
+    fn the_stored_forms_of_every_event_type_are_pinned() {
+        use crate::store::{Supersession, TimelineEntry};
         use sha2::{Digest, Sha256};
         let nhs = "9990000018".parse().unwrap();
         let fixed = |n: u8| EventId::from_bytes([n; 16]);
@@ -282,11 +285,18 @@ mod tests {
                 Payload::MedicationStopped(s) => s.prescription_id = Some(fixed(0xA2)),
                 _ => {}
             }
+            let correction = Supersession {
+                event_id: fixed(0xA3),
+                status: Status::Amended,
+                recorded_at: event.recorded_at + 1,
+            };
             digest.update(stored_event(&event));
+            digest.update(TimelineEntry::stored(&event, Some(correction)));
+            digest.update(correction.to_bytes());
         }
         assert_eq!(
             hex::encode(digest.finalize()),
-            "ba2a43824ec3377b1549b485487749bf94b2c14dd554a947d0a5ec6321af593c"
+            "885714dbe038636ff2d1897e59b5c3f9c19e76400a8023f1d103e218f91656e9"
         );
     }
 
