@@ -41,22 +41,6 @@ const CONTENT_CFS: [&str; 4] = [CF_EVENTS, CF_TIMELINE, CF_CURRENT, CF_CHOICES];
 /// The column families whose keys start with an NHS number (after the `~` of a
 /// correction key): their filters also hold each key's first ten bytes.
 const PATIENT_CFS: [&str; 3] = [CF_TIMELINE, CF_CURRENT, CF_CHOICES];
-/// A copy of one row, its buffers reused from row to row.
-#[derive(Default)]
-struct RowCopy {
-    key: Vec<u8>,
-    value: Vec<u8>,
-}
-
-impl RowCopy {
-    fn copy_from(&mut self, key: &[u8], value: &[u8]) {
-        self.key.clear();
-        self.key.extend_from_slice(key);
-        self.value.clear();
-        self.value.extend_from_slice(value);
-    }
-}
-
 /// How many rows of one group [`ProjectionStore::last_of_each_group`] walks through
 /// before it seeks to the group's end instead.
 const SHORT_GROUP: usize = 8;
@@ -910,6 +894,22 @@ fn row_under<'a>(
 ) -> Option<(&'a [u8], &'a [u8])> {
     let (key, value) = (rows.key()?, rows.value()?);
     key.starts_with(prefix).then_some((key, value))
+}
+
+/// A copy of one row, its buffers reused from row to row.
+#[derive(Default)]
+struct RowCopy {
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+impl RowCopy {
+    fn copy_from(&mut self, key: &[u8], value: &[u8]) {
+        self.key.clear();
+        self.key.extend_from_slice(key);
+        self.value.clear();
+        self.value.extend_from_slice(value);
+    }
 }
 
 /// LZ4 blocks with a bloom filter, and a bloom filter over each memtable: most point

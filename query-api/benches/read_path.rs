@@ -125,9 +125,11 @@ fn bench(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         (0..20_000)
             .map(|i| {
                 let nhs = nhs_numbers.choose(&mut rng).expect("patients");
-                match i % 2 {
-                    0 => format!("{base}/patients/{nhs}/timeline?limit=50"),
-                    _ => format!("{base}/patients/{nhs}/summary"),
+                let [page, summary] = reads_of(base, nhs);
+                if i % 2 == 0 {
+                    page
+                } else {
+                    summary
                 }
             })
             .collect()
@@ -778,6 +780,15 @@ async fn one_at_a_time(client: &reqwest::Client, urls: &[&String], token: &str) 
     Stats::new(latencies, errors, started.elapsed())
 }
 
+/// The two reads the bench makes of a patient through the API at `base`: a 50-event
+/// timeline page and the summary.
+fn reads_of(base: &str, nhs: &NhsNumber) -> [String; 2] {
+    [
+        format!("{base}/patients/{nhs}/timeline?limit=50"),
+        format!("{base}/patients/{nhs}/summary"),
+    ]
+}
+
 /// Reads every patient's timeline page and summary once through `base`, 8 requests in
 /// flight; how many did not answer 200.
 async fn warm_every_patient(
@@ -789,15 +800,7 @@ async fn warm_every_patient(
     let mut readers = tokio::task::JoinSet::new();
     for chunk in patients.chunks(patients.len().div_ceil(8)) {
         let (client, token) = (client.clone(), token.to_owned());
-        let urls: Vec<String> = chunk
-            .iter()
-            .flat_map(|nhs| {
-                [
-                    format!("{base}/patients/{nhs}/timeline?limit=50"),
-                    format!("{base}/patients/{nhs}/summary"),
-                ]
-            })
-            .collect();
+        let urls: Vec<String> = chunk.iter().flat_map(|nhs| reads_of(base, nhs)).collect();
         readers.spawn(async move {
             let mut failed = 0;
             for url in urls {
