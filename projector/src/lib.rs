@@ -22,7 +22,7 @@ pub mod summary;
 pub mod views;
 pub mod worker;
 
-pub use project::{project_batch, BatchOutcome, DeadLetter};
+pub use project::{project_batch, project_decoded, BatchOutcome, DeadLetter, DecodedBatch};
 pub use readiness::{PartitionLag, Readiness};
 pub use spr_producers::consume::ConsumedRecord;
 pub use store::{

@@ -16,7 +16,7 @@ use tracing::{error, info, instrument};
 
 use crate::checkpoints::CheckpointSchedule;
 use crate::monitor::Monitor;
-use crate::project::project_batch;
+use crate::project::{project_decoded, DecodedBatch};
 use crate::readiness::now_ms;
 use crate::store::{ProjectionStore, StoreError};
 
@@ -50,6 +50,9 @@ pub enum WorkerError {
     /// The projection store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The task receiving and decoding the next batch panicked.
+    #[error("receiving the next batch: {0}")]
+    Receive(#[from] tokio::task::JoinError),
 }
 
 /// What a worker does besides projecting: report, take checkpoints, stop at the end.
@@ -111,14 +114,31 @@ pub async fn run_worker_with(
     monitor.set_readiness(readiness);
     let mut last_checkpoint = Instant::now();
     let mut wal_sync = WalSync::default();
+    let consumer = Arc::new(consumer);
+    let idle = options.stop_when_idle.unwrap_or(IDLE_TICK);
+    let receive_ahead = || {
+        let (consumer, store) = (Arc::clone(&consumer), Arc::clone(&store));
+        let (max, wait) = (config.max_batch, config.max_batch_wait);
+        // Decoding a batch holds a runtime thread for a few milliseconds. It is not
+        // given to a blocking thread: once this task is aborted and awaited, nothing
+        // may still hold the store (a rebuild takes it back).
+        tokio::spawn(async move {
+            let records = receive_batch(&consumer, max, wait, Some(idle)).await;
+            DecodedBatch::decode(&store, records)
+        })
+    };
+    // The next batch is received and decoded while this one is projected and written.
+    let mut next_batch = receive_ahead();
     info!(topic, "projector started");
     tokio::pin!(shutdown);
     loop {
-        let idle = options.stop_when_idle.unwrap_or(IDLE_TICK);
-        let records = tokio::select! {
+        let received = tokio::select! {
             _ = &mut shutdown => break,
-            batch = receive_batch(&consumer, config.max_batch, config.max_batch_wait, Some(idle)) => batch,
+            received = &mut next_batch => received,
         };
+        let batch = received??;
+        next_batch = receive_ahead();
+        let records = batch.records();
         if records.is_empty() {
             wal_sync.wait().await;
             record_caught_up(&store, monitor)?;
@@ -128,7 +148,7 @@ pub async fn run_worker_with(
             continue;
         }
         let mut received = monitor.readiness();
-        for record in &records {
+        for record in records {
             received.received(record.partition, record.offset);
         }
         monitor.set_readiness(received);
@@ -137,14 +157,14 @@ pub async fn run_worker_with(
             &store,
             &dead_letter_publisher,
             monitor,
-            &records,
+            &batch,
             drained,
             &mut wal_sync,
         )
         .await;
         // A batch that was all re-read after a restart would move the group's offsets back.
         if counts.already_applied < records.len() {
-            commit_for_monitoring(&consumer, &records);
+            commit_for_monitoring(&consumer, records);
         }
         if let Some(schedule) = &options.checkpoints {
             if last_checkpoint.elapsed() >= schedule.every {
@@ -153,6 +173,9 @@ pub async fn run_worker_with(
             }
         }
     }
+    // Records received ahead and not projected are read again on the next start.
+    next_batch.abort();
+    let _ = next_batch.await;
     wal_sync.wait().await;
     info!("projector stopped");
     Ok(())
@@ -243,19 +266,19 @@ fn read_to_high_watermarks(consumer: &StreamConsumer, monitor: &Monitor) -> bool
 
 /// Projects and writes one batch, retrying with back-off until it lands: a batch is
 /// never skipped, so a failing broker or disk stalls the projection rather than losing data.
-#[instrument(skip_all, fields(records = records.len()))]
+#[instrument(skip_all, fields(records = batch.records().len()))]
 async fn write_batch_until_done(
     store: &Arc<ProjectionStore>,
     publisher: &EventPublisher,
     monitor: &Monitor,
-    records: &[ConsumedRecord],
+    batch: &DecodedBatch,
     drained: bool,
     wal_sync: &mut WalSync,
 ) -> BatchCounts {
     let mut backoff = Duration::from_millis(100);
     loop {
         let started = Instant::now();
-        match try_write_batch(store, publisher, monitor, records, drained, wal_sync).await {
+        match try_write_batch(store, publisher, monitor, batch, drained, wal_sync).await {
             Ok(counts) => {
                 monitor
                     .batch_write_seconds
@@ -292,11 +315,11 @@ async fn try_write_batch(
     store: &Arc<ProjectionStore>,
     publisher: &EventPublisher,
     monitor: &Monitor,
-    records: &[ConsumedRecord],
+    batch: &DecodedBatch,
     drained: bool,
     wal_sync: &mut WalSync,
 ) -> Result<BatchCounts, WorkerError> {
-    let mut outcome = project_batch(store, records)?;
+    let mut outcome = project_decoded(store, batch)?;
     for dead in &outcome.dead_letters {
         publish_dead_letter(publisher, &dead.record, &dead.reason).await?;
     }
@@ -307,7 +330,7 @@ async fn try_write_batch(
         dead_lettered: outcome.dead_letters.len(),
     };
     let mut readiness = monitor.readiness();
-    for ((topic, partition), next) in next_offsets(records) {
+    for ((topic, partition), next) in next_offsets(batch.records()) {
         let stored = store.next_offset(topic, partition)?.unwrap_or(0);
         readiness.applied(partition, stored.max(next));
     }
