@@ -59,9 +59,45 @@ impl AvroRecord for ClinicalEvent {
             encounter_id: w.encounter_id,
             payload,
         };
+        check_key_parts(&event)?;
         check_payload(&event)?;
         Ok(event)
     }
+}
+
+/// The identifiers and codes the projection files events under must keep apart what
+/// is apart: in a key each part ends at a NUL byte, so no control character may be in
+/// one, and a code is filed as `system|code`, so no `|` may be in a code system (in a
+/// URI it is written `%7C`).
+fn check_key_parts(event: &ClinicalEvent) -> Result<(), String> {
+    let mut parts = vec![
+        ("source.ods_code", &event.source.ods_code),
+        ("code.system", &event.code.system),
+        ("code.code", &event.code.code),
+    ];
+    parts.extend(event.encounter_id.as_ref().map(|id| ("encounter_id", id)));
+    parts.extend(match &event.payload {
+        Payload::PregnancyEpisode(p) => Some(("episode_id", &p.episode_id)),
+        Payload::AntenatalVisit(v) => Some(("episode_id", &v.episode_id)),
+        Payload::Birth(b) => Some(("episode_id", &b.episode_id)),
+        Payload::Referral(r) => Some(("to_ods_code", &r.to_ods_code)),
+        Payload::CareTeam(t) => Some(("ods_code", &t.ods_code)),
+        _ => None,
+    });
+    for (field, value) in parts {
+        if let Some(c) = value.chars().find(|c| c.is_control()) {
+            return Err(format!(
+                "{field} {value:?} contains the control character {c:?}; identifiers and codes must not"
+            ));
+        }
+    }
+    if event.code.system.contains('|') {
+        return Err(format!(
+            "code.system {:?} contains '|', which separates a code system from its code; write it %7C",
+            event.code.system
+        ));
+    }
+    Ok(())
 }
 
 /// Rules that tie a payload to its envelope, beyond what the schema can say.

@@ -5,7 +5,7 @@ use apache_avro::writer::datum::GenericDatumWriter;
 use proptest::prelude::*;
 use spr_schemas::codec::SINGLE_OBJECT_MARKER;
 use spr_schemas::{
-    compat, examples, AccessEvent, ClinicalEvent, DecodeError, EventType, NhsNumber,
+    compat, examples, AccessEvent, ClinicalEvent, DecodeError, EventType, NhsNumber, Payload,
     SchemaCatalogue,
 };
 
@@ -167,6 +167,106 @@ fn an_event_with_an_invalid_nhs_number_inside_is_rejected_with_the_reason() {
     tampered[position..position + 10].copy_from_slice(b"9990000019");
     let err = ClinicalEvent::from_avro(&tampered).unwrap_err();
     assert!(err.to_string().contains("check digit should be 8"), "{err}");
+}
+
+/// The identifiers and codes the projection files events under are refused when a
+/// control character (which could end a key part early) or, in a code system, a `|`
+/// (which separates system and code) could make two of them one; other text is kept.
+#[test]
+fn an_identifier_or_code_that_could_run_into_another_is_rejected_with_the_reason() {
+    type Set = fn(&mut ClinicalEvent, String);
+    let of_each = examples::one_of_each_type(patient());
+    let with = |wanted: EventType| {
+        of_each
+            .iter()
+            .find(|e| e.event_type() == wanted)
+            .expect("an example of each type")
+            .clone()
+    };
+    let allergy = examples::allergy(patient());
+    let cases: Vec<(&str, ClinicalEvent, Set)> = vec![
+        ("source.ods_code", allergy.clone(), |e, v| {
+            e.source.ods_code = v
+        }),
+        ("code.system", allergy.clone(), |e, v| e.code.system = v),
+        ("code.code", allergy.clone(), |e, v| e.code.code = v),
+        ("encounter_id", allergy.clone(), |e, v| {
+            e.encounter_id = Some(v)
+        }),
+        ("episode_id", with(EventType::PregnancyEpisode), |e, v| {
+            let Payload::PregnancyEpisode(p) = &mut e.payload else {
+                unreachable!()
+            };
+            p.episode_id = v;
+        }),
+        ("episode_id", with(EventType::AntenatalVisit), |e, v| {
+            let Payload::AntenatalVisit(p) = &mut e.payload else {
+                unreachable!()
+            };
+            p.episode_id = v;
+        }),
+        ("episode_id", with(EventType::Birth), |e, v| {
+            let Payload::Birth(p) = &mut e.payload else {
+                unreachable!()
+            };
+            p.episode_id = v;
+        }),
+        ("to_ods_code", with(EventType::Referral), |e, v| {
+            let Payload::Referral(p) = &mut e.payload else {
+                unreachable!()
+            };
+            p.to_ods_code = v;
+        }),
+        ("ods_code", with(EventType::CareTeam), |e, v| {
+            let Payload::CareTeam(p) = &mut e.payload else {
+                unreachable!()
+            };
+            p.ods_code = v;
+        }),
+    ];
+    let decode = |event: &ClinicalEvent| ClinicalEvent::from_avro(&event.to_avro().unwrap());
+    for (field, event, set) in cases {
+        assert_eq!(
+            decode(&event).unwrap(),
+            event,
+            "{field}: the example decodes"
+        );
+        for bad in [
+            "A81\x00X1",
+            "A81001\0",
+            "ep\u{1}1",
+            "line\nbreak",
+            "del\u{7f}",
+        ] {
+            let mut tampered = event.clone();
+            set(&mut tampered, bad.to_owned());
+            let err = decode(&tampered).unwrap_err();
+            assert!(
+                matches!(err, DecodeError::Invalid { .. })
+                    && err.to_string().contains(field)
+                    && err.to_string().contains("control character"),
+                "{field} = {bad:?}: got {err}"
+            );
+        }
+        let mut kept = event.clone();
+        let printable = match field {
+            "code.system" => "https://example.org/Zürich%7C2",
+            _ => "Zürich Größe 12-A|b",
+        };
+        set(&mut kept, printable.to_owned());
+        assert_eq!(
+            decode(&kept).unwrap(),
+            kept,
+            "{field}: printable text is kept"
+        );
+    }
+    let mut piped = allergy;
+    piped.code.system = "http://snomed.info/sct|20240101".into();
+    let err = decode(&piped).unwrap_err();
+    assert!(
+        err.to_string().contains("code.system") && err.to_string().contains("'|'"),
+        "{err}"
+    );
 }
 
 proptest! {
