@@ -183,12 +183,7 @@ impl Supersession {
 
     /// Reads the stored form back.
     pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
-        postcard::from_bytes(bytes)
-            .map(Self::from_stored)
-            .map_err(|e| StoreError::Corrupt {
-                what: "correction",
-                detail: e.to_string(),
-            })
+        from_postcard(bytes, "correction").map(Self::from_stored)
     }
 
     /// Whether this correction wins over `other` (the later record wins; ties by id).
@@ -248,10 +243,7 @@ impl TimelineEntry {
     }
 
     pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
-        let stored: StoredEntry = postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
-            what: "timeline entry",
-            detail: e.to_string(),
-        })?;
+        let stored: StoredEntry = from_postcard(bytes, "timeline entry")?;
         Ok(Self {
             event_id: EventId::from_bytes(stored.0),
             event_type: stored.1,
@@ -869,6 +861,21 @@ impl ProjectionStore {
     }
 }
 
+/// Reads a row stored in postcard (`what` names it in the error). The whole value must
+/// be one `T`: postcard is not self-describing, so bytes left over mean the row was
+/// written as something else, and it is refused as corrupt rather than half-read.
+pub(crate) fn from_postcard<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<T, StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt { what, detail };
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(corrupt(format!("{} bytes after the {what}", rest.len())));
+    }
+    Ok(value)
+}
+
 /// Read options that bound an iterator to the keys starting with `prefix`, which starts
 /// with a whole NHS number: RocksDB then skips the files whose filter does not hold that
 /// number and the blocks of each level that hold only keys past it, instead of reading
@@ -1153,6 +1160,25 @@ mod tests {
                 Supersession::from_bytes(&correction.to_bytes()).unwrap(),
                 correction
             );
+            // Bytes after the stored form mean it was written as something else.
+            let longer = |mut bytes: Vec<u8>| {
+                bytes.push(0);
+                bytes
+            };
+            assert!(matches!(
+                TimelineEntry::from_bytes(&longer(stored)),
+                Err(StoreError::Corrupt {
+                    what: "timeline entry",
+                    ..
+                })
+            ));
+            assert!(matches!(
+                Supersession::from_bytes(&longer(correction.to_bytes())),
+                Err(StoreError::Corrupt {
+                    what: "correction",
+                    ..
+                })
+            ));
         }
         assert!(matches!(
             TimelineEntry::from_bytes(b"{\"event_id\":1}"),

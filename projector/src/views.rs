@@ -14,7 +14,7 @@ use spr_schemas::{
 };
 
 use crate::keys;
-use crate::store::{ProjectionStore, StoreError, CF_CHOICES, CF_CURRENT};
+use crate::store::{from_postcard, ProjectionStore, StoreError, CF_CHOICES, CF_CURRENT};
 
 /// A current-state view of a patient's record, by its key byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,18 +192,13 @@ type StoredEvent = (
 
 /// Reads [`stored_event`]'s bytes back.
 fn event_from_stored(bytes: &[u8]) -> Result<ClinicalEvent, StoreError> {
-    let corrupt = |detail: String| StoreError::Corrupt {
-        what: "view row",
-        detail,
-    };
-    let (stored, rest): (StoredEvent, _) =
-        postcard::take_from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(corrupt(format!("{} bytes after the event", rest.len())));
-    }
+    let stored: StoredEvent = from_postcard(bytes, "view row")?;
     Ok(ClinicalEvent {
         event_id: EventId::from_bytes(stored.0),
-        nhs_number: NhsNumber::parse(&stored.1).map_err(|e| corrupt(e.to_string()))?,
+        nhs_number: NhsNumber::parse(&stored.1).map_err(|e| StoreError::Corrupt {
+            what: "view row",
+            detail: e.to_string(),
+        })?,
         occurred_at: stored.2,
         recorded_at: stored.3,
         source: stored.4,
