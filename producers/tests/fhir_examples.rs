@@ -171,3 +171,62 @@ fn every_example_resource_of_the_clinical_types_is_mapped_or_reported() {
         );
     }
 }
+
+/// A resource whose event the decoder would refuse (an identifier or code that could
+/// run into another in the projection's keys) is reported with the decoder's reason,
+/// not published to be dead-lettered; the rest of the document is imported.
+#[test]
+fn a_resource_whose_event_would_be_refused_is_reported_with_the_reason() {
+    let mut patient = json!({"resourceType": "Patient", "id": "p1", "birthDate": "1980-01-01"});
+    support::give_nhs_number(&mut patient, &support::test_nhs_number(0));
+    let condition = |id: &str, system: &str, code: &str| {
+        json!({
+            "resourceType": "Condition",
+            "id": id,
+            "subject": {"reference": "Patient/p1"},
+            "onsetDateTime": "2024-03-01",
+            "code": {"coding": [{"system": system, "code": code, "display": "Asthma"}]},
+        })
+    };
+    let collection = json!({
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"resource": patient},
+            {"resource": condition("fine", "http://snomed.info/sct", "195967001")},
+            {"resource": condition("piped", "http://snomed.info/sct|20240101", "195967001")},
+            {"resource": condition("nul", "http://snomed.info/sct", "1959\u{0}67001")},
+        ],
+    });
+    let document = Document::from_value("refused", collection).unwrap();
+    let import = import_document(&document, &settings()).unwrap();
+    let reported: Vec<(&str, &str)> = import
+        .unmapped
+        .iter()
+        .map(|u| (u.resource.as_str(), u.reason.as_str()))
+        .collect();
+    assert_eq!(reported.len(), 2, "{reported:?}");
+    assert_eq!(reported[0].0, "Condition/piped");
+    assert!(
+        reported[0]
+            .1
+            .starts_with("its event would be refused: code.system")
+            && reported[0].1.contains("'|'"),
+        "{reported:?}"
+    );
+    assert_eq!(reported[1].0, "Condition/nul");
+    assert!(
+        reported[1]
+            .1
+            .starts_with("its event would be refused: code.code")
+            && reported[1].1.contains("control character"),
+        "{reported:?}"
+    );
+    let conditions: Vec<_> = import
+        .events
+        .iter()
+        .filter(|e| e.event_type() == EventType::Condition)
+        .collect();
+    assert_eq!(conditions.len(), 1);
+    assert_eq!(conditions[0].code.code, "195967001");
+}

@@ -38,12 +38,6 @@ impl AvroRecord for ClinicalEvent {
             .map(EventId::parse)
             .transpose()
             .map_err(|e| format!("supersedes: {e}"))?;
-        if w.status != Status::Final && supersedes.is_none() {
-            return Err(format!(
-                "status {:?} needs supersedes to name the event it replaces",
-                w.status
-            ));
-        }
         let payload = w.take_payload()?;
         let event = Self {
             event_id,
@@ -59,9 +53,24 @@ impl AvroRecord for ClinicalEvent {
             encounter_id: w.encounter_id,
             payload,
         };
-        check_key_parts(&event)?;
-        check_payload(&event)?;
+        event.check()?;
         Ok(event)
+    }
+}
+
+impl ClinicalEvent {
+    /// The content rules the decoder applies beyond the types (docs/events.md, "Rules
+    /// for every event" and each type's own): the reason an event would be refused and
+    /// dead-lettered, which a producer can learn before publishing it.
+    pub fn check(&self) -> Result<(), String> {
+        if self.status != Status::Final && self.supersedes.is_none() {
+            return Err(format!(
+                "status {:?} needs supersedes to name the event it replaces",
+                self.status
+            ));
+        }
+        check_key_parts(self)?;
+        check_payload(self)
     }
 }
 

@@ -287,7 +287,7 @@ impl<'a> ImportContext<'a> {
                 labels.extend(fact.sensitivity);
                 labels.sort();
                 labels.dedup();
-                Ok(ClinicalEvent {
+                let event = ClinicalEvent {
                     event_id: self.event_id(identity, version, &discriminator),
                     nhs_number,
                     occurred_at,
@@ -300,7 +300,11 @@ impl<'a> ImportContext<'a> {
                     supersedes,
                     encounter_id: encounter_id.clone(),
                     payload: fact.payload,
-                })
+                };
+                event.check().map_err(|reason| {
+                    Skip::unmapped(format!("its event would be refused: {reason}"))
+                })?;
+                Ok(event)
             })
             .collect()
     }
