@@ -42,7 +42,7 @@ pub struct AppState {
     pub last_catch_up_millis: Arc<AtomicI64>,
     /// The audit ledger, for the auditor endpoints (`None`: they answer 503).
     pub ledger: Option<Arc<crate::audit_routes::LedgerView>>,
-    /// Break-glass elevations in force on this node.
+    /// Break-glass elevations in force, granted here or, once followed, on any node.
     pub break_glass: BreakGlassGrants,
 }
 
@@ -62,6 +62,20 @@ impl AppState {
                 tokio::time::sleep(interval).await;
             }
         })
+    }
+
+    /// Follows the access events of every API node on `bootstrap`, so that this node
+    /// holds the break-glass elevations any node granted ([`crate::break_glass`]).
+    pub fn spawn_break_glass_follower(
+        &self,
+        bootstrap: &str,
+    ) -> Result<tokio::task::JoinHandle<()>, crate::break_glass::FollowError> {
+        crate::break_glass::spawn_follower(
+            bootstrap,
+            self.break_glass.clone(),
+            Arc::clone(&self.store),
+            policy::PolicySettings::default().break_glass_duration,
+        )
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -778,6 +779,99 @@ fn every_type_patient() -> Vec<SyntheticPatient> {
         retired_nhs_number: None,
         events,
     }]
+}
+
+/// Reads `path` from the API node at `node` until it is permitted (a 403 before), and
+/// the page.
+async fn until_permitted(stack: &Stack, node: SocketAddr, path: &str, token: &str) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let (status, page) = stack.get_from(node, path, token).await;
+        if status == 200 {
+            eprintln!("permitted after {:?}", started.elapsed());
+            return page;
+        }
+        assert_eq!(status, 403, "{page}");
+        assert!(started.elapsed() < WAIT, "{node} never permitted {path}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Behind a load balancer: a clinician who broke glass on one node holds the elevation
+/// on every node moments later, and a node started afterwards (as after a restart)
+/// reads it back from the log; a refused break-glass elevates no one anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_break_glass_granted_on_one_node_holds_on_every_node() {
+    let patients = every_type_patient();
+    let nhs = patients[0].nhs_number.as_str();
+    let stack = Stack::start(&patients, Duration::from_secs(10)).await;
+    let second = stack.another_node("second").await;
+    let clinician = stack.token("clinician", None);
+    let timeline = format!("/patients/{nhs}/timeline");
+    let glass = format!("/patients/{nhs}/break-glass");
+    let ask = |reason: &str| {
+        stack.send(
+            reqwest::Method::POST,
+            &glass,
+            &clinician,
+            serde_json::json!({ "reason": reason }),
+        )
+    };
+
+    assert_eq!(ask("no").await.0, 403, "too short a reason is refused");
+    let reason = "Collapsed in the car park, no records with her";
+    let (status, granted) = ask(reason).await;
+    assert_eq!(status, 201, "{granted}");
+    let page = until_permitted(&stack, second, &timeline, &clinician).await;
+    assert!(!page["entries"].as_array().unwrap().is_empty());
+    // A node started later, as after a restart, reads the elevation back from the log.
+    let third = stack.another_node("third").await;
+    until_permitted(&stack, third, &timeline, &clinician).await;
+
+    // Only the clinician who broke glass; another who breaks glass on the second node
+    // holds it on the others.
+    let mut other = stack.claims("clinician", None);
+    other.sub = "clinician-0002".into();
+    let other = mint_token(&stack.keys.private_pem, &stack.keys.kid, &other).unwrap();
+    for node in [stack.api, second, third] {
+        assert_eq!(stack.get_from(node, &timeline, &other).await.0, 403);
+    }
+    let other_reason = "Anaphylaxis on the ward, allergies unknown";
+    let (status, granted) = stack
+        .send_to(
+            second,
+            reqwest::Method::POST,
+            &glass,
+            &other,
+            serde_json::json!({ "reason": other_reason }),
+        )
+        .await;
+    assert_eq!(status, 201, "{granted}");
+    for node in [stack.api, third] {
+        until_permitted(&stack, node, &timeline, &other).await;
+    }
+
+    let under_glass = eventually(WAIT, "the ledger to hold the four reads", || {
+        let reads: Vec<AccessEvent> = ledger_access_events(&stack.ledger_path)
+            .into_iter()
+            .filter(|a| a.action == "timeline.read" && a.decision == Decision::Permit)
+            .collect();
+        (reads.len() == 4).then_some(reads)
+    })
+    .await
+    .unwrap();
+    for read in under_glass {
+        let expected = match read.subject.id.as_str() {
+            "clinician-0001" => reason,
+            _ => other_reason,
+        };
+        assert_eq!(
+            read.break_glass_reason.as_deref(),
+            Some(expected),
+            "{read:?}"
+        );
+        assert!(read.reasons.contains(&"break-glass".to_owned()));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

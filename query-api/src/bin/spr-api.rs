@@ -182,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
                 view.spawn_refresh(Duration::from_millis(500));
             }
             state.spawn_catch_up(Duration::from_millis(100));
+            state.spawn_break_glass_follower(&bootstrap)?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen} (is another spr-api running?)"))?;

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,6 +36,58 @@ pub(crate) struct Stack {
     pub(crate) ledger_path: PathBuf,
     pub(crate) stops: Vec<oneshot::Sender<()>>,
     pub(crate) http: reqwest::Client,
+    /// What [`Stack::another_node`] needs to serve more API nodes.
+    node: NodeSetup,
+}
+
+/// What every API node of a stack shares.
+struct NodeSetup {
+    bootstrap: String,
+    dir: PathBuf,
+    verifier: Arc<TokenVerifier>,
+    audit_timeout: Duration,
+    ledger_path: PathBuf,
+    events: u64,
+}
+
+impl NodeSetup {
+    /// Serves an API node on a free port, with a secondary of its own (`secondary-{name}`)
+    /// and the break-glass follower, once its secondary holds every projected event.
+    async fn serve(&self, name: &str) -> SocketAddr {
+        let api_store = Arc::new(
+            ProjectionStore::open_secondary(
+                &self.dir.join("projection"),
+                &self.dir.join(format!("secondary-{name}")),
+                8 << 20,
+            )
+            .unwrap(),
+        );
+        let state = AppState {
+            store: Arc::clone(&api_store),
+            verifier: Arc::clone(&self.verifier),
+            audit: EventPublisher::for_requests(&self.bootstrap, self.audit_timeout, 0).unwrap(),
+            last_catch_up_millis: Arc::new(AtomicI64::new(0)),
+            ledger: Some(Arc::new(LedgerView::new(self.ledger_path.clone()))),
+            break_glass: Default::default(),
+        };
+        state.spawn_catch_up(Duration::from_millis(20));
+        state.spawn_break_glass_follower(&self.bootstrap).unwrap();
+        state
+            .ledger
+            .as_ref()
+            .unwrap()
+            .spawn_refresh(Duration::from_millis(50));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+        // Reading the API's own follower directly, so that waiting records no access.
+        eventually(WAIT, "the API's follower to catch up", || {
+            (api_store.event_count().ok()? == self.events).then_some(())
+        })
+        .await
+        .unwrap();
+        api
+    }
 }
 
 impl Stack {
@@ -98,37 +150,15 @@ impl Stack {
         let verifier =
             Arc::new(TokenVerifier::from_jwks_file(&keys_dir.join("jwks.json"), ISSUER).unwrap());
         verifier.spawn_reload(Duration::from_millis(50));
-        let api_store = Arc::new(
-            ProjectionStore::open_secondary(
-                &dir.path().join("projection"),
-                &dir.path().join("secondary"),
-                8 << 20,
-            )
-            .unwrap(),
-        );
-        let state = AppState {
-            store: Arc::clone(&api_store),
+        let node = NodeSetup {
+            bootstrap: bootstrap.clone(),
+            dir: dir.path().to_owned(),
             verifier,
-            audit: EventPublisher::for_requests(&bootstrap, audit_timeout, 0).unwrap(),
-            last_catch_up_millis: Arc::new(AtomicI64::new(0)),
-            ledger: Some(Arc::new(LedgerView::new(ledger_path.clone()))),
-            break_glass: Default::default(),
+            audit_timeout,
+            ledger_path: ledger_path.clone(),
+            events: expected,
         };
-        state.spawn_catch_up(Duration::from_millis(20));
-        state
-            .ledger
-            .as_ref()
-            .unwrap()
-            .spawn_refresh(Duration::from_millis(50));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let api = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
-        // Reading the API's own follower directly, so that waiting records no access.
-        eventually(WAIT, "the API's follower to catch up", || {
-            (api_store.event_count().ok()? == expected).then_some(())
-        })
-        .await
-        .unwrap();
+        let api = node.serve("first").await;
         Stack {
             broker,
             _dir: dir,
@@ -138,7 +168,14 @@ impl Stack {
             ledger_path,
             stops,
             http: reqwest::Client::new(),
+            node,
         }
+    }
+
+    /// Serves another API node over the same projection and broker (as behind a load
+    /// balancer); `name` keeps its secondary apart.
+    pub(crate) async fn another_node(&self, name: &str) -> SocketAddr {
+        self.node.serve(name).await
     }
 
     pub(crate) fn claims(&self, role: &str, nhs_number: Option<&str>) -> Claims {
@@ -170,8 +207,12 @@ impl Stack {
     }
 
     pub(crate) async fn get_response(&self, path: &str, token: &str) -> reqwest::Response {
+        self.response_from(self.api, path, token).await
+    }
+
+    async fn response_from(&self, node: SocketAddr, path: &str, token: &str) -> reqwest::Response {
         self.http
-            .get(format!("http://{}{path}", self.api))
+            .get(format!("http://{node}{path}"))
             .bearer_auth(token)
             .send()
             .await
@@ -179,7 +220,12 @@ impl Stack {
     }
 
     pub(crate) async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        let response = self.get_response(path, token).await;
+        self.get_from(self.api, path, token).await
+    }
+
+    /// A GET to the API node at `node`.
+    pub(crate) async fn get_from(&self, node: SocketAddr, path: &str, token: &str) -> (u16, Value) {
+        let response = self.response_from(node, path, token).await;
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -191,9 +237,21 @@ impl Stack {
         token: &str,
         body: Value,
     ) -> (u16, Value) {
+        self.send_to(self.api, method, path, token, body).await
+    }
+
+    /// A request with a JSON body to the API node at `node`.
+    pub(crate) async fn send_to(
+        &self,
+        node: SocketAddr,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> (u16, Value) {
         let response = self
             .http
-            .request(method, format!("http://{}{path}", self.api))
+            .request(method, format!("http://{node}{path}"))
             .bearer_auth(token)
             .json(&body)
             .send()
@@ -231,7 +289,7 @@ pub(crate) fn checkpoint_signer() -> &'static CheckpointSigner {
 }
 
 /// The leaves of the ledger, decoded.
-pub(crate) fn ledger_access_events(path: &std::path::Path) -> Vec<AccessEvent> {
+pub(crate) fn ledger_access_events(path: &Path) -> Vec<AccessEvent> {
     let (_, leaves) = spr_audit_ledger::load_leaves(path).unwrap();
     leaves
         .iter()
