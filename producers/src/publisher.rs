@@ -228,8 +228,26 @@ impl EventPublisher {
         &self,
         event: &AccessEvent,
     ) -> Result<Delivered, PublishError> {
+        self.publish_access_event_to(topics::ACCESS_EVENTS.name, event)
+            .await
+    }
+
+    /// Publishes the access event that granted a break-glass elevation to
+    /// `spr.break-glass`, for every API node to hold, and waits for the acknowledgement.
+    pub async fn publish_break_glass(
+        &self,
+        event: &AccessEvent,
+    ) -> Result<Delivered, PublishError> {
+        self.publish_access_event_to(topics::BREAK_GLASS.name, event)
+            .await
+    }
+
+    async fn publish_access_event_to(
+        &self,
+        topic: &str,
+        event: &AccessEvent,
+    ) -> Result<Delivered, PublishError> {
         let payload = event.to_avro()?;
-        let topic = topics::ACCESS_EVENTS.name;
         self.send(
             topic,
             event.request_id.to_string().as_bytes(),

@@ -1,19 +1,18 @@
 //! Break-glass elevations in force: who broke glass for which record, why, and until when.
 //!
 //! Each API node holds the elevations in memory. The node that grants one holds it at
-//! once; every node also follows the access events on `spr.access-events`
-//! ([`spawn_follower`]), where each granted break-glass is recorded before it is
-//! granted, and holds the elevations any node granted. So behind a load balancer a
-//! clinician who broke glass on one node has the elevation on every node moments later,
-//! and a node that restarts reads back the elevations still in force.
+//! once and publishes the access event that recorded it to `spr.break-glass`; every
+//! node follows that topic ([`spawn_follower`]) and holds the elevations any node
+//! granted. So behind a load balancer a clinician who broke glass on one node has the
+//! elevation on every node moments later, and a node that restarts reads back the
+//! elevations still in force.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use spr_producers::consume::{consumer_config, partitions_from_start, AssignError};
 use spr_projector::ProjectionStore;
 use spr_schemas::{topics, AccessEvent, Decision, EpochMillis, NhsNumber};
@@ -96,28 +95,35 @@ impl BreakGlassGrants {
 #[derive(Debug, thiserror::Error)]
 pub enum FollowError {
     /// The consumer could not be created or assigned.
-    #[error("following access events for break-glass grants: {0}")]
+    #[error("following spr.break-glass: {0}")]
     Kafka(#[from] KafkaError),
-    /// The access-events topic is missing.
+    /// The topic is missing.
     #[error(transparent)]
     Assign(#[from] AssignError),
 }
 
-/// Follows the access events of every API node on `bootstrap` and adds each granted
-/// break-glass to `grants` (lasting `duration` from its decision), until the task is
-/// aborted. It starts at the first access event of the last `duration`, where the
-/// broker can say which that is (Apache Kafka), else at the start of the topic, whose
-/// older events are read and passed over. Events it cannot decode are passed over (the
-/// ledger reports them).
+/// How long a fetch of the follower waits for a new grant: it bounds how soon the other
+/// nodes hold one (tansu answers a fetch only when the wait is over).
+const FOLLOW_WAIT_MS: &str = "100";
+
+/// Follows `spr.break-glass` on `bootstrap` from its start and adds each granted
+/// break-glass to `grants` (lasting `duration` from its decision, so the expired ones
+/// are passed over), until the task is aborted. Records it cannot decode are passed
+/// over (the same access events are in the ledger).
 pub fn spawn_follower(
     bootstrap: &str,
     grants: BreakGlassGrants,
     store: Arc<ProjectionStore>,
     duration: EpochMillis,
 ) -> Result<tokio::task::JoinHandle<()>, FollowError> {
-    let consumer: StreamConsumer = consumer_config(bootstrap, "spr-api-break-glass").create()?;
-    let since = crate::app::now_millis().saturating_sub(duration);
-    consumer.assign(&start_offsets(&consumer, since)?)?;
+    let consumer: StreamConsumer = consumer_config(bootstrap, "spr-api-break-glass")
+        .set("fetch.wait.max.ms", FOLLOW_WAIT_MS)
+        .create()?;
+    consumer.assign(&partitions_from_start(
+        &consumer,
+        topics::BREAK_GLASS.name,
+        None,
+    )?)?;
     Ok(tokio::spawn(async move {
         loop {
             match consumer.recv().await {
@@ -126,44 +132,16 @@ pub fn spawn_follower(
                         grants.learn(&access, &store, duration, crate::app::now_millis())
                     }
                     Some(Err(e)) => {
-                        tracing::debug!(error = %e, offset = message.offset(), "access event not decoded; passed over")
+                        tracing::warn!(error = %e, offset = message.offset(), "break-glass record not decoded; passed over")
                     }
                     None => {}
                 },
                 Err(e) => {
-                    tracing::warn!(error = %e, "reading access events for break-glass grants; retrying")
+                    tracing::warn!(error = %e, "reading break-glass grants; retrying")
                 }
             }
         }
     }))
-}
-
-/// Each partition of the access-events topic at the first event at or after `since`
-/// (ms), as the broker answers; from its start where it cannot answer.
-fn start_offsets(
-    consumer: &StreamConsumer,
-    since: EpochMillis,
-) -> Result<TopicPartitionList, FollowError> {
-    let topic = topics::ACCESS_EVENTS.name;
-    let mut start = partitions_from_start(consumer, topic, None)?;
-    let mut at_time = TopicPartitionList::new();
-    for element in start.elements() {
-        at_time.add_partition_offset(topic, element.partition(), Offset::Offset(since))?;
-    }
-    match consumer.offsets_for_times(at_time, Duration::from_secs(10)) {
-        Ok(found) => {
-            for element in found.elements() {
-                if let offset @ (Offset::Offset(_) | Offset::End) = element.offset() {
-                    start.set_partition_offset(topic, element.partition(), offset)?;
-                }
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "the broker did not say where the last break-glass window starts; reading access events from the start")
-        }
-    }
-    tracing::info!(?start, "following access events for break-glass grants");
-    Ok(start)
 }
 
 #[cfg(test)]

@@ -319,6 +319,11 @@ pub(crate) async fn break_glass(
     state
         .break_glass
         .grant(&claims.sub, numbers.surviving, grant, now);
+    // Recorded and held here, the elevation stands; should the other nodes not hear
+    // of it, they refuse until the clinician asks them again (fail closed).
+    if let Err(e) = state.audit.publish_break_glass(&access).await {
+        tracing::warn!(error = %e, request_id = %access.request_id, "break-glass granted on this node only: not published to the other nodes");
+    }
     let granted = BreakGlassGranted {
         nhs_number: patient,
         expires_at,

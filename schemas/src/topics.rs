@@ -30,12 +30,20 @@ pub const LEDGER_CHECKPOINTS: TopicSpec = TopicSpec {
     partitions: 1,
 };
 
+/// Break-glass elevations the query API granted, each as the access event that
+/// recorded it; keyed by request id. Every API node follows it.
+pub const BREAK_GLASS: TopicSpec = TopicSpec {
+    name: "spr.break-glass",
+    partitions: 1,
+};
+
 /// Every topic, in creation order.
-pub const ALL: [TopicSpec; 4] = [
+pub const ALL: [TopicSpec; 5] = [
     PATIENT_EVENTS,
     ACCESS_EVENTS,
     DEAD_LETTER,
     LEDGER_CHECKPOINTS,
+    BREAK_GLASS,
 ];
 
 /// Header names on dead-letter records.
