@@ -80,8 +80,8 @@ impl NodeSetup {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
-        // Reading the API's own follower directly, so that waiting records no access.
-        eventually(WAIT, "the API's follower to catch up", || {
+        // Reading the node's own secondary directly, so that waiting records no access.
+        eventually(WAIT, "the node's secondary to catch up", || {
             (api_store.event_count().ok()? == self.events).then_some(())
         })
         .await
