@@ -15,6 +15,15 @@ pub enum PublishError {
     /// The event could not be encoded (its content does not fit the schema).
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// The event breaks a content rule of the decoder ([`ClinicalEvent::check`]), so the
+    /// projector would dead-letter it: it is not published.
+    #[error("event {event_id} not published: {reason}")]
+    Invalid {
+        /// The event.
+        event_id: spr_schemas::EventId,
+        /// The rule it breaks.
+        reason: String,
+    },
     /// The broker did not acknowledge the record.
     #[error("the broker did not acknowledge the record on {topic}: {source}")]
     Delivery {
@@ -148,7 +157,7 @@ impl EventPublisher {
         &self,
         event: &ClinicalEvent,
     ) -> Result<Delivered, PublishError> {
-        let payload = event.to_avro()?;
+        let payload = checked_payload(event)?;
         let topic = topics::PATIENT_EVENTS.name;
         self.send(topic, event.nhs_number.as_str().as_bytes(), &payload, None)
             .await?
@@ -170,7 +179,7 @@ impl EventPublisher {
         let mut summary = PublishSummary::default();
         for event in events {
             let event = event.borrow();
-            let payload = event.to_avro()?;
+            let payload = checked_payload(event)?;
             in_flight.push_back(
                 self.send(topic, event.nhs_number.as_str().as_bytes(), &payload, None)
                     .await?,
@@ -204,12 +213,12 @@ impl EventPublisher {
         let mut outcomes = Vec::with_capacity(events.len());
         let mut in_flight: VecDeque<Result<PendingDelivery, PublishError>> = VecDeque::new();
         for event in events {
-            let pending = match event.to_avro() {
+            let pending = match checked_payload(event) {
                 Ok(payload) => {
                     self.send(topic, event.nhs_number.as_str().as_bytes(), &payload, None)
                         .await
                 }
-                Err(e) => Err(e.into()),
+                Err(e) => Err(e),
             };
             in_flight.push_back(pending);
             if in_flight.len() >= MAX_IN_FLIGHT {
@@ -330,6 +339,16 @@ impl PendingDelivery {
             }),
         }
     }
+}
+
+/// The Avro bytes of `event`, if it passes the decoder's content rules: an event the
+/// projector would dead-letter is refused here, where its producer hears why.
+fn checked_payload(event: &ClinicalEvent) -> Result<Vec<u8>, PublishError> {
+    event.check().map_err(|reason| PublishError::Invalid {
+        event_id: event.event_id,
+        reason,
+    })?;
+    Ok(event.to_avro()?)
 }
 
 #[cfg(test)]

@@ -71,3 +71,34 @@ async fn a_delivery_that_cannot_happen_is_an_error_not_a_silent_loss() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_projector_would_dead_letter_is_refused_before_it_is_published() {
+    let broker = TestBroker::start_memory().await.unwrap();
+    let publisher = EventPublisher::new(&broker.bootstrap(), Duration::from_secs(30)).unwrap();
+    let patient = "9990000018".parse().unwrap();
+    let (before, after) = (examples::allergy(patient), examples::observation(patient));
+    let mut invalid = examples::allergy(patient);
+    invalid.encounter_id = Some("enc\u{0}1".into());
+    let outcomes = publisher
+        .publish_clinical_events_settled(&[before.clone(), invalid.clone(), after.clone()])
+        .await;
+    assert!(outcomes[0].is_ok() && outcomes[2].is_ok(), "{outcomes:?}");
+    let Err(PublishError::Invalid { event_id, reason }) = &outcomes[1] else {
+        panic!("{:?}", outcomes[1]);
+    };
+    assert_eq!(*event_id, invalid.event_id);
+    assert!(reason.contains("encounter_id"), "{reason}");
+    let err = publisher
+        .publish_clinical_event(&invalid)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not published"), "{err}");
+    // One patient, one partition, in order: the refused event would sit between the two.
+    let published: Vec<EventId> = read_patient_events(&broker.bootstrap(), 2)
+        .await
+        .iter()
+        .map(|r| r.event.event_id)
+        .collect();
+    assert_eq!(published, [before.event_id, after.event_id]);
+}

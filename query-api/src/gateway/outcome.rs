@@ -196,7 +196,7 @@ fn not_published(delivery: &DocumentDelivery, message: String) -> (StatusCode, V
     let encoding_failed = delivery
         .failed
         .iter()
-        .any(|(_, e)| matches!(e, PublishError::Encode(_)));
+        .any(|(_, e)| matches!(e, PublishError::Encode(_) | PublishError::Invalid { .. }));
     let (status, code, reason) = if encoding_failed {
         (
             StatusCode::INTERNAL_SERVER_ERROR,
