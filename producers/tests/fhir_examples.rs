@@ -219,7 +219,7 @@ fn a_resource_whose_event_would_be_refused_is_reported_with_the_reason() {
         reported[1]
             .1
             .starts_with("its event would be refused: code.code")
-            && reported[1].1.contains("control character"),
+            && reported[1].1.contains("NUL"),
         "{reported:?}"
     );
     let conditions: Vec<_> = import

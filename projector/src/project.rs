@@ -85,21 +85,16 @@ pub struct DecodedBatch {
 impl DecodedBatch {
     /// Decodes each record that `store` has not applied yet. The offsets read here
     /// only save work: projecting decides again against the offsets it reads itself,
-    /// and decodes any record that was skipped here.
-    pub fn decode(
-        store: &ProjectionStore,
-        records: Vec<ConsumedRecord>,
-    ) -> Result<Self, StoreError> {
+    /// and decodes any record that was skipped here. Should reading them fail, the
+    /// record is decoded anyway, and projecting meets the failure (and retries).
+    pub fn decode(store: &ProjectionStore, records: Vec<ConsumedRecord>) -> Self {
         let mut applied = AppliedOffsets::default();
         let mut events = Vec::with_capacity(records.len());
         for record in &records {
-            events.push(if applied.contains(store, record)? {
-                None
-            } else {
-                Some(decode_record(record))
-            });
+            let skip = applied.contains(store, record).unwrap_or(false);
+            events.push((!skip).then(|| decode_record(record)));
         }
-        Ok(Self { records, events })
+        Self { records, events }
     }
 
     /// The records, in consumption order.
@@ -315,7 +310,7 @@ fn refile_corrected(
     let Some(bytes) = staged.get(CF_EVENTS, target.as_bytes())? else {
         return Ok(());
     };
-    let corrected = ClinicalEvent::from_avro(&bytes).map_err(|e| StoreError::Corrupt {
+    let corrected = ClinicalEvent::from_accepted_avro(&bytes).map_err(|e| StoreError::Corrupt {
         what: "projected event",
         detail: e.to_string(),
     })?;

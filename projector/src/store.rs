@@ -600,12 +600,12 @@ impl ProjectionStore {
         let mut events = Vec::with_capacity(ids.len());
         for value in found {
             if let Some(bytes) = value.map_err(self.rocks_error())? {
-                events.push(
-                    ClinicalEvent::from_avro(&bytes).map_err(|e| StoreError::Corrupt {
+                events.push(ClinicalEvent::from_accepted_avro(&bytes).map_err(|e| {
+                    StoreError::Corrupt {
                         what: "projected event",
                         detail: e.to_string(),
-                    })?,
-                );
+                    }
+                })?);
             }
         }
         Ok(events)
@@ -828,11 +828,12 @@ impl ProjectionStore {
             for item in self.every_row(name) {
                 let (key, value) = item.map_err(self.rocks_error())?;
                 let nhs = if name == CF_EVENTS {
-                    let event =
-                        ClinicalEvent::from_avro(&value).map_err(|e| StoreError::Corrupt {
+                    let event = ClinicalEvent::from_accepted_avro(&value).map_err(|e| {
+                        StoreError::Corrupt {
                             what: "stored event",
                             detail: e.to_string(),
-                        })?;
+                        }
+                    })?;
                     event.nhs_number.as_str().as_bytes().to_vec()
                 } else {
                     keys::nhs_of_content_key(&key).to_vec()

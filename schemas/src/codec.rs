@@ -182,7 +182,12 @@ pub(crate) trait AvroRecord: Sized {
     /// The serde form whose fields mirror the schema.
     type Wire: Serialize + DeserializeOwned;
     fn to_wire(&self) -> Self::Wire;
+    /// The domain value of a decoded record (ids parsed, the payload taken).
     fn from_wire(wire: Self::Wire) -> Result<Self, String>;
+    /// The content rules a new record must meet beyond its types.
+    fn check_content(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// How one schema version is read and written (found by its fingerprint in `CODECS`),
@@ -250,6 +255,19 @@ pub(crate) fn encode<T: AvroRecord>(value: &T) -> Result<Vec<u8>, EncodeError> {
 }
 
 pub(crate) fn decode<T: AvroRecord>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let value = decode_accepted::<T>(bytes)?;
+    value
+        .check_content()
+        .map_err(|message| DecodeError::Invalid {
+            record: T::RECORD,
+            message,
+        })?;
+    Ok(value)
+}
+
+/// Like [`decode`], without the content rules: for bytes that met them when they were
+/// accepted, so that a rule added since does not make them unreadable.
+pub(crate) fn decode_accepted<T: AvroRecord>(bytes: &[u8]) -> Result<T, DecodeError> {
     if bytes.len() < HEADER_LEN {
         return Err(DecodeError::TooShort(bytes.len()));
     }
