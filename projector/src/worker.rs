@@ -130,53 +130,59 @@ pub async fn run_worker_with(
     // The next batch is received and decoded while this one is projected and written.
     let mut next_batch = receive_ahead();
     info!(topic, "projector started");
-    tokio::pin!(shutdown);
-    loop {
-        let received = tokio::select! {
-            _ = &mut shutdown => break,
-            received = &mut next_batch => received,
-        };
-        let batch = received??;
-        next_batch = receive_ahead();
-        let records = batch.records();
-        if records.is_empty() {
-            wal_sync.wait().await;
-            record_caught_up(&store, monitor)?;
-            if options.stop_when_idle.is_some() && read_to_high_watermarks(&consumer, monitor) {
-                break;
+    let consumed: Result<(), WorkerError> = async {
+        tokio::pin!(shutdown);
+        loop {
+            let received = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                received = &mut next_batch => received,
+            };
+            let batch = received?;
+            next_batch = receive_ahead();
+            let records = batch.records();
+            if records.is_empty() {
+                wal_sync.wait().await;
+                record_caught_up(&store, monitor)?;
+                if options.stop_when_idle.is_some() && read_to_high_watermarks(&consumer, monitor) {
+                    return Ok(());
+                }
+                continue;
             }
-            continue;
-        }
-        let mut received = monitor.readiness();
-        for record in records {
-            received.received(record.partition, record.offset);
-        }
-        monitor.set_readiness(received);
-        let drained = records.len() < config.max_batch;
-        let counts = write_batch_until_done(
-            &store,
-            &dead_letter_publisher,
-            monitor,
-            &batch,
-            drained,
-            &mut wal_sync,
-        )
-        .await;
-        // A batch that was all re-read after a restart would move the group's offsets back.
-        if counts.already_applied < records.len() {
-            commit_for_monitoring(&consumer, records);
-        }
-        if let Some(schedule) = &options.checkpoints {
-            if last_checkpoint.elapsed() >= schedule.every {
-                schedule.take(&store);
-                last_checkpoint = Instant::now();
+            let mut received = monitor.readiness();
+            for record in records {
+                received.received(record.partition, record.offset);
+            }
+            monitor.set_readiness(received);
+            let drained = records.len() < config.max_batch;
+            let counts = write_batch_until_done(
+                &store,
+                &dead_letter_publisher,
+                monitor,
+                &batch,
+                drained,
+                &mut wal_sync,
+            )
+            .await;
+            // A batch that was all re-read after a restart would move the group's offsets back.
+            if counts.already_applied < records.len() {
+                commit_for_monitoring(&consumer, records);
+            }
+            if let Some(schedule) = &options.checkpoints {
+                if last_checkpoint.elapsed() >= schedule.every {
+                    schedule.take(&store);
+                    last_checkpoint = Instant::now();
+                }
             }
         }
     }
-    // Records received ahead and not projected are read again on the next start.
+    .await;
+    // However the loop ended, nothing it started may outlive it holding the store (a
+    // rebuild takes the store back). Records received ahead and not projected are read
+    // again on the next start.
     next_batch.abort();
     let _ = next_batch.await;
     wal_sync.wait().await;
+    consumed?;
     info!("projector stopped");
     Ok(())
 }

@@ -72,7 +72,7 @@ impl Projection {
         let mut ahead: Option<(DecodedBatch, usize)> = None;
         for (i, chunk) in chunks.iter().enumerate() {
             let redelivered = if i == 0 { &[][..] } else { chunks[i - 1] };
-            let decoded = DecodedBatch::decode(&self.store, [redelivered, chunk].concat()).unwrap();
+            let decoded = DecodedBatch::decode(&self.store, [redelivered, chunk].concat());
             if let Some((previous, again)) = ahead.replace((decoded, redelivered.len())) {
                 self.write_decoded(&previous, again);
             }
@@ -592,7 +592,7 @@ fn a_record_skipped_when_decoded_ahead_is_decoded_when_projected() {
     let mut applied = Projection::new();
     applied.apply(&events, 100);
     let mut fresh = Projection::new();
-    let decoded = DecodedBatch::decode(&applied.store, fresh.records(&events)).unwrap();
+    let decoded = DecodedBatch::decode(&applied.store, fresh.records(&events));
     let outcome = project_decoded(&fresh.store, &decoded).unwrap();
     assert_eq!(outcome.projected, events.len());
     fresh.write(outcome);

@@ -59,7 +59,9 @@ impl BreakGlassGrants {
     }
 
     /// Records the elevation `access` granted, if it is a granted break-glass: it lasts
-    /// `duration` from the decision, under the record's surviving NHS number.
+    /// `duration` from the decision (or from `now`, if the decision's clock ran ahead),
+    /// under the record's surviving NHS number. A decision more than [`MAX_CLOCK_SKEW`]
+    /// in the future is not a grant this node will honour.
     fn learn(
         &self,
         access: &AccessEvent,
@@ -72,7 +74,11 @@ impl BreakGlassGrants {
         let (true, Some(reason)) = (granted, &access.break_glass_reason) else {
             return;
         };
-        let expires_at = access.occurred_at.saturating_add(duration);
+        if access.occurred_at > now.saturating_add(MAX_CLOCK_SKEW) {
+            tracing::warn!(request_id = %access.request_id, occurred_at = access.occurred_at, "break-glass grant dated in the future; not honoured");
+            return;
+        }
+        let expires_at = access.occurred_at.min(now).saturating_add(duration);
         if expires_at <= now {
             return;
         }
@@ -90,6 +96,10 @@ impl BreakGlassGrants {
         self.grant(&access.subject.id, record, grant, now);
     }
 }
+
+/// How far ahead of this node's clock a grant's decision may be dated (the granting
+/// node's clock may run a little ahead).
+pub const MAX_CLOCK_SKEW: EpochMillis = 60_000;
 
 /// Why the follower could not start.
 #[derive(Debug, thiserror::Error)]
@@ -202,6 +212,17 @@ mod tests {
             })
         );
         assert_eq!(learnt(&granted, at + hour), None, "expired");
+        // A decision dated ahead of this node's clock lasts from now, and one dated
+        // further ahead than the skew allowed is not honoured at all.
+        assert_eq!(
+            learnt(&granted, at - 30_000).map(|g| g.expires_at),
+            Some(at - 30_000 + hour)
+        );
+        assert_eq!(
+            learnt(&granted, at - MAX_CLOCK_SKEW - 1),
+            None,
+            "from the future"
+        );
         let refused = AccessEvent {
             decision: Decision::Deny,
             ..granted.clone()
