@@ -14,7 +14,7 @@ use spr_audit_ledger::checkpoint::{
     checkpoint_path, sign_consistent, write_checkpoint_file, CheckpointSigner, CheckpointVerifier,
     VerifiedCheckpoint,
 };
-use spr_audit_ledger::completeness::{compare, read_access_events_topic};
+use spr_audit_ledger::completeness::{compare, read_access_events_topic, read_break_glass_topic};
 use spr_audit_ledger::merkle::{verify_consistency, MerkleTree};
 use spr_audit_ledger::report::{
     access_report, fhir_audit_event, AccessReport, ReportedAccess, UnusualVolume, FLAGGED_REASONS,
@@ -22,6 +22,7 @@ use spr_audit_ledger::report::{
 use spr_audit_ledger::{
     load_leaves, load_tree, verify_with_progress, LedgerFollower, VerifyReport,
 };
+use spr_producers::consume::AssignError;
 use spr_schemas::{topics, AccessEvent};
 
 /// Verifies the SPR audit ledger, proves entries, and signs and checks checkpoints.
@@ -231,44 +232,52 @@ fn run(cli: &Cli) -> anyhow::Result<Option<Failed>> {
             bootstrap,
             idle_ms,
         } => {
-            let ids: Vec<_> = verified_access_events(ledger)?
-                .iter()
-                .map(|e| e.event_id)
-                .collect();
+            let entries = verified_access_events(ledger)?;
             eprintln!(
-                "reading {} from {bootstrap} until it has been idle for {idle_ms} ms ...",
-                topics::ACCESS_EVENTS.name
+                "reading {} and {} from {bootstrap} until each has been idle for {idle_ms} ms ...",
+                topics::ACCESS_EVENTS.name,
+                topics::BREAK_GLASS.name
             );
             let runtime = tokio::runtime::Runtime::new()?;
-            let topic = runtime
-                .block_on(read_access_events_topic(
-                    bootstrap,
-                    Duration::from_millis(*idle_ms),
-                ))
-                .with_context(|| format!("reading the access-events topic at {bootstrap}"))?;
-            let result = compare(&topic, &ids);
+            let idle = Duration::from_millis(*idle_ms);
+            let (topic, grants) = runtime
+                .block_on(async {
+                    let topic = read_access_events_topic(bootstrap, idle).await?;
+                    Ok::<_, AssignError>((topic, read_break_glass_topic(bootstrap, idle).await?))
+                })
+                .with_context(|| format!("reading the topics at {bootstrap}"))?;
+            let result = compare(&topic, &grants, &entries);
             let list = |ids: &[spr_schemas::EventId]| {
                 ids.iter().map(ToString::to_string).collect::<Vec<_>>()
             };
             if cli.json {
                 println!(
                     "{}",
-                    json!({"on_topic": result.on_topic, "in_ledger": result.in_ledger, "missing_from_ledger": list(&result.missing_from_ledger), "missing_from_topic": list(&result.missing_from_topic), "not_access_events": result.not_access_events})
+                    json!({"on_topic": result.on_topic, "in_ledger": result.in_ledger, "missing_from_ledger": list(&result.missing_from_ledger), "missing_from_topic": list(&result.missing_from_topic), "not_access_events": result.not_access_events, "grants": result.grants, "grants_not_in_ledger": list(&result.grants_not_in_ledger)})
                 );
             } else {
                 println!("{} access events on the topic, {} entries in the ledger, {} topic records that are not access events", result.on_topic, result.in_ledger, result.not_access_events);
+                println!(
+                    "{} break-glass grants on {}",
+                    result.grants,
+                    topics::BREAK_GLASS.name
+                );
                 for id in result.missing_from_ledger.iter().take(20) {
                     println!("  missing from the ledger: {id}");
                 }
                 for id in result.missing_from_topic.iter().take(20) {
                     println!("  in the ledger but not on the topic: {id}");
                 }
+                for id in result.grants_not_in_ledger.iter().take(20) {
+                    println!("  break-glass grant not in the ledger as recorded (forged or altered): {id}");
+                }
             }
             Ok((!result.is_complete()).then(|| {
                 Failed(format!(
-                    "{} access events are missing from the ledger and {} ledger entries from the topic",
+                    "{} access events are missing from the ledger, {} ledger entries from the topic, and {} break-glass grants are not in the ledger as recorded",
                     result.missing_from_ledger.len(),
-                    result.missing_from_topic.len()
+                    result.missing_from_topic.len(),
+                    result.grants_not_in_ledger.len()
                 ))
             }))
         }
