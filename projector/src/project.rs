@@ -1,6 +1,7 @@
 //! Turning a batch of consumed records into one RocksDB write: the projection's logic.
 
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use rocksdb::WriteBatch;
@@ -9,8 +10,8 @@ use spr_schemas::ClinicalEvent;
 
 use crate::keys;
 use crate::store::{
-    stands, ProjectionStore, StoreError, Supersession, TimelineEntry, CF_CURRENT, CF_EVENTS,
-    CF_META, CF_TIMELINE,
+    projected_event, stands, ProjectionStore, StoreError, Supersession, TimelineEntry, CF_CURRENT,
+    CF_EVENTS, CF_META, CF_TIMELINE,
 };
 use crate::views::{rows_of, stored_event};
 
@@ -114,13 +115,12 @@ impl<'r> AppliedOffsets<'r> {
         store: &ProjectionStore,
         record: &'r ConsumedRecord,
     ) -> Result<bool, StoreError> {
-        let key = (record.topic.as_str(), record.partition);
-        let next = match self.0.get(&key) {
-            Some(n) => *n,
-            None => *self
-                .0
-                .entry(key)
-                .or_insert(store.next_offset(key.0, key.1)?.unwrap_or(0)),
+        let next = match self.0.entry((record.topic.as_str(), record.partition)) {
+            Entry::Occupied(next) => *next.get(),
+            Entry::Vacant(slot) => {
+                let (topic, partition) = *slot.key();
+                *slot.insert(store.next_offset(topic, partition)?.unwrap_or(0))
+            }
         };
         Ok(record.offset < next)
     }
@@ -310,10 +310,7 @@ fn refile_corrected(
     let Some(bytes) = staged.get(CF_EVENTS, target.as_bytes())? else {
         return Ok(());
     };
-    let corrected = ClinicalEvent::from_accepted_avro(&bytes).map_err(|e| StoreError::Corrupt {
-        what: "projected event",
-        detail: e.to_string(),
-    })?;
+    let corrected = projected_event(&bytes)?;
     if corrected.nhs_number != *nhs {
         return Ok(()); // corrections apply within one NHS number only
     }

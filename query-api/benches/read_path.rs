@@ -688,7 +688,7 @@ async fn serve(dir: &Path, bootstrap: &str) -> anyhow::Result<(Vec<String>, Stri
             ledger: None,
             break_glass: Default::default(),
         };
-        // As spr-api serve runs: each node also reads every access event.
+        // As spr-api serve runs: each node also follows spr.break-glass.
         state.spawn_break_glass_follower(bootstrap)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         bases.push(format!("http://{}", listener.local_addr()?));

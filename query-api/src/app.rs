@@ -64,8 +64,8 @@ impl AppState {
         })
     }
 
-    /// Follows the access events of every API node on `bootstrap`, so that this node
-    /// holds the break-glass elevations any node granted ([`crate::break_glass`]).
+    /// Follows `spr.break-glass` on `bootstrap`, so that this node holds the break-glass
+    /// elevations any node granted ([`crate::break_glass`]).
     pub fn spawn_break_glass_follower(
         &self,
         bootstrap: &str,

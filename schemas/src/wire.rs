@@ -81,21 +81,22 @@ impl ClinicalEvent {
 /// filed as `system|code`, so no `|` may be in a code system (in a URI it is written
 /// `%7C`). Other control characters (a tab in an identifier) are legal FHIR and kept.
 fn check_key_parts(event: &ClinicalEvent) -> Result<(), String> {
-    let mut parts = vec![
-        ("source.ods_code", &event.source.ods_code),
-        ("code.system", &event.code.system),
-        ("code.code", &event.code.code),
-    ];
-    parts.extend(event.encounter_id.as_ref().map(|id| ("encounter_id", id)));
-    parts.extend(match &event.payload {
+    let of_payload = match &event.payload {
         Payload::PregnancyEpisode(p) => Some(("episode_id", &p.episode_id)),
         Payload::AntenatalVisit(v) => Some(("episode_id", &v.episode_id)),
         Payload::Birth(b) => Some(("episode_id", &b.episode_id)),
         Payload::Referral(r) => Some(("to_ods_code", &r.to_ods_code)),
         Payload::CareTeam(t) => Some(("ods_code", &t.ods_code)),
         _ => None,
-    });
-    for (field, value) in parts {
+    };
+    let parts = [
+        Some(("source.ods_code", &event.source.ods_code)),
+        Some(("code.system", &event.code.system)),
+        Some(("code.code", &event.code.code)),
+        event.encounter_id.as_ref().map(|id| ("encounter_id", id)),
+        of_payload,
+    ];
+    for (field, value) in parts.into_iter().flatten() {
         if value.contains('\0') {
             return Err(format!(
                 "{field} {value:?} contains a NUL character, which ends a part of the projection's keys"
