@@ -19,6 +19,19 @@ from pathlib import Path
 
 import yaml
 
+# Every SPR client reads its broker connection security from SPR_KAFKA_* variables
+# (producers/src/security.rs): the librdkafka property security.protocol, ssl.* or sasl.*.
+KAFKA_PREFIX = "SPR_KAFKA_"
+
+
+def kafka_security_setting(name):
+    """Whether `name` is an SPR_KAFKA_* variable the clients accept."""
+    if not name.startswith(KAFKA_PREFIX):
+        return False
+    prop = name[len(KAFKA_PREFIX):].lower().replace("_", ".")
+    return prop == "security.protocol" or prop.startswith(("ssl.", "sasl."))
+
+
 SHELL_OPERATORS = {";", "&&", "||", "|", "&", "do", "done", "then", "fi"}
 
 
@@ -102,7 +115,10 @@ class Checker:
                     if flag not in flags:
                         self.problem(where, f"{binary} has no flag --{flag}")
         for name in env_names:
-            if name.startswith("SPR_") and name not in known_env:
+            if name.startswith(KAFKA_PREFIX):
+                if not kafka_security_setting(name):
+                    self.problem(where, f"{name} is not a connection security setting")
+            elif name.startswith("SPR_") and name not in known_env:
                 self.problem(where, f"{name} is read by none of {[b for b, _ in runs]}")
         return runs
 
@@ -217,7 +233,11 @@ def main():
     for _, doc in documents:
         if doc.get("kind") == "ConfigMap":
             config_env |= set(doc.get("data") or {})
-    unknown = sorted(n for n in config_env if n.startswith("SPR_") and n not in checker.all_env)
+    unknown = sorted(
+        n
+        for n in config_env
+        if n.startswith("SPR_") and n not in checker.all_env and not kafka_security_setting(n)
+    )
     for name in unknown:
         checker.problem("ConfigMap", f"{name} is read by no SPR binary")
     for path, doc in documents:

@@ -111,7 +111,8 @@ async fn read_topic(
     idle: Duration,
     mut each: impl FnMut(AccessEvent),
 ) -> Result<u64, AssignError> {
-    let consumer: StreamConsumer = consumer_config(bootstrap, "spr-audit-completeness").create()?;
+    let consumer: StreamConsumer =
+        consumer_config(bootstrap, "spr-audit-completeness")?.create()?;
     let list = partitions_from_start(&consumer, topic, None)?;
     consumer.assign(&list)?;
     let mut not_access_events = 0;

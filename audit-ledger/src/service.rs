@@ -104,7 +104,8 @@ pub async fn run_ledger_service(
         .transpose()?;
     let consumed_path = consumed_offsets_path(&config.ledger_path);
     let mut consumed = read_consumed_offsets(&consumed_path)?;
-    let consumer: StreamConsumer = consumer_config(&config.bootstrap, &config.group_id).create()?;
+    let consumer: StreamConsumer =
+        consumer_config(&config.bootstrap, &config.group_id)?.create()?;
     consumer.assign(&partitions_from_start(
         &consumer,
         topics::ACCESS_EVENTS.name,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs, once, what building and testing SPR Timeline needs on a Debian machine:
-# libclang (RocksDB's bindgen), cargo-nextest, and the tansu Kafka-protocol broker
-# (built from crates.io into ~/.cache/spr, outside the clone). Safe to run again: each
-# step is skipped when already done.
+# libclang (RocksDB's bindgen), OpenSSL's headers (librdkafka's TLS), cargo-nextest,
+# and the tansu Kafka-protocol broker (built from crates.io into ~/.cache/spr, outside
+# the clone). Safe to run again: each step is skipped when already done.
 set -euo pipefail
 
 CACHE="${SPR_CACHE:-$HOME/.cache/spr}"
@@ -13,10 +13,13 @@ mkdir -p "$CACHE"
 step() { printf '\n==> %s\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! dpkg -s libclang-dev >/dev/null 2>&1; then
-  step "installing libclang-dev (needed to build RocksDB's bindings)"
+# libclang for RocksDB's bindings; OpenSSL's headers (found through pkg-config) for
+# librdkafka's TLS and SASL/SCRAM.
+PACKAGES="libclang-dev libssl-dev pkg-config"
+if ! dpkg -s $PACKAGES >/dev/null 2>&1; then
+  step "installing $PACKAGES (needed to build RocksDB's bindings and librdkafka with TLS)"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $PACKAGES >/dev/null
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

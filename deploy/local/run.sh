@@ -16,6 +16,9 @@ PATIENTS="${SPR_PATIENTS:-1000}"
 BROKER_PORT="${SPR_BROKER_PORT:-9092}"
 API_PORT="${SPR_API_PORT:-8080}"
 export SPR_BOOTSTRAP="127.0.0.1:$BROKER_PORT"
+# The local brokers take plain connections: a broker login set in this shell
+# (SPR_KAFKA_*, deploy/README.md) is for another broker, so it is not passed on.
+unset $(compgen -e | grep '^SPR_KAFKA_') 2>/dev/null || true
 mkdir -p "$STATE/logs"
 
 echo "==> building the SPR binaries (first build about 12 minutes on 2 cores; then seconds)"

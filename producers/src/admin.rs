@@ -32,7 +32,7 @@ pub async fn ensure_topics(
     topics: &[TopicSpec],
     replication: i32,
 ) -> Result<(), AdminError> {
-    let admin: AdminClient<DefaultClientContext> = crate::client_config(bootstrap).create()?;
+    let admin: AdminClient<DefaultClientContext> = crate::client_config(bootstrap)?.create()?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| NewTopic::new(t.name, t.partitions, TopicReplication::Fixed(replication)))

@@ -15,16 +15,20 @@ use crate::{EventPublisher, PublishError};
 /// for lag tools), no automatic commits or offset stores (each consumer keeps its own
 /// progress beside its data), `earliest` if an offset falls out of range, and short
 /// fetch waits, because tansu holds a fetch for
-/// the whole `fetch.wait.max.ms` (librdkafka's default 500 ms) even when data arrives.
-pub fn consumer_config(bootstrap: &str, group_id: &str) -> rdkafka::ClientConfig {
-    let mut config = crate::client_config(bootstrap);
+/// the whole `fetch.wait.max.ms` (librdkafka's default 500 ms) even when data arrives;
+/// with the connection security of [`crate::client_config`].
+pub fn consumer_config(
+    bootstrap: &str,
+    group_id: &str,
+) -> Result<rdkafka::ClientConfig, KafkaError> {
+    let mut config = crate::client_config(bootstrap)?;
     config
         .set("group.id", group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "10");
-    config
+    Ok(config)
 }
 
 /// Why a consumer could not be given its partitions.

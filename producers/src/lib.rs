@@ -10,6 +10,7 @@ pub mod admin;
 pub mod consume;
 pub mod fhir;
 mod publisher;
+pub mod security;
 pub mod synthetic;
 
 pub use publisher::{Delivered, EventPublisher, PublishError, PublishSummary};
@@ -45,13 +46,16 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// rdkafka client settings shared by every SPR component: bootstrap servers and
-/// conservative timeouts suited to a local single broker and to Apache Kafka alike.
-pub fn client_config(bootstrap: &str) -> rdkafka::ClientConfig {
+/// rdkafka client settings shared by every SPR component: bootstrap servers, TCP
+/// keep-alive, and the connection security (TLS, SASL) set in this process's
+/// `SPR_KAFKA_*` environment variables ([`security`]). Fails, naming the variable, if
+/// one of those is not a security setting.
+pub fn client_config(bootstrap: &str) -> Result<rdkafka::ClientConfig, rdkafka::error::KafkaError> {
     let mut config = rdkafka::ClientConfig::new();
     config
         .set("bootstrap.servers", bootstrap)
         .set("socket.keepalive.enable", "true")
         .set("log_level", "4");
-    config
+    security::apply_security_settings(&mut config, std::env::vars_os())?;
+    Ok(config)
 }

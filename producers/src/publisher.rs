@@ -133,6 +133,7 @@ impl EventPublisher {
             });
         }
         let producer: FutureProducer = crate::client_config(bootstrap)
+            .map_err(PublishError::Create)?
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("compression.type", "lz4")

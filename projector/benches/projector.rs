@@ -297,7 +297,10 @@ fn child(role: &str, bootstrap: &str, events: u64) -> Measured {
 }
 
 async fn bare_consume(bootstrap: &str, events: u64) -> Measured {
-    let consumer: StreamConsumer = consumer_config(bootstrap, "bench-bare").create().unwrap();
+    let consumer: StreamConsumer = consumer_config(bootstrap, "bench-bare")
+        .unwrap()
+        .create()
+        .unwrap();
     let partitions = partitions_from_start(&consumer, topics::PATIENT_EVENTS.name, None).unwrap();
     consumer.assign(&partitions).unwrap();
     let started = Instant::now();

@@ -88,7 +88,8 @@ pub async fn read_dead_letters(
     bootstrap: &str,
     idle: Duration,
 ) -> Result<Vec<DeadLetterRecord>, DeadLetterError> {
-    let consumer: StreamConsumer = consumer_config(bootstrap, "spr-dead-letter-reader").create()?;
+    let consumer: StreamConsumer =
+        consumer_config(bootstrap, "spr-dead-letter-reader")?.create()?;
     consumer.assign(&partitions_from_start(
         &consumer,
         topics::DEAD_LETTER.name,

@@ -30,7 +30,7 @@ pub fn partitions_of_instance(
     instances: u32,
 ) -> Result<Vec<i32>, WorkerError> {
     let consumer: rdkafka::consumer::StreamConsumer =
-        consumer_config(bootstrap, "spr-projector-metadata").create()?;
+        consumer_config(bootstrap, "spr-projector-metadata")?.create()?;
     let all: Vec<i32> = partitions_from_start(&consumer, topics::PATIENT_EVENTS.name, None)?
         .elements()
         .iter()

@@ -93,7 +93,8 @@ pub async fn run_worker_with(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
     let topic = topics::PATIENT_EVENTS.name;
-    let consumer: StreamConsumer = consumer_config(&config.bootstrap, &config.group_id).create()?;
+    let consumer: StreamConsumer =
+        consumer_config(&config.bootstrap, &config.group_id)?.create()?;
     // Each owned partition is read from the beginning; project_batch skips what the
     // offsets stored in RocksDB say is applied. The group's offsets never decide it.
     let owned = partitions_from_start(&consumer, topic, config.partitions.as_deref())?;

@@ -14,6 +14,7 @@ const MEMBER: &str = "SPR_GROUP_MEMBER_BOOTSTRAP";
 
 fn member(bootstrap: &str) -> BaseConsumer {
     let consumer: BaseConsumer = spr_producers::client_config(bootstrap)
+        .unwrap()
         .set("group.id", "eviction-probe")
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1000")

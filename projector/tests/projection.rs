@@ -118,6 +118,7 @@ async fn malformed_records_are_dead_lettered_and_the_good_ones_around_them_are_p
     assert_eq!(timeline, expected);
 
     let consumer: StreamConsumer = spr_producers::client_config(&bootstrap)
+        .unwrap()
         .set("group.id", "dlq-reader")
         .set("auto.offset.reset", "earliest")
         .create()

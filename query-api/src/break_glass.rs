@@ -126,7 +126,7 @@ pub fn spawn_follower(
     store: Arc<ProjectionStore>,
     duration: EpochMillis,
 ) -> Result<tokio::task::JoinHandle<()>, FollowError> {
-    let consumer: StreamConsumer = consumer_config(bootstrap, "spr-api-break-glass")
+    let consumer: StreamConsumer = consumer_config(bootstrap, "spr-api-break-glass")?
         .set("fetch.wait.max.ms", FOLLOW_WAIT_MS)
         .create()?;
     consumer.assign(&partitions_from_start(

@@ -141,6 +141,7 @@ async fn every_published_event_is_read_through_the_api_once_in_order_and_every_r
     );
     let consumer: rdkafka::consumer::StreamConsumer =
         spr_producers::client_config(&stack.broker.bootstrap())
+            .unwrap()
             .set("group.id", "checkpoint-reader")
             .set("auto.offset.reset", "earliest")
             .create()

@@ -32,7 +32,33 @@ pub struct TestBroker {
     child: Option<Child>,
     port: u16,
     storage: BrokerStorage,
+    /// Set when the broker requires clients to log in: the user its own checks log in as.
+    login: Option<ScramUser>,
     _dir: tempfile::TempDir,
+}
+
+/// A SASL/SCRAM-SHA-512 user of a broker that requires clients to log in.
+#[derive(Debug, Clone)]
+pub struct ScramUser {
+    /// The user name.
+    pub name: String,
+    /// The password.
+    pub password: String,
+}
+
+impl ScramUser {
+    /// The `SPR_KAFKA_*` environment variables with which an SPR client logs in as this
+    /// user (SASL over plain TCP: tansu 0.6 does not serve TLS).
+    pub fn client_env(&self) -> Vec<(String, String)> {
+        [
+            ("SPR_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+            ("SPR_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+            ("SPR_KAFKA_SASL_USERNAME", &self.name),
+            ("SPR_KAFKA_SASL_PASSWORD", &self.password),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .to_vec()
+    }
 }
 
 /// The tansu binary to run.
@@ -61,6 +87,29 @@ impl TestBroker {
         Self::start(Some("broker.db")).await
     }
 
+    /// Starts a durable broker with the SPR topics that requires every client to log in
+    /// with SASL/SCRAM-SHA-512, and knows one user, `user`. (tansu refuses to create a
+    /// user once it requires logins, so the user and the topics are created first, and
+    /// the broker is then restarted with `--authentication`.)
+    pub async fn start_requiring_login(user: ScramUser) -> anyhow::Result<Self> {
+        let mut broker = Self::start(Some("broker.db")).await?;
+        let created = Command::new(tansu_binary())
+            .args(["user", "create", "--mechanism", "scram512", "--broker"])
+            .arg(format!("tcp://{}", broker.bootstrap()))
+            .args([&user.name, &user.password])
+            .output()
+            .context("running tansu user create")?;
+        if !created.status.success() {
+            bail!(
+                "tansu user create failed: {}",
+                String::from_utf8_lossy(&created.stderr)
+            );
+        }
+        broker.login = Some(user);
+        broker.restart().await?;
+        Ok(broker)
+    }
+
     async fn start(sqlite_file: Option<&str>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let storage = match sqlite_file {
@@ -71,6 +120,7 @@ impl TestBroker {
             child: None,
             port: free_port()?,
             storage,
+            login: None,
             _dir: dir,
         };
         broker.spawn()?;
@@ -108,6 +158,7 @@ impl TestBroker {
                 "--storage-engine",
                 &storage,
             ])
+            .args(self.login.is_some().then_some("--authentication"))
             .env_remove("CLUSTER_ID")
             .current_dir(self._dir.path())
             .stdin(Stdio::null())
@@ -135,8 +186,15 @@ impl TestBroker {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let bootstrap = self.bootstrap();
+        let login = self.login.as_ref().map(ScramUser::client_env);
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let consumer: BaseConsumer = spr_producers::client_config(&bootstrap).create()?;
+            let mut config = spr_producers::client_config(&bootstrap)?;
+            let login = login.into_iter().flatten();
+            spr_producers::security::apply_security_settings(
+                &mut config,
+                login.map(|(name, value)| (name.into(), value.into())),
+            )?;
+            let consumer: BaseConsumer = config.create()?;
             consumer
                 .fetch_metadata(None, Duration::from_secs(20))
                 .context("broker metadata")?;
@@ -238,6 +296,7 @@ pub struct PatientEventRecord {
 /// partition (panics if none arrives for 30 s, or one does not decode).
 pub async fn read_patient_events(bootstrap: &str, expected: usize) -> Vec<PatientEventRecord> {
     let consumer: StreamConsumer = spr_producers::client_config(bootstrap)
+        .expect("the client settings")
         .set("group.id", "spr-testkit-reader")
         .create()
         .expect("a consumer");

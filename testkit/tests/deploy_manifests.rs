@@ -90,6 +90,16 @@ fn a_flag_no_binary_defines_is_reported() {
 }
 
 #[test]
+fn a_broker_setting_that_is_not_about_security_is_reported() {
+    assert_reported(
+        "k8s/config.yaml",
+        "SPR_KAFKA_SASL_MECHANISM:",
+        "SPR_KAFKA_ACKS: \"1\"\n  SPR_KAFKA_SASL_MECHANISM:",
+        &["SPR_KAFKA_ACKS is read by no SPR binary"],
+    );
+}
+
+#[test]
 fn a_replication_factor_below_three_is_reported() {
     assert_reported(
         "compose/compose.yaml",

@@ -35,6 +35,7 @@ async fn tansu_reports_a_high_watermark_below_the_end_of_a_batched_partition() {
     assert_eq!(end, 200);
 
     let consumer: BaseConsumer = spr_producers::client_config(&broker.bootstrap())
+        .unwrap()
         .create()
         .unwrap();
     let (_, high) = consumer
@@ -58,6 +59,7 @@ async fn tansu_does_not_commit_kafka_transactions() {
     let outcome = tokio::task::spawn_blocking(move || -> Result<(), String> {
         let producer: ThreadedProducer<DefaultProducerContext> =
             spr_producers::client_config(&bootstrap)
+                .unwrap()
                 .set("transactional.id", "spr-gap-probe")
                 .create()
                 .map_err(|e| e.to_string())?;
@@ -101,6 +103,7 @@ async fn tansu_serves_nothing_when_a_fetch_starts_inside_a_batch() {
     let mut received = Vec::new();
     for start in [0i64, 57] {
         let consumer: StreamConsumer = spr_producers::client_config(&broker.bootstrap())
+            .unwrap()
             .set("group.id", "probe")
             .create()
             .unwrap();

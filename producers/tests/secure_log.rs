@@ -1,0 +1,114 @@
+//! Logging in to the log: every SPR client takes its SASL (and TLS) settings from the
+//! `SPR_KAFKA_*` environment variables, against a tansu broker that requires SCRAM
+//! logins. Each client runs in a child process of this test with its own environment,
+//! as a deployed service would.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Offset, TopicPartitionList};
+use spr_producers::synthetic::population;
+use spr_producers::EventPublisher;
+use spr_schemas::topics;
+use spr_testkit::{ScramUser, TestBroker};
+
+/// Set in a child: the broker to publish one patient's events to and then count every
+/// record of the patient-events topic.
+const CHILD: &str = "SPR_SECURE_LOG_CHILD_BOOTSTRAP";
+const TEST: &str = "only_a_client_that_logs_in_reads_or_writes_the_log";
+
+/// The child: publishes, then prints how many records the topic holds.
+async fn publish_then_count(bootstrap: &str) -> anyhow::Result<usize> {
+    let events = population(1, 11).remove(0).events;
+    let publisher = EventPublisher::new(bootstrap, Duration::from_secs(5))?;
+    publisher
+        .publish_clinical_events(events.iter(), || {})
+        .await?;
+    let consumer: StreamConsumer = spr_producers::client_config(bootstrap)?
+        .set("group.id", "secure-log-count")
+        .create()?;
+    let mut all = TopicPartitionList::new();
+    for partition in 0..topics::PATIENT_EVENTS.partitions {
+        all.add_partition_offset(topics::PATIENT_EVENTS.name, partition, Offset::Beginning)?;
+    }
+    consumer.assign(&all)?;
+    let mut count = 0;
+    // Everything published is acknowledged, so 3 s without a record is the end.
+    while let Ok(record) = tokio::time::timeout(Duration::from_secs(3), consumer.recv()).await {
+        record?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Runs the child with these `SPR_KAFKA_*` variables (and no others).
+fn child(bootstrap: &str, login: &[(String, String)]) -> Output {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", TEST, "--nocapture"])
+        .env(CHILD, bootstrap);
+    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("SPR_KAFKA_")) {
+        command.env_remove(name);
+    }
+    command.envs(login.iter().cloned()).output().unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn only_a_client_that_logs_in_reads_or_writes_the_log() {
+    if let Ok(bootstrap) = std::env::var(CHILD) {
+        spr_producers::init_tracing();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        match runtime.block_on(publish_then_count(&bootstrap)) {
+            Ok(count) => println!("records on the topic: {count}"),
+            Err(error) => panic!("the client failed: {error:#}"),
+        }
+        return;
+    }
+    let user = ScramUser {
+        name: "spr-producer".to_owned(),
+        password: "correct horse battery staple".to_owned(),
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let broker = runtime
+        .block_on(TestBroker::start_requiring_login(user.clone()))
+        .unwrap();
+    let bootstrap = broker.bootstrap();
+
+    let wrong_password = ScramUser {
+        password: "Tr0ub4dor&3".to_owned(),
+        ..user.clone()
+    };
+    let refused = child(&bootstrap, &wrong_password.client_env());
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("SASL authentication error"),
+        "the reason is logged: {}",
+        text(&refused)
+    );
+    assert!(
+        !text(&refused).contains(&wrong_password.password),
+        "the password is never logged: {}",
+        text(&refused)
+    );
+
+    let anonymous = child(&bootstrap, &[]);
+    assert!(!anonymous.status.success(), "{}", text(&anonymous));
+
+    let events = population(1, 11).remove(0).events.len();
+    let logged_in = child(&bootstrap, &user.client_env());
+    assert!(logged_in.status.success(), "{}", text(&logged_in));
+    assert!(
+        text(&logged_in).contains(&format!("records on the topic: {events}\n")),
+        "only the logged-in client's {events} events were written: {}",
+        text(&logged_in)
+    );
+}
