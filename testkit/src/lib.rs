@@ -37,13 +37,22 @@ pub struct TestBroker {
     _dir: tempfile::TempDir,
 }
 
-/// A SASL/SCRAM-SHA-512 user of a broker that requires clients to log in.
-#[derive(Debug, Clone)]
+/// A SASL/SCRAM-SHA-512 user of a broker that requires clients to log in. Its `Debug`
+/// form leaves the password out.
+#[derive(Clone)]
 pub struct ScramUser {
     /// The user name.
     pub name: String,
     /// The password.
     pub password: String,
+}
+
+impl std::fmt::Debug for ScramUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramUser")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ScramUser {
