@@ -6,20 +6,14 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use spr_testkit::tools::output_text;
+
 fn spr_audit(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_spr-audit"))
         .args(args)
         .current_dir(dir)
         .output()
         .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[test]
@@ -30,7 +24,7 @@ fn proofs_printed_by_the_cli_verify_against_the_printed_root() {
         &["--json", "prove", "--ledger", "ledger.spr", "--index", "6"],
         dir.path(),
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let proof: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let digest = |v: &serde_json::Value| {
         spr_audit_ledger::Sha256Digest(
@@ -70,7 +64,7 @@ fn proofs_printed_by_the_cli_verify_against_the_printed_root() {
         out.status.code(),
         Some(2),
         "an index beyond the ledger is an input error: {}",
-        text(&out)
+        output_text(&out)
     );
 }
 
@@ -118,7 +112,7 @@ fn checkpoints_extend_each_other_and_rollbacks_forks_and_other_keys_are_caught()
         again.status.code(),
         Some(2),
         "an existing key is never overwritten: {}",
-        text(&again)
+        output_text(&again)
     );
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(d.join("keys/checkpoint.key"))
@@ -132,13 +126,13 @@ fn checkpoints_extend_each_other_and_rollbacks_forks_and_other_keys_are_caught()
     );
     common::append(&ledger, 0, 5);
     let first = sign("ledger.spr");
-    assert!(first.status.success(), "{}", text(&first));
+    assert!(first.status.success(), "{}", output_text(&first));
     std::fs::write(d.join("cp5"), &first.stdout).unwrap();
     assert!(String::from_utf8_lossy(&first.stdout).starts_with("spr.test/ledger\n5\n"));
 
     common::append(&ledger, 5, 4);
     let second = sign("ledger.spr");
-    assert!(second.status.success(), "{}", text(&second));
+    assert!(second.status.success(), "{}", output_text(&second));
     std::fs::write(d.join("cp9"), &second.stdout).unwrap();
 
     let check = |args: &[&str]| {
@@ -159,12 +153,16 @@ fn checkpoints_extend_each_other_and_rollbacks_forks_and_other_keys_are_caught()
         "--ledger",
         "ledger.spr",
     ]);
-    assert!(ok.status.success(), "{}", text(&ok));
-    assert!(text(&ok).contains("extends the trusted checkpoint of 5 entries"));
+    assert!(ok.status.success(), "{}", output_text(&ok));
+    assert!(output_text(&ok).contains("extends the trusted checkpoint of 5 entries"));
 
     let rollback = check(&["--checkpoint", "cp5", "--trusted", "cp9"]);
     assert_eq!(rollback.status.code(), Some(1));
-    assert!(text(&rollback).contains("rollback"), "{}", text(&rollback));
+    assert!(
+        output_text(&rollback).contains("rollback"),
+        "{}",
+        output_text(&rollback)
+    );
 
     let other_key = spr_audit(
         &[
@@ -176,7 +174,12 @@ fn checkpoints_extend_each_other_and_rollbacks_forks_and_other_keys_are_caught()
         ],
         d,
     );
-    assert_eq!(other_key.status.code(), Some(1), "{}", text(&other_key));
+    assert_eq!(
+        other_key.status.code(),
+        Some(1),
+        "{}",
+        output_text(&other_key)
+    );
 
     let altered = String::from_utf8_lossy(&second.stdout).replacen("\n9\n", "\n10\n", 1);
     std::fs::write(d.join("cp-altered"), altered).unwrap();
@@ -199,9 +202,18 @@ fn checkpoints_extend_each_other_and_rollbacks_forks_and_other_keys_are_caught()
         "forked.spr",
     ]);
     assert_eq!(fork.status.code(), Some(1));
-    assert!(text(&fork).contains("fork"), "{}", text(&fork));
+    assert!(
+        output_text(&fork).contains("fork"),
+        "{}",
+        output_text(&fork)
+    );
     let mismatch = check(&["--checkpoint", "cp9", "--ledger", "forked.spr"]);
-    assert_eq!(mismatch.status.code(), Some(1), "{}", text(&mismatch));
+    assert_eq!(
+        mismatch.status.code(),
+        Some(1),
+        "{}",
+        output_text(&mismatch)
+    );
 
     // The signer itself refuses to sign a history that contradicts its last checkpoint.
     std::fs::copy(
@@ -212,8 +224,8 @@ fn checkpoints_extend_each_other_and_rollbacks_forks_and_other_keys_are_caught()
     let refused = sign("forked.spr");
     assert_eq!(refused.status.code(), Some(1));
     assert!(
-        text(&refused).contains("history was rewritten"),
+        output_text(&refused).contains("history was rewritten"),
         "{}",
-        text(&refused)
+        output_text(&refused)
     );
 }

@@ -11,6 +11,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use spr_producers::synthetic::population;
 use spr_producers::EventPublisher;
 use spr_schemas::topics;
+use spr_testkit::tools::output_text;
 use spr_testkit::{ScramUser, TestBroker};
 
 /// Set in a child: the broker to publish one patient's events to and then count every
@@ -63,14 +64,6 @@ fn child(bootstrap: &str, login: &[(String, String)]) -> Output {
     command.envs(login.iter().cloned()).output().unwrap()
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 #[test]
 fn only_a_client_that_logs_in_reads_or_writes_the_log() {
     if let Ok(bootstrap) = std::env::var(CHILD) {
@@ -97,37 +90,37 @@ fn only_a_client_that_logs_in_reads_or_writes_the_log() {
         ..user.clone()
     };
     let refused = child(&bootstrap, &wrong_password.client_env());
-    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(!refused.status.success(), "{}", output_text(&refused));
     assert!(
-        text(&refused).contains("the client failed:"),
+        output_text(&refused).contains("the client failed:"),
         "{}",
-        text(&refused)
+        output_text(&refused)
     );
     assert!(
-        text(&refused).contains("SASL authentication error"),
+        output_text(&refused).contains("SASL authentication error"),
         "the reason is logged: {}",
-        text(&refused)
+        output_text(&refused)
     );
     assert!(
-        !text(&refused).contains(&wrong_password.password),
+        !output_text(&refused).contains(&wrong_password.password),
         "the password is never logged: {}",
-        text(&refused)
+        output_text(&refused)
     );
 
     let anonymous = child(&bootstrap, &[]);
-    assert!(!anonymous.status.success(), "{}", text(&anonymous));
+    assert!(!anonymous.status.success(), "{}", output_text(&anonymous));
     assert!(
-        text(&anonymous).contains("the client failed:"),
+        output_text(&anonymous).contains("the client failed:"),
         "{}",
-        text(&anonymous)
+        output_text(&anonymous)
     );
 
     let events = population(1, 11).remove(0).events.len();
     let logged_in = child(&bootstrap, &user.client_env());
-    assert!(logged_in.status.success(), "{}", text(&logged_in));
+    assert!(logged_in.status.success(), "{}", output_text(&logged_in));
     assert!(
-        text(&logged_in).contains(&format!("records on the topic: {events}\n")),
+        output_text(&logged_in).contains(&format!("records on the topic: {events}\n")),
         "only the logged-in client's {events} events were written: {}",
-        text(&logged_in)
+        output_text(&logged_in)
     );
 }

@@ -13,6 +13,15 @@ pub fn cache_dir() -> PathBuf {
         })
 }
 
+/// What a finished process wrote: its stdout, then its stderr.
+pub fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 /// Runs `command` and panics, saying `what` failed and how to get the material another
 /// way, unless it succeeds.
 pub fn run_step(command: &mut Command, what: &str) {

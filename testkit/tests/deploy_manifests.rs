@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use spr_testkit::tools::python_with;
+use spr_testkit::tools::{output_text, python_with};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -24,14 +24,6 @@ fn check(deploy_dir: &Path) -> Output {
         .arg(deploy_dir)
         .output()
         .expect("the venv's python runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// A copy of deploy/'s YAML files with `old` replaced by `new` in `file`.
@@ -59,11 +51,11 @@ fn altered_copy(file: &str, old: &str, new: &str) -> tempfile::TempDir {
 #[test]
 fn the_deployment_artefacts_match_the_binaries() {
     let output = check(&repo_root().join("deploy"));
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
     assert!(
-        text(&output).contains("0 problems"),
+        output_text(&output).contains("0 problems"),
         "unexpected report: {}",
-        text(&output)
+        output_text(&output)
     );
 }
 
@@ -72,7 +64,7 @@ fn the_deployment_artefacts_match_the_binaries() {
 fn assert_reported(file: &str, old: &str, new: &str, expected: &[&str]) {
     let copy = altered_copy(file, old, new);
     let output = check(copy.path());
-    let report = text(&output);
+    let report = output_text(&output);
     assert!(!output.status.success(), "{report}");
     for problem in expected {
         assert!(report.contains(problem), "{problem:?} not in: {report}");
