@@ -1,7 +1,7 @@
-//! Logging in to the log: every SPR client takes its SASL (and TLS) settings from the
-//! `SPR_KAFKA_*` environment variables, against a tansu broker that requires SCRAM
-//! logins. Each client runs in a child process of this test with its own environment,
-//! as a deployed service would.
+//! Reaching a secured log: every SPR client takes its TLS and SASL settings from the
+//! `SPR_KAFKA_*` environment variables, against a tansu broker reached over TLS that
+//! requires SCRAM logins. Each client runs in a child process of this test with its own
+//! environment, as a deployed service would.
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -84,39 +84,46 @@ fn only_a_client_that_logs_in_reads_or_writes_the_log() {
         .block_on(TestBroker::start_requiring_login(user.clone()))
         .unwrap();
     let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
 
+    // Each refused client fails, says why, and never shows the password.
     let wrong_password = ScramUser {
         password: "Tr0ub4dor&3".to_owned(),
         ..user.clone()
     };
-    let refused = child(&bootstrap, &wrong_password.client_env());
-    assert!(!refused.status.success(), "{}", output_text(&refused));
-    assert!(
-        output_text(&refused).contains("the client failed:"),
-        "{}",
-        output_text(&refused)
-    );
-    assert!(
-        output_text(&refused).contains("SASL authentication error"),
-        "the reason is logged: {}",
-        output_text(&refused)
-    );
-    assert!(
-        !output_text(&refused).contains(&wrong_password.password),
-        "the password is never logged: {}",
-        output_text(&refused)
-    );
-
-    let anonymous = child(&bootstrap, &[]);
-    assert!(!anonymous.status.success(), "{}", output_text(&anonymous));
-    assert!(
-        output_text(&anonymous).contains("the client failed:"),
-        "{}",
-        output_text(&anonymous)
-    );
+    let unrelated_ca = dir.path().join("unrelated-ca.pem");
+    spr_testkit::tls::write_unrelated_certificate(&unrelated_ca).unwrap();
+    let mut untrusting = broker.client_env(Some(&user));
+    for (name, value) in &mut untrusting {
+        if name == "SPR_KAFKA_SSL_CA_LOCATION" {
+            *value = unrelated_ca.to_string_lossy().into_owned();
+        }
+    }
+    for (who, env, reason) in [
+        (
+            "a wrong password",
+            broker.client_env(Some(&wrong_password)),
+            "SASL authentication error",
+        ),
+        ("no login", broker.client_env(None), "the client failed:"),
+        (
+            "a CA that did not sign the broker's certificate",
+            untrusting,
+            "certificate verify failed",
+        ),
+    ] {
+        let refused = child(&bootstrap, &env);
+        let text = output_text(&refused);
+        assert!(!refused.status.success(), "{who}: {text}");
+        assert!(text.contains("the client failed:"), "{who}: {text}");
+        assert!(text.contains(reason), "{who}: the reason is logged: {text}");
+        for password in [&user.password, &wrong_password.password] {
+            assert!(!text.contains(password.as_str()), "{who}: {text}");
+        }
+    }
 
     let events = population(1, 11).remove(0).events.len();
-    let logged_in = child(&bootstrap, &user.client_env());
+    let logged_in = child(&bootstrap, &broker.client_env(Some(&user)));
     assert!(logged_in.status.success(), "{}", output_text(&logged_in));
     assert!(
         output_text(&logged_in).contains(&format!("records on the topic: {events}\n")),

@@ -4,6 +4,7 @@
 //! The broker binary is found at `$SPR_TANSU_BIN`, else at
 //! `~/.cache/spr/tansu/bin/tansu` (where `deploy/local/install.sh` puts it).
 
+pub mod tls;
 pub mod tools;
 
 use std::net::{TcpListener, TcpStream};
@@ -32,8 +33,9 @@ pub struct TestBroker {
     child: Option<Child>,
     port: u16,
     storage: BrokerStorage,
-    /// Set when the broker requires clients to log in: the user its own checks log in as.
-    login: Option<ScramUser>,
+    /// Set when the broker requires clients to log in over TLS: the user its own checks
+    /// log in as, and the TLS front clients reach it through.
+    login: Option<(ScramUser, tls::TlsFront)>,
     _dir: tempfile::TempDir,
 }
 
@@ -56,17 +58,13 @@ impl std::fmt::Debug for ScramUser {
 }
 
 impl ScramUser {
-    /// The `SPR_KAFKA_*` environment variables with which an SPR client logs in as this
-    /// user (SASL over plain TCP: tansu 0.6 does not serve TLS).
-    pub fn client_env(&self) -> Vec<(String, String)> {
+    /// The `SPR_KAFKA_*` environment variables of this user's SCRAM login.
+    fn login_env(&self) -> [(&str, &str); 3] {
         [
-            ("SPR_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
             ("SPR_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
             ("SPR_KAFKA_SASL_USERNAME", &self.name),
             ("SPR_KAFKA_SASL_PASSWORD", &self.password),
         ]
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .to_vec()
     }
 }
 
@@ -96,10 +94,11 @@ impl TestBroker {
         Self::start(Some("broker.db")).await
     }
 
-    /// Starts a durable broker with the SPR topics that requires every client to log in
-    /// with SASL/SCRAM-SHA-512, and knows one user, `user`. (tansu refuses to create a
-    /// user once it requires logins, so the user and the topics are created first, and
-    /// the broker is then restarted with `--authentication`.)
+    /// Starts a durable broker with the SPR topics that clients reach over TLS (through
+    /// a [`tls::TlsFront`]) and must log in to with SASL/SCRAM-SHA-512, as a production
+    /// cluster is set up; it knows one user, `user`. (tansu refuses to create a user
+    /// once it requires logins, so the user and the topics are created first, and the
+    /// broker is then restarted with `--authentication`, advertising the front.)
     pub async fn start_requiring_login(user: ScramUser) -> anyhow::Result<Self> {
         let mut broker = Self::start(Some("broker.db")).await?;
         let created = Command::new(tansu_binary())
@@ -114,7 +113,8 @@ impl TestBroker {
                 String::from_utf8_lossy(&created.stderr)
             );
         }
-        broker.login = Some(user);
+        let front = tls::TlsFront::start(broker.port, broker._dir.path())?;
+        broker.login = Some((user, front));
         broker.restart().await?;
         Ok(broker)
     }
@@ -149,6 +149,7 @@ impl TestBroker {
             );
         }
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://{}", self.bootstrap());
         let storage = match &self.storage {
             BrokerStorage::Memory => "memory://tansu/".to_owned(),
             // tansu resolves a sqlite:// path relative to its working directory.
@@ -163,7 +164,7 @@ impl TestBroker {
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
                 "--storage-engine",
                 &storage,
             ])
@@ -195,13 +196,14 @@ impl TestBroker {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let bootstrap = self.bootstrap();
-        let login = self.login.as_ref().map(ScramUser::client_env);
+        let login = self.client_env(self.login.as_ref().map(|(user, _)| user));
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let mut config = spr_producers::client_config(&bootstrap)?;
-            let login = login.into_iter().flatten();
             spr_producers::security::apply_security_settings(
                 &mut config,
-                login.map(|(name, value)| (name.into(), value.into())),
+                login
+                    .into_iter()
+                    .map(|(name, value)| (name.into(), value.into())),
             )?;
             let consumer: BaseConsumer = config.create()?;
             consumer
@@ -213,9 +215,32 @@ impl TestBroker {
         Ok(())
     }
 
-    /// `127.0.0.1:PORT`.
+    /// `127.0.0.1:PORT`: the broker, or its TLS front when it has one.
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        let port = self
+            .login
+            .as_ref()
+            .map_or(self.port, |(_, front)| front.port());
+        format!("127.0.0.1:{port}")
+    }
+
+    /// The `SPR_KAFKA_*` environment variables with which an SPR client reaches this
+    /// broker: over TLS, trusting its front's certificate, when it requires logins, and
+    /// then logged in as `user` if given. Empty for a broker that takes plain connections.
+    pub fn client_env(&self, user: Option<&ScramUser>) -> Vec<(String, String)> {
+        let Some((_, front)) = &self.login else {
+            return Vec::new();
+        };
+        let protocol = if user.is_some() { "SASL_SSL" } else { "SSL" };
+        let ca_file = front.ca_file().to_string_lossy();
+        [
+            ("SPR_KAFKA_SECURITY_PROTOCOL", protocol),
+            ("SPR_KAFKA_SSL_CA_LOCATION", &ca_file),
+        ]
+        .into_iter()
+        .chain(user.into_iter().flat_map(ScramUser::login_env))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
     }
 
     /// Kills the broker (SIGKILL) and waits for it to exit.
