@@ -1,12 +1,204 @@
-//! Topic creation through the Kafka admin API.
+//! Broker-level operations: checking that the log can be reached with this process's
+//! connection settings, and creating topics through the Kafka admin API.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use spr_schemas::topics::TopicSpec;
+
+/// Why the log could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// The client settings were refused before connecting.
+    #[error("{0}")]
+    Settings(KafkaError),
+    /// The broker refused the login.
+    #[error(
+        "the broker at {bootstrap} refused this client's login ({reason}); check \
+         SPR_KAFKA_SASL_USERNAME and SPR_KAFKA_SASL_PASSWORD, and that the user exists on \
+         the broker"
+    )]
+    Login {
+        /// Where.
+        bootstrap: String,
+        /// librdkafka's account of it.
+        reason: String,
+    },
+    /// The TLS handshake failed.
+    #[error(
+        "the TLS handshake with the broker at {bootstrap} failed ({reason}); check that \
+         SPR_KAFKA_SSL_CA_LOCATION names the CA that signed the broker's certificate and \
+         that SPR_BOOTSTRAP names a TLS listener"
+    )]
+    Tls {
+        /// Where.
+        bootstrap: String,
+        /// librdkafka's account of it.
+        reason: String,
+    },
+    /// Nothing answered in time.
+    #[error(
+        "no broker answered at {bootstrap} within {} s ({reason}); is it running, and is \
+         SPR_BOOTSTRAP right (deploy/local/run.sh starts a local one)?",
+        timeout.as_secs()
+    )]
+    Unreachable {
+        /// Where.
+        bootstrap: String,
+        /// How long it was given.
+        timeout: Duration,
+        /// The last error seen.
+        reason: String,
+    },
+}
+
+/// How long a binary waits at start for the log to answer ([`check_connection`]).
+pub const STARTUP_CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Checks that the log at `bootstrap` answers with this process's connection settings
+/// (`SPR_KAFKA_*`), logs that it did, and returns how many brokers it has. A refused
+/// login or a failed TLS handshake is reported as soon as librdkafka sees it, with what
+/// to check; without this check librdkafka would keep retrying while the client's
+/// operations time out. Every SPR binary runs it before it uses the log.
+pub async fn check_connection(
+    bootstrap: &str,
+    timeout: Duration,
+) -> Result<usize, ConnectionError> {
+    let bootstrap = bootstrap.to_owned();
+    tokio::task::spawn_blocking(move || check_connection_blocking(&bootstrap, timeout))
+        .await
+        .expect("the connection check does not panic")
+}
+
+fn check_connection_blocking(bootstrap: &str, timeout: Duration) -> Result<usize, ConnectionError> {
+    let config = crate::client_config(bootstrap).map_err(ConnectionError::Settings)?;
+    let protocol = config
+        .get("security.protocol")
+        .unwrap_or("PLAINTEXT")
+        .to_ascii_uppercase();
+    let producer: BaseProducer<FailureWatch> = config
+        .create_with_context(FailureWatch::default())
+        .map_err(ConnectionError::Settings)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let answer = producer
+            .client()
+            .fetch_metadata(None, Duration::from_millis(500));
+        let fetch_error = match answer {
+            Ok(metadata) => {
+                let brokers = metadata.brokers().len();
+                tracing::info!(bootstrap, brokers, %protocol, "the log answered");
+                return Ok(brokers);
+            }
+            Err(error) => error.to_string(),
+        };
+        producer.poll(Duration::ZERO); // delivers librdkafka's error events to FailureWatch
+        let bootstrap = bootstrap.to_owned();
+        let seen = producer.context().seen();
+        match seen.failure {
+            Some(Failure::Login(reason)) => {
+                return Err(ConnectionError::Login { bootstrap, reason })
+            }
+            Some(Failure::Tls(reason)) => return Err(ConnectionError::Tls { bootstrap, reason }),
+            None if Instant::now() >= deadline => {
+                return Err(ConnectionError::Unreachable {
+                    bootstrap,
+                    timeout,
+                    reason: seen.last.unwrap_or(fetch_error),
+                })
+            }
+            None => {}
+        }
+    }
+}
+
+/// A failure that waiting will not cure.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// The broker refused the login.
+    Login(String),
+    /// The TLS handshake failed.
+    Tls(String),
+}
+
+/// What [`FailureWatch`] has seen.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    /// The first login or TLS failure.
+    failure: Option<Failure>,
+    /// librdkafka's account of the last error.
+    last: Option<String>,
+}
+
+/// Keeps the errors and broker failures librdkafka reports while the connection is
+/// checked. Error events are logged at debug level only: librdkafka's own log lines,
+/// passed on as rdkafka's default context does, already report them.
+#[derive(Default)]
+struct FailureWatch(Mutex<Seen>);
+
+impl FailureWatch {
+    fn seen(&self) -> Seen {
+        self.0.lock().expect("not poisoned").clone()
+    }
+}
+
+impl FailureWatch {
+    fn record(&self, failure: Option<Failure>, reason: &str) {
+        let mut seen = self.0.lock().expect("not poisoned");
+        seen.last = Some(reason.to_owned());
+        if seen.failure.is_none() {
+            seen.failure = failure;
+        }
+    }
+}
+
+/// The failure librdkafka's account of a broker failure describes, if it is a login or
+/// TLS failure. librdkafka raises such failures as error events (not always delivered
+/// before the check gives up) and always as `FAIL` log lines, so both are read.
+fn failure_in(reason: &str) -> Option<Failure> {
+    const LOGIN: [&str; 2] = ["SASL authentication error", "Authentication failed"];
+    const TLS: [&str; 3] = [
+        "SSL handshake failed",
+        "SSL_HANDSHAKE",
+        "certificate verify failed",
+    ];
+    if LOGIN.iter().any(|m| reason.contains(m)) {
+        Some(Failure::Login(reason.to_owned()))
+    } else if TLS.iter().any(|m| reason.contains(m)) {
+        Some(Failure::Tls(reason.to_owned()))
+    } else {
+        None
+    }
+}
+
+impl ClientContext for FailureWatch {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        if fac == "FAIL" {
+            self.record(failure_in(message), message);
+        }
+        DefaultClientContext.log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!("librdkafka: {error}: {reason}");
+        let failure = match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::Authentication) => Some(Failure::Login(reason.to_owned())),
+            Some(RDKafkaErrorCode::SSL) => Some(Failure::Tls(reason.to_owned())),
+            _ => failure_in(reason),
+        };
+        self.record(failure, reason);
+    }
+}
+
+impl ProducerContext for FailureWatch {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
+}
 
 /// Why topics could not be created.
 #[derive(Debug, thiserror::Error)]

@@ -15,12 +15,16 @@ pub mod synthetic;
 
 pub use publisher::{Delivered, EventPublisher, PublishError, PublishSummary};
 
-/// Sets up structured logging for an SPR binary: `RUST_LOG` if set, else `info`
-/// (with librdkafka's own chatter at `warn`).
+/// Sets up structured logging for an SPR binary, on stderr (stdout is left to what a
+/// command prints, such as `--json` reports): `RUST_LOG` if set, else `info` (with
+/// librdkafka's own chatter at `warn`).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,rdkafka=warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM (what container runtimes send), so every

@@ -19,8 +19,13 @@ use spr_testkit::{ScramUser, TestBroker};
 const CHILD: &str = "SPR_SECURE_LOG_CHILD_BOOTSTRAP";
 const TEST: &str = "only_a_client_that_logs_in_reads_or_writes_the_log";
 
-/// The child: publishes, then prints how many records the topic holds.
+/// The child: checks the connection as every SPR binary does at start and prints the
+/// outcome, then (whatever it was) publishes and prints how many records the topic holds.
 async fn publish_then_count(bootstrap: &str) -> anyhow::Result<usize> {
+    match spr_producers::admin::check_connection(bootstrap, Duration::from_secs(5)).await {
+        Ok(brokers) => println!("connected: {brokers} broker"),
+        Err(error) => println!("connection check: {error}"),
+    }
     let events = population(1, 11).remove(0).events;
     let publisher = EventPublisher::new(bootstrap, Duration::from_secs(5))?;
     publisher
@@ -99,24 +104,48 @@ fn only_a_client_that_logs_in_reads_or_writes_the_log() {
             *value = unrelated_ca.to_string_lossy().into_owned();
         }
     }
-    for (who, env, reason) in [
+    for (who, env, reasons) in [
         (
             "a wrong password",
             broker.client_env(Some(&wrong_password)),
-            "SASL authentication error",
+            [
+                "connection check: the broker at",
+                "refused this client's login (",
+                "check SPR_KAFKA_SASL_USERNAME and SPR_KAFKA_SASL_PASSWORD",
+                "SASL authentication error",
+            ],
         ),
-        ("no login", broker.client_env(None), "the client failed:"),
+        (
+            "no login",
+            broker.client_env(None),
+            [
+                "connection check: no broker answered at",
+                "within 5 s",
+                "is it running, and is SPR_BOOTSTRAP right",
+                "the client failed:",
+            ],
+        ),
         (
             "a CA that did not sign the broker's certificate",
             untrusting,
-            "certificate verify failed",
+            [
+                "connection check: the TLS handshake with the broker at",
+                "certificate verify failed",
+                "check that SPR_KAFKA_SSL_CA_LOCATION names the CA",
+                "the client failed:",
+            ],
         ),
     ] {
         let refused = child(&bootstrap, &env);
         let text = output_text(&refused);
         assert!(!refused.status.success(), "{who}: {text}");
         assert!(text.contains("the client failed:"), "{who}: {text}");
-        assert!(text.contains(reason), "{who}: the reason is logged: {text}");
+        for reason in reasons {
+            assert!(
+                text.contains(reason),
+                "{who}: {reason:?} is not said: {text}"
+            );
+        }
         for password in [&user.password, &wrong_password.password] {
             assert!(!text.contains(password.as_str()), "{who}: {text}");
         }
@@ -125,6 +154,11 @@ fn only_a_client_that_logs_in_reads_or_writes_the_log() {
     let events = population(1, 11).remove(0).events.len();
     let logged_in = child(&bootstrap, &broker.client_env(Some(&user)));
     assert!(logged_in.status.success(), "{}", output_text(&logged_in));
+    assert!(
+        output_text(&logged_in).contains("connected: 1 broker"),
+        "{}",
+        output_text(&logged_in)
+    );
     assert!(
         output_text(&logged_in).contains(&format!("records on the topic: {events}\n")),
         "only the logged-in client's {events} events were written: {}",

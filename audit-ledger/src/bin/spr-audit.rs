@@ -233,12 +233,16 @@ fn run(cli: &Cli) -> anyhow::Result<Option<Failed>> {
             idle_ms,
         } => {
             let entries = verified_access_events(ledger)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(spr_producers::admin::check_connection(
+                bootstrap,
+                spr_producers::admin::STARTUP_CONNECTION_TIMEOUT,
+            ))?;
             eprintln!(
                 "reading {} and {} from {bootstrap} until each has been idle for {idle_ms} ms ...",
                 topics::ACCESS_EVENTS.name,
                 topics::BREAK_GLASS.name
             );
-            let runtime = tokio::runtime::Runtime::new()?;
             let idle = Duration::from_millis(*idle_ms);
             let (topic, grants) = runtime
                 .block_on(async {

@@ -51,6 +51,11 @@ async fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
+    spr_producers::admin::check_connection(
+        &cli.bootstrap,
+        spr_producers::admin::STARTUP_CONNECTION_TIMEOUT,
+    )
+    .await?;
     let config = LedgerServiceConfig {
         bootstrap: cli.bootstrap,
         group_id: cli.group,

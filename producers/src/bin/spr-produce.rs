@@ -97,6 +97,9 @@ struct FhirArgs {
 async fn main() -> anyhow::Result<()> {
     spr_producers::init_tracing();
     let cli = Cli::parse();
+    if !matches!(&cli.command, Command::Fhir(args) if args.dry_run) {
+        admin::check_connection(&cli.bootstrap, admin::STARTUP_CONNECTION_TIMEOUT).await?;
+    }
     match cli.command {
         Command::Synthetic(args) => synthetic(&cli.bootstrap, &args).await,
         Command::Fhir(args) => {

@@ -172,10 +172,31 @@ enum Command {
     CheckFormat,
 }
 
+impl Command {
+    /// The broker this command reads or writes, if it uses one.
+    fn bootstrap(&self) -> Option<&str> {
+        match self {
+            Command::Run { consume, .. } | Command::Rebuild { consume, .. } => {
+                Some(&consume.bootstrap)
+            }
+            Command::DeadLetters { bootstrap, .. }
+            | Command::ReplayDeadLetters { bootstrap, .. } => Some(bootstrap),
+            Command::Checkpoint { .. } | Command::Digest | Command::CheckFormat => None,
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     spr_producers::init_tracing();
     let cli = Cli::parse();
+    if let Some(bootstrap) = cli.command.bootstrap() {
+        spr_producers::admin::check_connection(
+            bootstrap,
+            spr_producers::admin::STARTUP_CONNECTION_TIMEOUT,
+        )
+        .await?;
+    }
     match cli.command {
         Command::Run {
             consume,

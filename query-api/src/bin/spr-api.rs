@@ -151,6 +151,11 @@ async fn main() -> anyhow::Result<()> {
             jwks_reload_ms,
             block_cache_mb,
         } => {
+            spr_producers::admin::check_connection(
+                &bootstrap,
+                spr_producers::admin::STARTUP_CONNECTION_TIMEOUT,
+            )
+            .await?;
             let store = ProjectionStore::open_secondary(
                 &projection_db,
                 &secondary_dir,

@@ -90,6 +90,11 @@ async fn main() -> anyhow::Result<()> {
             max_body_bytes,
             delivery_timeout_ms,
         } => {
+            spr_producers::admin::check_connection(
+                &bootstrap,
+                spr_producers::admin::STARTUP_CONNECTION_TIMEOUT,
+            )
+            .await?;
             let verifier = TokenVerifier::from_jwks_file(&jwks, &cli.issuer)
                 .context("loading the JWKS (spr-api keygen writes a development one)")?;
             let state = GatewayState {
