@@ -127,12 +127,17 @@ impl Monitor {
 
     /// The metrics in Prometheus' text format.
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding cannot fail");
-        String::from_utf8(out).expect("the text format is UTF-8")
+        render(&self.registry)
     }
+}
+
+/// The metrics of `registry` in Prometheus' text format.
+pub fn render(registry: &Registry) -> String {
+    let mut out = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut out)
+        .expect("text encoding cannot fail");
+    String::from_utf8(out).expect("the text format is UTF-8")
 }
 
 /// What `/ready` answers: per partition, how far behind the projection is.

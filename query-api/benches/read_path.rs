@@ -687,6 +687,7 @@ async fn serve(dir: &Path, bootstrap: &str) -> anyhow::Result<(Vec<String>, Stri
             last_catch_up_millis: Arc::new(AtomicI64::new(0)),
             ledger: None,
             break_glass: Default::default(),
+            metrics: Default::default(),
         };
         // As spr-api serve runs: each node also follows spr.break-glass.
         state.spawn_break_glass_follower(bootstrap)?;

@@ -44,6 +44,8 @@ pub struct AppState {
     pub ledger: Option<Arc<crate::audit_routes::LedgerView>>,
     /// Break-glass elevations in force, granted here or, once followed, on any node.
     pub break_glass: BreakGlassGrants,
+    /// Requests, latencies and error codes, for `/metrics`.
+    pub metrics: Arc<crate::metrics::ApiMetrics>,
 }
 
 impl AppState {
@@ -79,8 +81,10 @@ impl AppState {
     }
 }
 
-/// The application's routes over `state`.
+/// The application's routes over `state`, each request counted and timed in
+/// `state.metrics`.
 pub fn router(state: AppState) -> Router {
+    let metrics = Arc::clone(&state.metrics);
     let routes = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -100,7 +104,7 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(|| async { ApiError::NotFound })
         .with_state(state);
-    crate::layers::harden(routes)
+    metrics.record(crate::layers::harden(routes))
 }
 
 pub(crate) fn now_millis() -> i64 {

@@ -106,6 +106,9 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        response
+            .extensions_mut()
+            .insert(crate::metrics::ErrorCode(code));
         if let Self::Unauthorized(e) = &self {
             // RFC 6750 section 3: no error code when the request carried no token at all.
             let challenge = match e {

@@ -16,6 +16,7 @@ pub mod error;
 pub mod filter;
 pub mod gateway;
 pub mod layers;
+pub mod metrics;
 pub mod openapi;
 pub mod policy;
 mod record_routes;

@@ -3,6 +3,7 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -246,6 +247,31 @@ async fn when_the_access_event_cannot_be_recorded_the_api_answers_503_and_return
         }
         assert!(!text.contains(patients[0].nhs_number.as_str()), "{text}");
     }
+
+    // The refusals are counted by error code, and served at /metrics.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_addr = listener.local_addr().unwrap();
+    let metrics_router = Arc::clone(&stack.metrics).router();
+    tokio::spawn(async move { axum::serve(listener, metrics_router).await });
+    let metrics = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"spr_api_errors_total{code="audit-unavailable"} 2"#,
+        r#"spr_api_requests_total{route="/patients/{nhs_number}/timeline",status="200"} 1"#,
+        r#"spr_api_requests_total{route="/patients/{nhs_number}/timeline",status="503"} 1"#,
+        r#"spr_api_requests_total{route="/patients/{nhs_number}/summary",status="503"} 1"#,
+        r#"spr_api_request_seconds_count{route="/patients/{nhs_number}/timeline"} 2"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in {metrics}");
+    }
+    assert!(
+        !metrics.contains(patients[0].nhs_number.as_str()),
+        "no NHS number in a label: {metrics}"
+    );
     drop(stack.stops);
 }
 

@@ -83,6 +83,9 @@ enum Command {
         /// Memory for the projection's uncompressed blocks (the hot timelines), in MiB.
         #[arg(long, env = "SPR_BLOCK_CACHE_MB", default_value_t = 1_024)]
         block_cache_mb: usize,
+        /// Serve Prometheus metrics at /metrics on this address (a port of its own).
+        #[arg(long, env = "SPR_API_METRICS_ADDR")]
+        metrics_addr: Option<SocketAddr>,
     },
     /// Generates a development Ed25519 signing key and adds it to the directory's JWKS
     /// (created if missing), where it becomes the newest key: rotation is keygen, then
@@ -150,6 +153,7 @@ async fn main() -> anyhow::Result<()> {
             audit_linger_ms,
             jwks_reload_ms,
             block_cache_mb,
+            metrics_addr,
         } => {
             spr_producers::admin::check_connection(
                 &bootstrap,
@@ -182,7 +186,15 @@ async fn main() -> anyhow::Result<()> {
                 last_catch_up_millis: Arc::new(AtomicI64::new(0)),
                 ledger: ledger.map(|path| Arc::new(LedgerView::new(path))),
                 break_glass: Default::default(),
+                metrics: Default::default(),
             };
+            if let Some(addr) = metrics_addr {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the metrics address {addr}"))?;
+                let metrics = Arc::clone(&state.metrics).router();
+                tokio::spawn(async move { axum::serve(listener, metrics).await });
+            }
             if let Some(view) = &state.ledger {
                 view.spawn_refresh(Duration::from_millis(500));
             }

@@ -17,6 +17,7 @@ use spr_producers::EventPublisher;
 use spr_projector::{run_worker, ProjectionStore, WorkerConfig};
 use spr_query_api::audit_routes::LedgerView;
 use spr_query_api::auth::{mint_token, Claims, DevKeys, TokenVerifier, AUDIENCE};
+use spr_query_api::metrics::ApiMetrics;
 use spr_query_api::{router, AppState};
 use spr_schemas::{AccessEvent, ClinicalEvent};
 use spr_testkit::{eventually, TestBroker};
@@ -33,6 +34,8 @@ pub(crate) struct Stack {
     /// The key directory whose `jwks.json` the API reloads every 50 ms.
     pub(crate) keys_dir: PathBuf,
     pub(crate) api: SocketAddr,
+    /// The metrics of the first API node.
+    pub(crate) metrics: Arc<ApiMetrics>,
     pub(crate) ledger_path: PathBuf,
     pub(crate) stops: Vec<oneshot::Sender<()>>,
     pub(crate) http: reqwest::Client,
@@ -53,7 +56,8 @@ struct NodeSetup {
 impl NodeSetup {
     /// Serves an API node on a free port, with a secondary of its own (`secondary-{name}`)
     /// and the break-glass follower, once its secondary holds every projected event.
-    async fn serve(&self, name: &str) -> SocketAddr {
+    /// Returns its address and its metrics.
+    async fn serve(&self, name: &str) -> (SocketAddr, Arc<ApiMetrics>) {
         let api_store = Arc::new(
             ProjectionStore::open_secondary(
                 &self.dir.join("projection"),
@@ -69,7 +73,9 @@ impl NodeSetup {
             last_catch_up_millis: Arc::new(AtomicI64::new(0)),
             ledger: Some(Arc::new(LedgerView::new(self.ledger_path.clone()))),
             break_glass: Default::default(),
+            metrics: Default::default(),
         };
+        let metrics = Arc::clone(&state.metrics);
         state.spawn_catch_up(Duration::from_millis(20));
         state.spawn_break_glass_follower(&self.bootstrap).unwrap();
         state
@@ -86,7 +92,7 @@ impl NodeSetup {
         })
         .await
         .unwrap();
-        api
+        (api, metrics)
     }
 }
 
@@ -158,13 +164,14 @@ impl Stack {
             ledger_path: ledger_path.clone(),
             events: expected,
         };
-        let api = node.serve("first").await;
+        let (api, metrics) = node.serve("first").await;
         Stack {
             broker,
             _dir: dir,
             keys,
             keys_dir,
             api,
+            metrics,
             ledger_path,
             stops,
             http: reqwest::Client::new(),
@@ -175,7 +182,7 @@ impl Stack {
     /// Serves another API node over the same projection and broker (as behind a load
     /// balancer); `name` keeps its secondary apart.
     pub(crate) async fn another_node(&self, name: &str) -> SocketAddr {
-        self.node.serve(name).await
+        self.node.serve(name).await.0
     }
 
     pub(crate) fn claims(&self, role: &str, nhs_number: Option<&str>) -> Claims {

@@ -1,0 +1,131 @@
+//! Prometheus metrics of the API: requests by route and status, their latency by
+//! route, and error responses by error code (so `audit-unavailable`, a read refused
+//! because its access event could not be recorded, can be alerted on). `spr-api serve
+//! --metrics-addr` serves them at `/metrics` on a listener of its own, away from the
+//! clinicians' port.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+/// The error code of an error response, left in its extensions by
+/// [`crate::error::ApiError`] for [`ApiMetrics`].
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
+/// The API's counters and histogram, in their own registry.
+#[derive(Debug)]
+pub struct ApiMetrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    seconds: HistogramVec,
+    errors: IntCounterVec,
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ApiMetrics {
+    /// Fresh metrics, all zero.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "spr_api_requests_total",
+                "Requests answered, by route and status",
+            ),
+            &["route", "status"],
+        )
+        .expect("valid counter");
+        let seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "spr_api_request_seconds",
+                "Time from a request's arrival to its response, by route",
+            )
+            .buckets(vec![
+                0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+            ]),
+            &["route"],
+        )
+        .expect("valid histogram");
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "spr_api_errors_total",
+                "Error responses by error code (the `error` of the JSON body)",
+            ),
+            &["code"],
+        )
+        .expect("valid counter");
+        for metric in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(seconds.clone()),
+            Box::new(errors.clone()),
+        ] {
+            registry.register(metric).expect("unique names");
+        }
+        Self {
+            registry,
+            requests,
+            seconds,
+            errors,
+        }
+    }
+
+    /// Wraps `routes` so that every request is counted and timed.
+    pub fn record(self: &Arc<Self>, routes: Router) -> Router {
+        routes.layer(middleware::from_fn_with_state(Arc::clone(self), count))
+    }
+
+    /// The metrics in Prometheus' text format.
+    pub fn render(&self) -> String {
+        spr_projector::monitor::render(&self.registry)
+    }
+
+    /// The `/metrics` route, for a listener of its own.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route(
+                "/metrics",
+                get(|State(metrics): State<Arc<Self>>| async move {
+                    (
+                        [("content-type", "text/plain; version=0.0.4")],
+                        metrics.render(),
+                    )
+                        .into_response()
+                }),
+            )
+            .with_state(self)
+    }
+}
+
+/// Counts and times one request, labelled by the route it matched (the template, such
+/// as `/patients/{nhs_number}/timeline`, never the NHS number itself).
+async fn count(State(metrics): State<Arc<ApiMetrics>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    metrics
+        .requests
+        .with_label_values(&[&route, response.status().as_str()])
+        .inc();
+    metrics
+        .seconds
+        .with_label_values(&[&route])
+        .observe(started.elapsed().as_secs_f64());
+    if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
+        metrics.errors.with_label_values(&[code]).inc();
+    }
+    response
+}
