@@ -9,7 +9,7 @@ use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
-use spr_schemas::topics::TopicSpec;
+use spr_schemas::topics::{self, TopicSpec};
 
 /// Why the log could not be reached.
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +43,9 @@ pub enum ConnectionError {
     },
     /// Nothing answered in time.
     #[error(
-        "no broker answered at {bootstrap} within {} s ({reason}); is it running, and is \
-         SPR_BOOTSTRAP right (deploy/local/run.sh starts a local one)?",
+        "no broker answered at {bootstrap} within {} s ({reason}); is it running, is \
+         SPR_BOOTSTRAP right (deploy/local/run.sh starts a local one), and do the \
+         SPR_KAFKA_* settings match its listener (TLS, login)?",
         timeout.as_secs()
     )]
     Unreachable {
@@ -86,9 +87,10 @@ fn check_connection_blocking(bootstrap: &str, timeout: Duration) -> Result<usize
         .map_err(ConnectionError::Settings)?;
     let deadline = Instant::now() + timeout;
     loop {
+        // One topic's metadata (all of a large cluster's can take long), a second at a time.
         let answer = producer
             .client()
-            .fetch_metadata(None, Duration::from_millis(500));
+            .fetch_metadata(Some(topics::PATIENT_EVENTS.name), Duration::from_secs(1));
         let fetch_error = match answer {
             Ok(metadata) => {
                 let brokers = metadata.brokers().len();
@@ -97,7 +99,8 @@ fn check_connection_blocking(bootstrap: &str, timeout: Duration) -> Result<usize
             }
             Err(error) => error.to_string(),
         };
-        producer.poll(Duration::ZERO); // delivers librdkafka's error events to FailureWatch
+        // Delivers librdkafka's pending error events to FailureWatch.
+        producer.poll(Duration::from_millis(100));
         let bootstrap = bootstrap.to_owned();
         let seen = producer.context().seen();
         match seen.failure {
@@ -133,6 +136,8 @@ struct Seen {
     failure: Option<Failure>,
     /// librdkafka's account of the last error.
     last: Option<String>,
+    /// Whether `last` came from a `FAIL` log line.
+    last_from_log: bool,
 }
 
 /// Keeps the errors and broker failures librdkafka reports while the connection is
@@ -148,9 +153,15 @@ impl FailureWatch {
 }
 
 impl FailureWatch {
-    fn record(&self, failure: Option<Failure>, reason: &str) {
+    /// Keeps `failure` if it is the first, and `reason` as the last account: from a
+    /// `FAIL` log line (which names the broker and what failed, such as a refused
+    /// connection) always, from an error event only until a log line has come.
+    fn record(&self, failure: Option<Failure>, reason: &str, from_log: bool) {
         let mut seen = self.0.lock().expect("not poisoned");
-        seen.last = Some(reason.to_owned());
+        if from_log || !seen.last_from_log {
+            seen.last = Some(reason.to_owned());
+            seen.last_from_log |= from_log;
+        }
         if seen.failure.is_none() {
             seen.failure = failure;
         }
@@ -160,14 +171,16 @@ impl FailureWatch {
 /// The failure librdkafka's account of a broker failure describes, if it is a login or
 /// TLS failure. librdkafka raises such failures as error events (not always delivered
 /// before the check gives up) and always as `FAIL` log lines, so both are read.
+///
+/// Only unambiguous accounts count: a connection that broke or timed out while logging
+/// in or during the handshake is a local error ("Local: …", a reset "SSL handshake
+/// failed: Disconnected") that may pass, so the check keeps trying until its deadline.
 fn failure_in(reason: &str) -> Option<Failure> {
-    const LOGIN: [&str; 2] = ["SASL authentication error", "Authentication failed"];
-    const TLS: [&str; 3] = [
-        "SSL handshake failed",
-        "SSL_HANDSHAKE",
+    const TLS: [&str; 2] = [
         "certificate verify failed",
+        "Failed to verify broker certificate",
     ];
-    if LOGIN.iter().any(|m| reason.contains(m)) {
+    if refused_login(reason) {
         Some(Failure::Login(reason.to_owned()))
     } else if TLS.iter().any(|m| reason.contains(m)) {
         Some(Failure::Tls(reason.to_owned()))
@@ -176,10 +189,16 @@ fn failure_in(reason: &str) -> Option<Failure> {
     }
 }
 
+/// Whether `reason` says the broker refused the login (not that the connection failed
+/// while logging in).
+fn refused_login(reason: &str) -> bool {
+    reason.contains("SASL authentication error") && !reason.contains("Local: ")
+}
+
 impl ClientContext for FailureWatch {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
         if fac == "FAIL" {
-            self.record(failure_in(message), message);
+            self.record(failure_in(message), message, true);
         }
         DefaultClientContext.log(level, fac, message);
     }
@@ -187,11 +206,12 @@ impl ClientContext for FailureWatch {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!("librdkafka: {error}: {reason}");
         let failure = match error.rdkafka_error_code() {
-            Some(RDKafkaErrorCode::Authentication) => Some(Failure::Login(reason.to_owned())),
-            Some(RDKafkaErrorCode::SSL) => Some(Failure::Tls(reason.to_owned())),
+            Some(RDKafkaErrorCode::Authentication) if !reason.contains("Local: ") => {
+                Some(Failure::Login(reason.to_owned()))
+            }
             _ => failure_in(reason),
         };
-        self.record(failure, reason);
+        self.record(failure, reason, false);
     }
 }
 
@@ -237,4 +257,25 @@ pub async fn ensure_topics(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unambiguous_refusal_stops_the_check_at_once() {
+        let login = "sasl_ssl://b:9093/bootstrap: SASL authentication error: SASL SCRAM authentication failed: broker responded with invalid-proof (after 15ms in state AUTH_REQ)";
+        assert!(matches!(failure_in(login), Some(Failure::Login(_))));
+        let certificate = "sasl_ssl://b:9093/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed: broker certificate could not be verified (after 1ms in state SSL_HANDSHAKE)";
+        assert!(matches!(failure_in(certificate), Some(Failure::Tls(_))));
+        for passing in [
+            "sasl_ssl://b:9093/bootstrap: SASL authentication error: SaslAuthenticateRequest failed: Local: Broker transport failure (after 5ms in state AUTH_REQ)",
+            "sasl_ssl://b:9093/bootstrap: SSL handshake failed: Disconnected: connection reset by peer (after 2ms in state SSL_HANDSHAKE)",
+            "sasl_ssl://b:9093/bootstrap: Connection setup timed out in state SSL_HANDSHAKE (after 30027ms in state SSL_HANDSHAKE)",
+            "b:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection refused (after 0ms in state CONNECT)",
+        ] {
+            assert!(failure_in(passing).is_none(), "{passing}");
+        }
+    }
 }

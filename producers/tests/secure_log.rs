@@ -17,12 +17,14 @@ use spr_testkit::{ScramUser, TestBroker};
 /// Set in a child: the broker to publish one patient's events to and then count every
 /// record of the patient-events topic.
 const CHILD: &str = "SPR_SECURE_LOG_CHILD_BOOTSTRAP";
+/// Set in a child: how long its connection check waits, in seconds.
+const CHECK_SECONDS: &str = "SPR_SECURE_LOG_CHILD_CHECK_S";
 const TEST: &str = "only_a_client_that_logs_in_reads_or_writes_the_log";
 
 /// The child: checks the connection as every SPR binary does at start and prints the
 /// outcome, then (whatever it was) publishes and prints how many records the topic holds.
-async fn publish_then_count(bootstrap: &str) -> anyhow::Result<usize> {
-    match spr_producers::admin::check_connection(bootstrap, Duration::from_secs(5)).await {
+async fn publish_then_count(bootstrap: &str, check: Duration) -> anyhow::Result<usize> {
+    match spr_producers::admin::check_connection(bootstrap, check).await {
         Ok(brokers) => println!("connected: {brokers} broker"),
         Err(error) => println!("connection check: {error}"),
     }
@@ -55,12 +57,14 @@ async fn publish_then_count(bootstrap: &str) -> anyhow::Result<usize> {
     }
 }
 
-/// Runs the child with these `SPR_KAFKA_*` variables (and no others).
-fn child(bootstrap: &str, login: &[(String, String)]) -> Output {
+/// Runs the child with these `SPR_KAFKA_*` variables (and no others), its connection
+/// check waiting up to `check_seconds`.
+fn child(bootstrap: &str, login: &[(String, String)], check_seconds: u64) -> Output {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args(["--exact", TEST, "--nocapture"])
         .env(CHILD, bootstrap)
+        .env(CHECK_SECONDS, check_seconds.to_string())
         // The child logs at init_tracing's default level, which shows librdkafka's errors.
         .env_remove("RUST_LOG");
     for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("SPR_KAFKA_")) {
@@ -74,7 +78,8 @@ fn only_a_client_that_logs_in_reads_or_writes_the_log() {
     if let Ok(bootstrap) = std::env::var(CHILD) {
         spr_producers::init_tracing();
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        match runtime.block_on(publish_then_count(&bootstrap)) {
+        let check: u64 = std::env::var(CHECK_SECONDS).unwrap().parse().unwrap();
+        match runtime.block_on(publish_then_count(&bootstrap, Duration::from_secs(check))) {
             Ok(count) => println!("records on the topic: {count}"),
             Err(error) => panic!("the client failed: {error:#}"),
         }
@@ -121,7 +126,7 @@ fn only_a_client_that_logs_in_reads_or_writes_the_log() {
             [
                 "connection check: no broker answered at",
                 "within 5 s",
-                "is it running, and is SPR_BOOTSTRAP right",
+                "do the SPR_KAFKA_* settings match its listener (TLS, login)?",
                 "the client failed:",
             ],
         ),
@@ -136,7 +141,7 @@ fn only_a_client_that_logs_in_reads_or_writes_the_log() {
             ],
         ),
     ] {
-        let refused = child(&bootstrap, &env);
+        let refused = child(&bootstrap, &env, 5);
         let text = output_text(&refused);
         assert!(!refused.status.success(), "{who}: {text}");
         assert!(text.contains("the client failed:"), "{who}: {text}");
@@ -152,7 +157,7 @@ fn only_a_client_that_logs_in_reads_or_writes_the_log() {
     }
 
     let events = population(1, 11).remove(0).events.len();
-    let logged_in = child(&bootstrap, &broker.client_env(Some(&user)));
+    let logged_in = child(&bootstrap, &broker.client_env(Some(&user)), 30);
     assert!(logged_in.status.success(), "{}", output_text(&logged_in));
     assert!(
         output_text(&logged_in).contains("connected: 1 broker"),

@@ -50,7 +50,11 @@ impl TlsFront {
             .build()?;
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("a listening socket");
-            while let Ok((client, _)) = listener.accept().await {
+            loop {
+                // A failed accept (an aborted connection) is that client's problem only.
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
                 let acceptor = Arc::clone(&acceptor);
                 tokio::spawn(async move {
                     let ssl = Ssl::new(acceptor.context())?;

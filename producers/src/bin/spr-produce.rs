@@ -97,7 +97,12 @@ struct FhirArgs {
 async fn main() -> anyhow::Result<()> {
     spr_producers::init_tracing();
     let cli = Cli::parse();
-    if !matches!(&cli.command, Command::Fhir(args) if args.dry_run) {
+    let dry_run = match &cli.command {
+        Command::Synthetic(args) => args.dry_run,
+        Command::Fhir(args) => args.dry_run,
+        Command::CreateTopics { .. } => false,
+    };
+    if !dry_run {
         admin::check_connection(&cli.bootstrap, admin::STARTUP_CONNECTION_TIMEOUT).await?;
     }
     match cli.command {

@@ -193,7 +193,11 @@ async fn main() -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("binding the metrics address {addr}"))?;
                 let metrics = Arc::clone(&state.metrics).router();
-                tokio::spawn(async move { axum::serve(listener, metrics).await });
+                tokio::spawn(async move {
+                    if let Err(error) = axum::serve(listener, metrics).await {
+                        tracing::error!(%error, "the metrics server stopped");
+                    }
+                });
             }
             if let Some(view) = &state.ledger {
                 view.spawn_refresh(Duration::from_millis(500));
