@@ -150,9 +150,7 @@ impl FailureWatch {
     fn seen(&self) -> Seen {
         self.0.lock().expect("not poisoned").clone()
     }
-}
 
-impl FailureWatch {
     /// Keeps `failure` if it is the first, and `reason` as the last account: from a
     /// `FAIL` log line (which names the broker and what failed, such as a refused
     /// connection) always, from an error event only until a log line has come.
