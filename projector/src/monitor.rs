@@ -124,20 +124,15 @@ impl Monitor {
         }
         *self.readiness.lock().expect("readiness lock") = readiness;
     }
-
-    /// The metrics in Prometheus' text format.
-    pub fn render(&self) -> String {
-        render(&self.registry)
-    }
 }
 
-/// The metrics of `registry` in Prometheus' text format.
-pub fn render(registry: &Registry) -> String {
+/// The metrics of `registry` in Prometheus' text format: what a `/metrics` route answers.
+pub fn exposition(registry: &Registry) -> Response {
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&registry.gather(), &mut out)
         .expect("text encoding cannot fail");
-    String::from_utf8(out).expect("the text format is UTF-8")
+    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
 }
 
 /// What `/ready` answers: per partition, how far behind the projection is.
@@ -207,11 +202,7 @@ pub fn router(monitor: Arc<Monitor>, max_behind: Duration) -> Router {
 }
 
 async fn metrics(State(state): State<ServerState>) -> Response {
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        state.monitor.render(),
-    )
-        .into_response()
+    exposition(&state.monitor.registry)
 }
 
 async fn ready(State(state): State<ServerState>) -> Response {

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
@@ -85,22 +85,13 @@ impl ApiMetrics {
         routes.layer(middleware::from_fn_with_state(Arc::clone(self), count))
     }
 
-    /// The metrics in Prometheus' text format.
-    pub fn render(&self) -> String {
-        spr_projector::monitor::render(&self.registry)
-    }
-
     /// The `/metrics` route, for a listener of its own.
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route(
                 "/metrics",
                 get(|State(metrics): State<Arc<Self>>| async move {
-                    (
-                        [("content-type", "text/plain; version=0.0.4")],
-                        metrics.render(),
-                    )
-                        .into_response()
+                    spr_projector::monitor::exposition(&metrics.registry)
                 }),
             )
             .with_state(self)
@@ -111,18 +102,17 @@ impl ApiMetrics {
 /// as `/patients/{nhs_number}/timeline`, never the NHS number itself).
 async fn count(State(metrics): State<Arc<ApiMetrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched".to_owned(), |path| path.as_str().to_owned());
+    // Cloning the matched path shares its text; nothing is copied per request.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let response = next.run(request).await;
     metrics
         .requests
-        .with_label_values(&[&route, response.status().as_str()])
+        .with_label_values(&[route, response.status().as_str()])
         .inc();
     metrics
         .seconds
-        .with_label_values(&[&route])
+        .with_label_values(&[route])
         .observe(started.elapsed().as_secs_f64());
     if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
         metrics.errors.with_label_values(&[code]).inc();
