@@ -49,8 +49,13 @@ pub enum LedgerError {
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendOutcome {
-    /// Appended at this index.
-    Appended(u64),
+    /// Appended.
+    Appended {
+        /// The entry's index.
+        index: u64,
+        /// When the access happened (the access event's `occurred_at`, ms since epoch).
+        occurred_at: i64,
+    },
     /// An entry with the same access event id is already in the ledger.
     Duplicate,
 }
@@ -157,7 +162,10 @@ impl Ledger {
         self.ids.insert(event.event_id);
         self.head = head;
         self.tree.push(this_leaf);
-        Ok(AppendOutcome::Appended(self.tree.len() - 1))
+        Ok(AppendOutcome::Appended {
+            index: self.tree.len() - 1,
+            occurred_at: event.occurred_at,
+        })
     }
 
     /// Makes every appended entry durable (fdatasync), then records the synced length

@@ -25,6 +25,7 @@ pub mod completeness;
 mod digest;
 mod file;
 pub mod merkle;
+pub mod metrics;
 pub mod report;
 pub mod service;
 mod verify;

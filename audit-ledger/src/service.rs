@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -20,7 +21,7 @@ use spr_producers::consume::{
     AssignError, ConsumedRecord,
 };
 use spr_producers::{EventPublisher, PublishError};
-use spr_schemas::topics;
+use spr_schemas::{now_millis, topics};
 use tracing::{info, warn};
 
 use crate::checkpoint::{
@@ -28,6 +29,7 @@ use crate::checkpoint::{
     CheckpointVerifier, VerifiedCheckpoint,
 };
 use crate::file::{AppendOutcome, Ledger, LedgerError};
+use crate::metrics::LedgerMetrics;
 
 /// How often, and with which key, the service signs checkpoints.
 #[derive(Debug)]
@@ -54,6 +56,8 @@ pub struct LedgerServiceConfig {
     /// Signed checkpoints, written beside the ledger and published on
     /// `spr.ledger-checkpoints`; none when `None`.
     pub checkpoints: Option<CheckpointPolicy>,
+    /// Where the service counts what it does (`spr-ledger --metrics-addr` serves them).
+    pub metrics: Arc<LedgerMetrics>,
 }
 
 /// Why the ledger service stopped.
@@ -79,11 +83,12 @@ pub enum ServiceError {
     Checkpoint(String),
 }
 
-/// Counts from one group commit.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// What one group commit did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BatchCounts {
-    /// New entries appended.
-    pub appended: usize,
+    /// When each access appended as a new entry happened (its `occurred_at`, ms since
+    /// epoch), in ledger order.
+    pub appended: Vec<i64>,
     /// Redelivered access events already in the ledger.
     pub duplicates: usize,
     /// Records that were not access events, sent to the dead-letter topic.
@@ -96,6 +101,7 @@ pub async fn run_ledger_service(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServiceError> {
     let mut ledger = Ledger::open(&config.ledger_path)?;
+    config.metrics.opened(ledger.len());
     info!(entries = ledger.len(), head = %ledger.head(), path = %config.ledger_path.display(), "ledger opened");
     let mut checkpointer = config
         .checkpoints
@@ -104,6 +110,7 @@ pub async fn run_ledger_service(
         .transpose()?;
     let consumed_path = consumed_offsets_path(&config.ledger_path);
     let mut consumed = read_consumed_offsets(&consumed_path)?;
+    config.metrics.consumed(&consumed);
     let consumer: StreamConsumer =
         consumer_config(&config.bootstrap, &config.group_id)?.create()?;
     consumer.assign(&partitions_from_start(
@@ -128,15 +135,28 @@ pub async fn run_ledger_service(
             .filter(|r| r.offset >= consumed.get(&r.partition).copied().unwrap_or(0))
             .collect();
         if !unread.is_empty() {
+            let started = Instant::now();
             let counts = append_batch(&mut ledger, &publisher, &unread).await?;
+            config
+                .metrics
+                .committed(&counts, started.elapsed(), ledger.len(), now_millis());
             for ((_, partition), next) in next_offsets(&unread) {
                 consumed.insert(partition, next);
             }
             write_consumed_offsets(&consumed_path, &consumed)?;
-            tracing::debug!(?counts, entries = ledger.len(), "group commit");
+            config.metrics.consumed(&consumed);
+            tracing::debug!(
+                appended = counts.appended.len(),
+                duplicates = counts.duplicates,
+                dead_lettered = counts.dead_lettered,
+                entries = ledger.len(),
+                "group commit"
+            );
         }
         if let Some(checkpointer) = checkpointer.as_mut() {
-            checkpointer.sign_if_due(&ledger, &publisher).await?;
+            if checkpointer.sign_if_due(&ledger, &publisher).await? {
+                config.metrics.checkpoint_signed(ledger.len(), now_millis());
+            }
         }
     }
     Ok(())
@@ -184,18 +204,19 @@ impl<'a> Checkpointer<'a> {
         })
     }
 
-    /// Signs, stores and publishes a checkpoint if the ledger grew and one is due.
+    /// Signs, stores and publishes a checkpoint if the ledger grew and one is due; true
+    /// if it did.
     async fn sign_if_due(
         &mut self,
         ledger: &Ledger,
         publisher: &EventPublisher,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<bool, ServiceError> {
         let grew = self.last.as_ref().is_none_or(|l| ledger.len() > l.size);
         let due = self
             .last_signed_at
             .is_none_or(|t| t.elapsed() >= self.policy.every);
         if !grew || !due {
-            return Ok(());
+            return Ok(false);
         }
         let signer = &self.policy.signer;
         let note = sign_consistent(
@@ -225,7 +246,7 @@ impl<'a> Checkpointer<'a> {
         });
         self.last_signed_at = Some(Instant::now());
         info!(size = ledger.len(), %root, "checkpoint signed and published");
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -278,7 +299,7 @@ pub async fn append_batch(
     for record in records {
         let leaf = record.payload.as_deref().unwrap_or_default();
         match ledger.append_access_event(leaf) {
-            Ok(AppendOutcome::Appended(_)) => counts.appended += 1,
+            Ok(AppendOutcome::Appended { occurred_at, .. }) => counts.appended.push(occurred_at),
             Ok(AppendOutcome::Duplicate) => counts.duplicates += 1,
             Err(LedgerError::NotAnAccessEvent(reason)) => {
                 warn!(offset = record.offset, %reason, "record on the access-events topic is not an access event");

@@ -37,6 +37,7 @@ async fn the_service_refuses_to_append_to_a_ledger_that_contradicts_its_last_che
             signer,
             every: Duration::ZERO,
         }),
+        metrics: Default::default(),
     };
     let outcome = tokio::time::timeout(
         Duration::from_secs(20),

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use spr_schemas::now_millis;
 use tracing::{info, warn};
 
-use crate::readiness::now_ms;
 use crate::store::ProjectionStore;
 
 /// Name prefix of every checkpoint directory.
@@ -29,7 +29,7 @@ impl CheckpointSchedule {
     /// Takes a checkpoint now and prunes old ones. A failure is logged, not returned:
     /// a missed checkpoint must not stall the projection.
     pub fn take(&self, store: &ProjectionStore) {
-        let out = self.dir.join(format!("{PREFIX}{}", now_ms()));
+        let out = self.dir.join(format!("{PREFIX}{}", now_millis()));
         let result = std::fs::create_dir_all(&self.dir)
             .map_err(|e| e.to_string())
             .and_then(|()| store.checkpoint(&out).map_err(|e| e.to_string()))

@@ -13,7 +13,9 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::readiness::{now_ms, Readiness};
+use spr_schemas::now_millis;
+
+use crate::readiness::Readiness;
 
 /// The projector's counters, histogram and gauges, and its current [`Readiness`].
 #[derive(Debug)]
@@ -206,7 +208,7 @@ async fn metrics(State(state): State<ServerState>) -> Response {
 }
 
 async fn ready(State(state): State<ServerState>) -> Response {
-    let report = ReadyReport::of(&state.monitor.readiness(), now_ms(), state.max_behind);
+    let report = ReadyReport::of(&state.monitor.readiness(), now_millis(), state.max_behind);
     let status = if report.ready {
         StatusCode::OK
     } else {

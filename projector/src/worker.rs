@@ -11,13 +11,12 @@ use spr_producers::consume::{
     receive_batch, AssignError, ConsumedRecord,
 };
 use spr_producers::{EventPublisher, PublishError};
-use spr_schemas::topics;
+use spr_schemas::{now_millis, topics};
 use tracing::{error, info, instrument};
 
 use crate::checkpoints::CheckpointSchedule;
 use crate::monitor::Monitor;
 use crate::project::{project_decoded, DecodedBatch};
-use crate::readiness::now_ms;
 use crate::store::{ProjectionStore, StoreError};
 
 /// How a worker connects and batches.
@@ -243,7 +242,7 @@ fn release_moved_partitions(
 /// Records that nothing is waiting: the projection holds everything received.
 fn record_caught_up(store: &ProjectionStore, monitor: &Monitor) -> Result<(), StoreError> {
     let mut readiness = monitor.readiness();
-    readiness.caught_up(now_ms());
+    readiness.caught_up(now_millis());
     let mut batch = rocksdb::WriteBatch::default();
     store.put_readiness(&mut batch, &readiness);
     store.write(batch)?;
@@ -342,7 +341,7 @@ async fn try_write_batch(
         readiness.applied(partition, stored.max(next));
     }
     if drained {
-        readiness.caught_up(now_ms());
+        readiness.caught_up(now_millis());
     }
     store.put_readiness(&mut outcome.batch, &readiness);
     wal_sync.wait().await;

@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +14,7 @@ use spr_projector::dead_letters::{read_dead_letters, replay_dead_letters, Replay
 use spr_projector::{store_format, ProjectionStore};
 use spr_schemas::topics::{self, dead_letter_headers as dlq};
 use spr_schemas::{examples, NhsNumber};
+use spr_testkit::http::{free_local_addr, http_get};
 use spr_testkit::{eventually, KillOnDrop, TestBroker};
 use support::*;
 
@@ -253,20 +252,6 @@ async fn a_checkpoint_taken_online_resumes_to_the_same_digest_as_an_uninterrupte
     );
 }
 
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response.split_once("\r\n\r\n").unwrap().1.to_owned();
-    (status, body)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_ready_and_the_stored_readiness_report_progress() {
     let broker = TestBroker::start_memory().await.unwrap();
@@ -274,12 +259,7 @@ async fn metrics_ready_and_the_stored_readiness_report_progress() {
     let published = publish(&bootstrap, &population(50, 4)).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_local_addr();
     let _projector = KillOnDrop::new(start_projector_process(
         &bootstrap,
         &db,
@@ -298,7 +278,7 @@ async fn metrics_ready_and_the_stored_readiness_report_progress() {
         published.delivered
     );
     let metrics = eventually(WAIT, "the metrics count every event", || {
-        let (_, body) = http_get(port, "/metrics");
+        let (_, body) = http_get(&addr, "/metrics");
         body.contains(&expected).then_some(body)
     })
     .await
@@ -311,7 +291,7 @@ async fn metrics_ready_and_the_stored_readiness_report_progress() {
     ] {
         assert!(metrics.contains(name), "{name} in {metrics}");
     }
-    let (status, body) = http_get(port, "/ready");
+    let (status, body) = http_get(&addr, "/ready");
     assert_eq!(status, 200, "{body}");
     let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(ready["partitions"].as_array().unwrap().len(), 4);
@@ -323,7 +303,7 @@ async fn metrics_ready_and_the_stored_readiness_report_progress() {
     })
     .await
     .unwrap();
-    let now = spr_projector::readiness::now_ms();
+    let now = spr_schemas::now_millis();
     assert!(
         readiness.seconds_behind(now).unwrap() < 10.0,
         "{readiness:?}"

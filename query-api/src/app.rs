@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -15,7 +15,9 @@ use sha2::{Digest, Sha256};
 use spr_producers::EventPublisher;
 use spr_projector::summary::RecordNumbers;
 use spr_projector::{ProjectionStore, StoreError, TimelineCursor, TimelineEntry};
-use spr_schemas::{AccessEvent, AccessSubject, Decision, EpochMillis, EventId, NhsNumber};
+use spr_schemas::{
+    now_millis, AccessEvent, AccessSubject, Decision, EpochMillis, EventId, NhsNumber,
+};
 use tracing::instrument;
 
 use crate::auth::{AuthError, Claims, TokenVerifier};
@@ -105,13 +107,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .with_state(state);
     metrics.record(crate::layers::harden(routes))
-}
-
-pub(crate) fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Liveness.

@@ -139,7 +139,7 @@ pub fn spawn_follower(
             match consumer.recv().await {
                 Ok(message) => match message.payload().map(AccessEvent::from_avro) {
                     Some(Ok(access)) => {
-                        grants.learn(&access, &store, duration, crate::app::now_millis())
+                        grants.learn(&access, &store, duration, spr_schemas::now_millis())
                     }
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, offset = message.offset(), "break-glass record not decoded; passed over")

@@ -1,9 +1,11 @@
-//! Prometheus metrics of the API: requests by route and status, their latency by
-//! route, and error responses by error code (so `audit-unavailable`, a read refused
+//! Prometheus metrics of an HTTP service: requests by route and status, their latency
+//! by route, and error responses by error code (so `audit-unavailable`, a read refused
 //! because its access event could not be recorded, can be alerted on). `spr-api serve
-//! --metrics-addr` serves them at `/metrics` on a listener of its own, away from the
-//! clinicians' port.
+//! --metrics-addr` serves the API's (`spr_api_*`) and `spr-gateway serve
+//! --metrics-addr` the ingestion gateway's (`spr_gateway_*`) at `/metrics` on a
+//! listener of its own, away from the port that serves requests.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,7 +21,7 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorCode(pub &'static str);
 
-/// The API's counters and histogram, in their own registry.
+/// A service's request counters and histogram, in their own registry.
 #[derive(Debug)]
 pub struct ApiMetrics {
     registry: Registry,
@@ -35,12 +37,21 @@ impl Default for ApiMetrics {
 }
 
 impl ApiMetrics {
-    /// Fresh metrics, all zero.
+    /// Fresh metrics of the query API (`spr_api_*`), all zero.
     pub fn new() -> Self {
+        Self::named("spr_api")
+    }
+
+    /// Fresh metrics of the ingestion gateway (`spr_gateway_*`), all zero.
+    pub fn for_gateway() -> Self {
+        Self::named("spr_gateway")
+    }
+
+    fn named(prefix: &str) -> Self {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new(
-                "spr_api_requests_total",
+                format!("{prefix}_requests_total"),
                 "Requests answered, by route and status",
             ),
             &["route", "status"],
@@ -48,7 +59,7 @@ impl ApiMetrics {
         .expect("valid counter");
         let seconds = HistogramVec::new(
             HistogramOpts::new(
-                "spr_api_request_seconds",
+                format!("{prefix}_request_seconds"),
                 "Time from a request's arrival to its response, by route",
             )
             .buckets(vec![
@@ -59,8 +70,8 @@ impl ApiMetrics {
         .expect("valid histogram");
         let errors = IntCounterVec::new(
             Opts::new(
-                "spr_api_errors_total",
-                "Error responses by error code (the `error` of the JSON body)",
+                format!("{prefix}_errors_total"),
+                "Error responses by error code (the API's `error` in the JSON body, the gateway's first issue's reason)",
             ),
             &["code"],
         )
@@ -96,6 +107,19 @@ impl ApiMetrics {
             )
             .with_state(self)
     }
+}
+
+/// Binds `addr` and serves `metrics` (a [`ApiMetrics::router`]) there in the
+/// background; a failure after binding is logged.
+pub async fn spawn_metrics_server(addr: SocketAddr, metrics: Router) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, metrics).await {
+            tracing::error!(%error, "the metrics server stopped");
+        }
+    });
+    tracing::info!(%addr, "serving /metrics");
+    Ok(())
 }
 
 /// Counts and times one request, labelled by the route it matched (the template, such

@@ -10,13 +10,13 @@ use serde::{Deserialize, Serialize};
 use spr_projector::summary::EmergencySummary;
 use spr_projector::{ProjectionStore, StoreError, TimelinePage};
 use spr_schemas::{
-    Author, CareSetting, ClinicalEvent, Code, ConsentChoicePayload, EpochMillis, EventId,
-    NhsNumber, Payload, SensitiveCategory, SharingChoice, Source, Status, SNOMED_CT,
+    now_millis, Author, CareSetting, ClinicalEvent, Code, ConsentChoicePayload, EpochMillis,
+    EventId, NhsNumber, Payload, SensitiveCategory, SharingChoice, Source, Status, SNOMED_CT,
 };
 
 use crate::app::{
-    access_event, audited_read, authenticate, internal, now_millis, parse_nhs_number,
-    policy_context, record, AppState, PermittedRead, Returned, ViewResponse,
+    access_event, audited_read, authenticate, internal, parse_nhs_number, policy_context, record,
+    AppState, PermittedRead, Returned, ViewResponse,
 };
 use crate::auth::Claims;
 use crate::error::ApiError;

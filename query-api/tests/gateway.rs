@@ -11,15 +11,19 @@ use spr_producers::fhir::everything_bundle;
 use spr_producers::EventPublisher;
 use spr_query_api::auth::{mint_token, AuthError, Claims, DevKeys, TokenVerifier, AUDIENCE};
 use spr_query_api::gateway::{router, GatewayState, PublisherClaims, INGEST_AUDIENCE};
+use spr_query_api::metrics::{spawn_metrics_server, ApiMetrics};
 use spr_schemas::{examples, CareSetting, EventId, NhsNumber};
+use spr_testkit::http::{free_local_addr, metric_value};
 use spr_testkit::{read_patient_events, PatientEventRecord, TestBroker};
 
 const ISSUER: &str = "spr-test";
 const SYSTEM: &str = "test-epr";
 
-/// A gateway serving on a free port, with the keys that sign its tokens.
+/// A gateway serving on a free port, with the keys that sign its tokens and its
+/// metrics on a port of their own.
 struct Gateway {
     address: SocketAddr,
+    metrics_address: SocketAddr,
     keys: DevKeys,
     http: reqwest::Client,
     dir: tempfile::TempDir,
@@ -32,16 +36,23 @@ impl Gateway {
         keys.write_to(dir.path()).unwrap();
         let verifier =
             TokenVerifier::from_jwks_file(&dir.path().join("jwks.json"), ISSUER).unwrap();
+        let metrics = Arc::new(ApiMetrics::for_gateway());
+        let metrics_address = free_local_addr().parse().unwrap();
+        spawn_metrics_server(metrics_address, Arc::clone(&metrics).router())
+            .await
+            .unwrap();
         let state = GatewayState {
             verifier: Arc::new(verifier),
             publisher: EventPublisher::new(bootstrap, delivery_timeout).unwrap(),
             max_body_bytes,
+            metrics,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router(state)).await });
         Self {
             address,
+            metrics_address,
             keys,
             http: reqwest::Client::new(),
             dir,
@@ -78,6 +89,21 @@ impl Gateway {
             iat: now,
         };
         mint_token(&self.keys.private_pem, &self.keys.kid, &claims).unwrap()
+    }
+
+    /// The value of `series` in the gateway's metrics (0 if absent).
+    async fn metric(&self, series: &str) -> f64 {
+        let url = format!("http://{}/metrics", self.metrics_address);
+        let text = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metric_value(&text, series).unwrap_or(0.0)
     }
 
     /// POSTs `body` to /fhir and returns the status and the parsed body.
@@ -266,6 +292,36 @@ async fn refused_requests_get_an_operation_outcome_with_the_reason() {
         status, 202,
         "the same gateway still accepts a good document: {body}"
     );
+
+    for (status, count) in [
+        ("202", 1.0),
+        ("400", 2.0),
+        ("401", 2.0),
+        ("413", 1.0),
+        ("415", 1.0),
+        ("422", 1.0),
+    ] {
+        let series = format!("spr_gateway_requests_total{{route=\"/fhir\",status=\"{status}\"}}");
+        assert_eq!(gateway.metric(&series).await, count, "{series}");
+    }
+    for code in [
+        "token-missing",
+        "token-wrong-audience",
+        "unsupported-media-type",
+        "too-large",
+        "not-json",
+        "not-fhir",
+        "patient-nhs-number",
+    ] {
+        let series = format!("spr_gateway_errors_total{{code=\"{code}\"}}");
+        assert_eq!(gateway.metric(&series).await, 1.0, "{series}");
+    }
+    assert_eq!(
+        gateway
+            .metric("spr_gateway_request_seconds_count{route=\"/fhir\"}")
+            .await,
+        8.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,5 +345,11 @@ async fn with_the_broker_down_the_answer_is_503_saying_nothing_was_acknowledged_
         body["issue"].as_array().unwrap().len(),
         1,
         "no acknowledged ids to list"
+    );
+    assert_eq!(
+        gateway
+            .metric("spr_gateway_errors_total{code=\"broker-unavailable\"}")
+            .await,
+        1.0
     );
 }

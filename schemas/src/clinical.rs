@@ -7,6 +7,14 @@ use crate::{EventId, NhsNumber, SensitiveCategory};
 /// Milliseconds since the Unix epoch, UTC (Avro `timestamp-millis`).
 pub type EpochMillis = i64;
 
+/// Now, in [`EpochMillis`] (0 if the clock is before 1970).
+pub fn now_millis() -> EpochMillis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as EpochMillis)
+        .unwrap_or(0)
+}
+
 /// One immutable clinical fact about one patient, with its provenance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClinicalEvent {

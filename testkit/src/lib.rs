@@ -4,6 +4,7 @@
 //! The broker binary is found at `$SPR_TANSU_BIN`, else at
 //! `~/.cache/spr/tansu/bin/tansu` (where `deploy/local/install.sh` puts it).
 
+pub mod http;
 pub mod tls;
 pub mod tools;
 

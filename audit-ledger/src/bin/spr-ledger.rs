@@ -1,11 +1,14 @@
 //! `spr-ledger`: appends every access event from the log to the audit ledger.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use spr_audit_ledger::checkpoint::CheckpointSigner;
+use spr_audit_ledger::metrics::LedgerMetrics;
 use spr_audit_ledger::service::{run_ledger_service, CheckpointPolicy, LedgerServiceConfig};
 
 /// Appends every access event on spr.access-events to the hash-chained audit ledger.
@@ -33,6 +36,9 @@ struct Cli {
     /// Longest a group commit waits to fill, in milliseconds.
     #[arg(long, default_value_t = 20)]
     max_batch_wait_ms: u64,
+    /// Serve Prometheus metrics at /metrics on this address (a port of its own).
+    #[arg(long, env = "SPR_LEDGER_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
 }
 
 #[tokio::main]
@@ -51,6 +57,19 @@ async fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
+    let metrics = Arc::new(LedgerMetrics::new());
+    if let Some(addr) = cli.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the metrics address {addr}"))?;
+        let router = Arc::clone(&metrics).router();
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                tracing::error!(%error, "the metrics server stopped");
+            }
+        });
+        tracing::info!(%addr, "serving /metrics");
+    }
     spr_producers::admin::check_connection(
         &cli.bootstrap,
         spr_producers::admin::STARTUP_CONNECTION_TIMEOUT,
@@ -63,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         max_batch: cli.max_batch,
         max_batch_wait: Duration::from_millis(cli.max_batch_wait_ms),
         checkpoints,
+        metrics,
     };
     run_ledger_service(config, spr_producers::shutdown_signal()).await?;
     Ok(())

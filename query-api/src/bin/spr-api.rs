@@ -14,6 +14,7 @@ use spr_query_api::audit_routes::LedgerView;
 use spr_query_api::auth::{
     mint_token, retire_key, signing_key, Claims, DevKeys, TokenVerifier, AUDIENCE,
 };
+use spr_query_api::metrics::spawn_metrics_server;
 use spr_query_api::policy::Role;
 use spr_query_api::{router, AppState};
 
@@ -155,11 +156,6 @@ async fn main() -> anyhow::Result<()> {
             block_cache_mb,
             metrics_addr,
         } => {
-            spr_producers::admin::check_connection(
-                &bootstrap,
-                spr_producers::admin::STARTUP_CONNECTION_TIMEOUT,
-            )
-            .await?;
             let store = ProjectionStore::open_secondary(
                 &projection_db,
                 &secondary_dir,
@@ -173,6 +169,11 @@ async fn main() -> anyhow::Result<()> {
             })?;
             let verifier = TokenVerifier::from_jwks_file(&jwks, &cli.issuer)
                 .with_context(|| "loading the JWKS (spr-api keygen writes a development one)")?;
+            spr_producers::admin::check_connection(
+                &bootstrap,
+                spr_producers::admin::STARTUP_CONNECTION_TIMEOUT,
+            )
+            .await?;
             let verifier = Arc::new(verifier);
             verifier.spawn_reload(Duration::from_millis(jwks_reload_ms));
             let state = AppState {
@@ -189,15 +190,9 @@ async fn main() -> anyhow::Result<()> {
                 metrics: Default::default(),
             };
             if let Some(addr) = metrics_addr {
-                let listener = tokio::net::TcpListener::bind(addr)
+                spawn_metrics_server(addr, Arc::clone(&state.metrics).router())
                     .await
                     .with_context(|| format!("binding the metrics address {addr}"))?;
-                let metrics = Arc::clone(&state.metrics).router();
-                tokio::spawn(async move {
-                    if let Err(error) = axum::serve(listener, metrics).await {
-                        tracing::error!(%error, "the metrics server stopped");
-                    }
-                });
             }
             if let Some(view) = &state.ledger {
                 view.spawn_refresh(Duration::from_millis(500));

@@ -14,6 +14,7 @@ use spr_query_api::auth::{mint_token, signing_key, TokenVerifier};
 use spr_query_api::gateway::{
     router, GatewayState, PublisherClaims, DEFAULT_MAX_BODY_BYTES, INGEST_AUDIENCE,
 };
+use spr_query_api::metrics::{spawn_metrics_server, ApiMetrics};
 use spr_schemas::CareSetting;
 
 /// The SPR Timeline HTTP ingestion gateway.
@@ -56,6 +57,9 @@ enum Command {
             default_value_t = 15_000
         )]
         delivery_timeout_ms: u64,
+        /// Serve Prometheus metrics at /metrics on this address (a port of its own).
+        #[arg(long, env = "SPR_GATEWAY_METRICS_ADDR")]
+        metrics_addr: Option<SocketAddr>,
     },
     /// Mints a development publisher token signed with the key from `spr-api keygen`.
     Token {
@@ -89,14 +93,21 @@ async fn main() -> anyhow::Result<()> {
             jwks,
             max_body_bytes,
             delivery_timeout_ms,
+            metrics_addr,
         } => {
+            let verifier = TokenVerifier::from_jwks_file(&jwks, &cli.issuer)
+                .context("loading the JWKS (spr-api keygen writes a development one)")?;
             spr_producers::admin::check_connection(
                 &bootstrap,
                 spr_producers::admin::STARTUP_CONNECTION_TIMEOUT,
             )
             .await?;
-            let verifier = TokenVerifier::from_jwks_file(&jwks, &cli.issuer)
-                .context("loading the JWKS (spr-api keygen writes a development one)")?;
+            let metrics = Arc::new(ApiMetrics::for_gateway());
+            if let Some(addr) = metrics_addr {
+                spawn_metrics_server(addr, Arc::clone(&metrics).router())
+                    .await
+                    .with_context(|| format!("binding the metrics address {addr}"))?;
+            }
             let state = GatewayState {
                 verifier: Arc::new(verifier),
                 publisher: EventPublisher::new(
@@ -104,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
                     Duration::from_millis(delivery_timeout_ms),
                 )?,
                 max_body_bytes,
+                metrics,
             };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await

@@ -25,6 +25,7 @@ use spr_producers::EventPublisher;
 use tracing::instrument;
 
 use crate::auth::TokenVerifier;
+use crate::metrics::ApiMetrics;
 
 pub use credentials::{authenticate_publisher, PublisherClaims, INGEST_AUDIENCE};
 pub use outcome::{IngestError, REASON_SYSTEM};
@@ -44,12 +45,15 @@ pub struct GatewayState {
     pub publisher: EventPublisher,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Counts and times every request ([`ApiMetrics::for_gateway`]).
+    pub metrics: Arc<ApiMetrics>,
 }
 
 /// The gateway's routes over `state`.
 pub fn router(state: GatewayState) -> Router {
     let max_body_bytes = state.max_body_bytes;
-    Router::new()
+    let metrics = Arc::clone(&state.metrics);
+    let routes = Router::new()
         .route(
             "/health",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
@@ -58,7 +62,8 @@ pub fn router(state: GatewayState) -> Router {
         .fallback(|| async { IngestError::NotFound })
         .method_not_allowed_fallback(|| async { IngestError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(state)
+        .with_state(state);
+    metrics.record(routes)
 }
 
 /// `POST /fhir`: authenticate, check the body, map it, publish it, and say what happened.

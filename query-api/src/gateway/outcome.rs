@@ -9,6 +9,7 @@ use spr_producers::fhir::{DocumentDelivery, ImportReport};
 use spr_producers::PublishError;
 
 use crate::auth::AuthError;
+use crate::metrics::ErrorCode;
 
 use super::credentials::INGEST_AUDIENCE;
 
@@ -161,7 +162,8 @@ pub enum IngestError {
 }
 
 impl IngestError {
-    fn status_and_issues(&self) -> (StatusCode, Vec<Issue>) {
+    /// The status, the reason code of the error (also the first issue's), and the issues.
+    fn status_and_issues(&self) -> (StatusCode, &'static str, Vec<Issue>) {
         let message = self.to_string();
         let (status, code, reason) = match self {
             Self::Unauthorized(e) => (StatusCode::UNAUTHORIZED, "login", e.code()),
@@ -185,14 +187,21 @@ impl IngestError {
                 "method-not-allowed",
             ),
         };
-        (status, vec![Issue::new("error", code, reason, message)])
+        (
+            status,
+            reason,
+            vec![Issue::new("error", code, reason, message)],
+        )
     }
 }
 
 /// 503 when the broker did not acknowledge (retrying is safe), 500 when an event could
 /// not even be encoded (a mapping defect: retrying will not help); either way the
 /// acknowledged event ids are listed, so a partial publish is never silent.
-fn not_published(delivery: &DocumentDelivery, message: String) -> (StatusCode, Vec<Issue>) {
+fn not_published(
+    delivery: &DocumentDelivery,
+    message: String,
+) -> (StatusCode, &'static str, Vec<Issue>) {
     let encoding_failed = delivery
         .failed
         .iter()
@@ -224,16 +233,17 @@ fn not_published(delivery: &DocumentDelivery, message: String) -> (StatusCode, V
             format!("acknowledged event ids: {}", ids.join(", ")),
         ));
     }
-    (status, issues)
+    (status, reason, issues)
 }
 
 impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
-        let (status, issues) = self.status_and_issues();
+        let (status, reason, issues) = self.status_and_issues();
         if status.is_server_error() {
             tracing::warn!(error = %self, "document not published");
         }
         let mut response = fhir_response(status, &issues);
+        response.extensions_mut().insert(ErrorCode(reason));
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -143,6 +143,7 @@ impl Stack {
                     .unwrap(),
                 every: Duration::ZERO,
             }),
+            metrics: Default::default(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         stops.push(stop);

@@ -1,0 +1,171 @@
+//! Prometheus metrics of the ledger service, served by `spr-ledger --metrics-addr` at
+//! `/metrics`: how many access events it appended, how long a group commit took, how
+//! long an access took to become a durable ledger entry, how far it has read each
+//! partition, and when it last signed a checkpoint. They let operations alert when the
+//! audit trail falls behind the reads it records (docs/operations.md).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// The ledger service's counters, histograms and gauges, in their own registry.
+#[derive(Debug)]
+pub struct LedgerMetrics {
+    registry: Registry,
+    entries: IntGauge,
+    appended: IntCounter,
+    duplicates: IntCounter,
+    dead_letters: IntCounter,
+    commit_seconds: Histogram,
+    entry_delay_seconds: Histogram,
+    next_offset: IntGaugeVec,
+    checkpoints: IntCounter,
+    checkpoint_entries: IntGauge,
+    checkpoint_timestamp_seconds: IntGauge,
+}
+
+impl Default for LedgerMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LedgerMetrics {
+    /// Fresh metrics, all zero.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let register = |metric: Box<dyn prometheus::core::Collector>| {
+            registry.register(metric).expect("unique names");
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid counter");
+            register(Box::new(c.clone()));
+            c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid gauge");
+            register(Box::new(g.clone()));
+            g
+        };
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("valid histogram");
+            register(Box::new(h.clone()));
+            h
+        };
+        let next_offset = IntGaugeVec::new(
+            Opts::new(
+                "spr_ledger_next_offset",
+                "Next offset of spr.access-events to read, per partition: every access event below it is in the ledger",
+            ),
+            &["partition"],
+        )
+        .expect("valid gauge");
+        register(Box::new(next_offset.clone()));
+        let seconds = |from: f64| prometheus::exponential_buckets(from, 2.0, 16).expect("valid");
+        Self {
+            entries: gauge("spr_ledger_entries", "Entries in the ledger, all durable"),
+            appended: counter(
+                "spr_ledger_appended_total",
+                "Access events appended (durable once their group commit synced)",
+            ),
+            duplicates: counter(
+                "spr_ledger_duplicates_total",
+                "Redelivered access events already in the ledger, not appended again",
+            ),
+            dead_letters: counter(
+                "spr_ledger_dead_letters_total",
+                "Records on spr.access-events that were not access events, sent to the dead-letter topic",
+            ),
+            commit_seconds: histogram(
+                "spr_ledger_commit_seconds",
+                "Time to append and sync one group commit",
+                seconds(0.000_25),
+            ),
+            entry_delay_seconds: histogram(
+                "spr_ledger_entry_delay_seconds",
+                "From an access (the access event's occurred_at) to its durable ledger entry",
+                seconds(0.005),
+            ),
+            next_offset,
+            checkpoints: counter(
+                "spr_ledger_checkpoints_total",
+                "Checkpoints signed and published",
+            ),
+            checkpoint_entries: gauge(
+                "spr_ledger_checkpoint_entries",
+                "Ledger size covered by the last checkpoint signed",
+            ),
+            checkpoint_timestamp_seconds: gauge(
+                "spr_ledger_last_checkpoint_timestamp_seconds",
+                "When the last checkpoint was signed (Unix time)",
+            ),
+            registry,
+        }
+    }
+
+    /// Records one group commit: what it did, how long it took, the ledger's size after
+    /// it, and `synced_at_ms` less each appended access's time as its delay.
+    pub(crate) fn committed(
+        &self,
+        commit: &crate::service::BatchCounts,
+        took: Duration,
+        entries: u64,
+        synced_at_ms: i64,
+    ) {
+        self.appended.inc_by(commit.appended.len() as u64);
+        self.duplicates.inc_by(commit.duplicates as u64);
+        self.dead_letters.inc_by(commit.dead_lettered as u64);
+        self.commit_seconds.observe(took.as_secs_f64());
+        self.entries.set(entries as i64);
+        for occurred_at in &commit.appended {
+            let delay_ms = synced_at_ms.saturating_sub(*occurred_at).max(0);
+            self.entry_delay_seconds.observe(delay_ms as f64 / 1000.0);
+        }
+    }
+
+    /// Records the next offset to read of each partition.
+    pub(crate) fn consumed(&self, next_offsets: &std::collections::BTreeMap<i32, i64>) {
+        for (partition, next) in next_offsets {
+            self.next_offset
+                .with_label_values(&[&partition.to_string()])
+                .set(*next);
+        }
+    }
+
+    /// Records the ledger's size at start.
+    pub(crate) fn opened(&self, entries: u64) {
+        self.entries.set(entries as i64);
+    }
+
+    /// Records a checkpoint signed over `entries` at `signed_at_ms`.
+    pub(crate) fn checkpoint_signed(&self, entries: u64, signed_at_ms: i64) {
+        self.checkpoints.inc();
+        self.checkpoint_entries.set(entries as i64);
+        self.checkpoint_timestamp_seconds.set(signed_at_ms / 1000);
+    }
+
+    /// The `/metrics` route over these metrics.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/metrics", get(exposition))
+            .with_state(self)
+    }
+}
+
+/// The metrics in Prometheus' text format.
+async fn exposition(State(metrics): State<Arc<LedgerMetrics>>) -> impl IntoResponse {
+    let encoder = TextEncoder::new();
+    let text = encoder
+        .encode_to_string(&metrics.registry.gather())
+        .expect("text encoding cannot fail");
+    ([(CONTENT_TYPE, prometheus::TEXT_FORMAT)], text)
+}
