@@ -149,6 +149,12 @@ impl LedgerMetrics {
     /// Records a checkpoint signed over `entries` at `signed_at_ms`.
     pub(crate) fn checkpoint_signed(&self, entries: u64, signed_at_ms: i64) {
         self.checkpoints.inc();
+        self.last_checkpoint(entries, signed_at_ms);
+    }
+
+    /// Records the last checkpoint, found at start or just signed: over `entries`, at
+    /// `signed_at_ms`.
+    pub(crate) fn last_checkpoint(&self, entries: u64, signed_at_ms: i64) {
         self.checkpoint_entries.set(entries as i64);
         self.checkpoint_timestamp_seconds.set(signed_at_ms / 1000);
     }

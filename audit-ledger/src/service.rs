@@ -108,6 +108,9 @@ pub async fn run_ledger_service(
         .as_ref()
         .map(|policy| Checkpointer::resume(policy, &config.ledger_path, &ledger))
         .transpose()?;
+    if let Some((last, written_at_ms)) = checkpointer.as_ref().and_then(Checkpointer::found) {
+        config.metrics.last_checkpoint(last, written_at_ms);
+    }
     let consumed_path = consumed_offsets_path(&config.ledger_path);
     let mut consumed = read_consumed_offsets(&consumed_path)?;
     config.metrics.consumed(&consumed);
@@ -202,6 +205,19 @@ impl<'a> Checkpointer<'a> {
             last,
             last_signed_at: None,
         })
+    }
+
+    /// The size of the checkpoint found at start and when its file was written.
+    fn found(&self) -> Option<(u64, i64)> {
+        let last = self.last.as_ref()?;
+        let written = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok()?;
+        let ms = written
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_millis();
+        Some((last.size, ms as i64))
     }
 
     /// Signs, stores and publishes a checkpoint if the ledger grew and one is due; true

@@ -121,4 +121,13 @@ async fn the_ledger_service_reports_appends_duplicates_dead_letters_delay_offset
         Some(0.0),
         "nothing appended twice after the restart: {restarted}"
     );
+    assert_eq!(
+        metric_value(&restarted, "spr_ledger_checkpoint_entries"),
+        Some(20.0),
+        "the last checkpoint, read at start: {restarted}"
+    );
+    assert!(
+        metric_value(&restarted, "spr_ledger_last_checkpoint_timestamp_seconds").unwrap()
+            >= signed_at - 1.0
+    );
 }
