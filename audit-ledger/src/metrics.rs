@@ -2,19 +2,16 @@
 //! `/metrics`: how many access events it appended, how long a group commit took, how
 //! long an access took to become a durable ledger entry, how far it has read each
 //! partition, and when it last signed a checkpoint. They let operations alert when the
-//! audit trail falls behind the reads it records (docs/operations.md).
+//! audit trail falls behind the reads it records (docs/ledger.md).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// The ledger service's counters, histograms and gauges, in their own registry.
 #[derive(Debug)]
@@ -106,7 +103,7 @@ impl LedgerMetrics {
             ),
             checkpoint_timestamp_seconds: gauge(
                 "spr_ledger_last_checkpoint_timestamp_seconds",
-                "When the last checkpoint was signed (Unix time)",
+                "When the last checkpoint was signed (Unix time); after a restart, when the checkpoint file was last written",
             ),
             registry,
         }
@@ -167,11 +164,6 @@ impl LedgerMetrics {
     }
 }
 
-/// The metrics in Prometheus' text format.
-async fn exposition(State(metrics): State<Arc<LedgerMetrics>>) -> impl IntoResponse {
-    let encoder = TextEncoder::new();
-    let text = encoder
-        .encode_to_string(&metrics.registry.gather())
-        .expect("text encoding cannot fail");
-    ([(CONTENT_TYPE, prometheus::TEXT_FORMAT)], text)
+async fn exposition(State(metrics): State<Arc<LedgerMetrics>>) -> Response {
+    spr_producers::metrics_http::exposition(&metrics.registry)
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
+use spr_producers::admin::{check_connection, ConnectionError, STARTUP_CONNECTION_TIMEOUT};
 use spr_producers::consume::{
     consumer_config, next_offsets, partitions_from_start, publish_dead_letter, receive_batch,
     AssignError, ConsumedRecord,
@@ -75,6 +76,9 @@ pub enum ServiceError {
     /// The consumed-offsets side file could not be read or written.
     #[error("consumed-offsets file {0}")]
     Consumed(String),
+    /// The broker refused this client or could not be reached at start.
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
     /// The topic is not usable.
     #[error(transparent)]
     Assign(#[from] AssignError),
@@ -95,7 +99,9 @@ pub struct BatchCounts {
     pub dead_lettered: usize,
 }
 
-/// Runs the ledger service until `shutdown` completes.
+/// Runs the ledger service until `shutdown` completes: opens the ledger and its side
+/// files (refusing one that contradicts its last checkpoint), checks that the broker
+/// answers ([`check_connection`]), then appends what arrives.
 pub async fn run_ledger_service(
     config: LedgerServiceConfig,
     shutdown: impl Future<Output = ()>,
@@ -109,11 +115,15 @@ pub async fn run_ledger_service(
         .map(|policy| Checkpointer::resume(policy, &config.ledger_path, &ledger))
         .transpose()?;
     if let Some((last, written_at_ms)) = checkpointer.as_ref().and_then(Checkpointer::found) {
-        config.metrics.last_checkpoint(last, written_at_ms);
+        config
+            .metrics
+            .last_checkpoint(last, written_at_ms.unwrap_or(0));
     }
     let consumed_path = consumed_offsets_path(&config.ledger_path);
     let mut consumed = read_consumed_offsets(&consumed_path)?;
     config.metrics.consumed(&consumed);
+    // The ledger and its side files are checked before waiting for the broker.
+    check_connection(&config.bootstrap, STARTUP_CONNECTION_TIMEOUT).await?;
     let consumer: StreamConsumer =
         consumer_config(&config.bootstrap, &config.group_id)?.create()?;
     consumer.assign(&partitions_from_start(
@@ -207,17 +217,16 @@ impl<'a> Checkpointer<'a> {
         })
     }
 
-    /// The size of the checkpoint found at start and when its file was written.
-    fn found(&self) -> Option<(u64, i64)> {
+    /// The size of the checkpoint found at start, and when its file was last written
+    /// (if the file system says).
+    fn found(&self) -> Option<(u64, Option<i64>)> {
         let last = self.last.as_ref()?;
         let written = std::fs::metadata(&self.path)
             .and_then(|m| m.modified())
-            .ok()?;
-        let ms = written
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()?
-            .as_millis();
-        Some((last.size, ms as i64))
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64);
+        Some((last.size, written))
     }
 
     /// Signs, stores and publishes a checkpoint if the ledger grew and one is due; true

@@ -4,11 +4,14 @@
 //! [`EventPublisher`] wraps an idempotent rdkafka producer (acks=all, keyed by NHS
 //! number) and surfaces every delivery error; [`admin::ensure_topics`] creates the
 //! topics of [`spr_schemas::topics`]; [`synthetic`] generates a deterministic
-//! synthetic population for local runs, tests and benchmarks.
+//! synthetic population for local runs, tests and benchmarks. Every SPR service also
+//! takes from here its tracing set-up, shutdown signal, start-up broker check
+//! ([`admin::check_connection`]) and metrics listener ([`metrics_http`]).
 
 pub mod admin;
 pub mod consume;
 pub mod fhir;
+pub mod metrics_http;
 mod publisher;
 pub mod security;
 pub mod synthetic;

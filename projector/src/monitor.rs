@@ -9,9 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGaugeVec, Opts, Registry};
 
 use spr_schemas::now_millis;
 
@@ -128,15 +126,6 @@ impl Monitor {
     }
 }
 
-/// The metrics of `registry` in Prometheus' text format: what a `/metrics` route answers.
-pub fn exposition(registry: &Registry) -> Response {
-    let mut out = Vec::new();
-    TextEncoder::new()
-        .encode(&registry.gather(), &mut out)
-        .expect("text encoding cannot fail");
-    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
-}
-
 /// What `/ready` answers: per partition, how far behind the projection is.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ReadyReport {
@@ -204,7 +193,7 @@ pub fn router(monitor: Arc<Monitor>, max_behind: Duration) -> Router {
 }
 
 async fn metrics(State(state): State<ServerState>) -> Response {
-    exposition(&state.monitor.registry)
+    spr_producers::metrics_http::exposition(&state.monitor.registry)
 }
 
 async fn ready(State(state): State<ServerState>) -> Response {
@@ -215,14 +204,4 @@ async fn ready(State(state): State<ServerState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(report)).into_response()
-}
-
-/// Serves [`router`] on `listener` until the process ends.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    monitor: Arc<Monitor>,
-    max_behind: Duration,
-) -> std::io::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, "serving /metrics and /ready");
-    axum::serve(listener, router(monitor, max_behind)).await
 }

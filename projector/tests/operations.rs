@@ -278,7 +278,7 @@ async fn metrics_ready_and_the_stored_readiness_report_progress() {
         published.delivered
     );
     let metrics = eventually(WAIT, "the metrics count every event", || {
-        let (_, body) = http_get(&addr, "/metrics");
+        let (_, body) = http_get(&addr, "/metrics")?;
         body.contains(&expected).then_some(body)
     })
     .await
@@ -291,7 +291,7 @@ async fn metrics_ready_and_the_stored_readiness_report_progress() {
     ] {
         assert!(metrics.contains(name), "{name} in {metrics}");
     }
-    let (status, body) = http_get(&addr, "/ready");
+    let (status, body) = http_get(&addr, "/ready").expect("/ready answers");
     assert_eq!(status, 200, "{body}");
     let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(ready["partitions"].as_array().unwrap().len(), 4);

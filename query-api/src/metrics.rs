@@ -5,7 +5,6 @@
 //! --metrics-addr` the ingestion gateway's (`spr_gateway_*`) at `/metrics` on a
 //! listener of its own, away from the port that serves requests.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -102,24 +101,11 @@ impl ApiMetrics {
             .route(
                 "/metrics",
                 get(|State(metrics): State<Arc<Self>>| async move {
-                    spr_projector::monitor::exposition(&metrics.registry)
+                    spr_producers::metrics_http::exposition(&metrics.registry)
                 }),
             )
             .with_state(self)
     }
-}
-
-/// Binds `addr` and serves `metrics` (a [`ApiMetrics::router`]) there in the
-/// background; a failure after binding is logged.
-pub async fn spawn_metrics_server(addr: SocketAddr, metrics: Router) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, metrics).await {
-            tracing::error!(%error, "the metrics server stopped");
-        }
-    });
-    tracing::info!(%addr, "serving /metrics");
-    Ok(())
 }
 
 /// Counts and times one request, labelled by the route it matched (the template, such

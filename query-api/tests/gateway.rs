@@ -8,12 +8,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use spr_producers::fhir::everything_bundle;
+use spr_producers::metrics_http::spawn_metrics_server;
 use spr_producers::EventPublisher;
 use spr_query_api::auth::{mint_token, AuthError, Claims, DevKeys, TokenVerifier, AUDIENCE};
-use spr_query_api::gateway::{router, GatewayState, PublisherClaims, INGEST_AUDIENCE};
-use spr_query_api::metrics::{spawn_metrics_server, ApiMetrics};
+use spr_query_api::gateway::{
+    router, GatewayState, PublisherClaims, PublisherRateLimit, INGEST_AUDIENCE,
+};
+use spr_query_api::metrics::ApiMetrics;
 use spr_schemas::{examples, CareSetting, EventId, NhsNumber};
-use spr_testkit::http::{free_local_addr, metric_value};
+use spr_testkit::http::metric_value;
 use spr_testkit::{read_patient_events, PatientEventRecord, TestBroker};
 
 const ISSUER: &str = "spr-test";
@@ -30,22 +33,30 @@ struct Gateway {
 }
 
 impl Gateway {
-    async fn start(bootstrap: &str, max_body_bytes: usize, delivery_timeout: Duration) -> Self {
+    async fn start(
+        bootstrap: &str,
+        max_body_bytes: usize,
+        delivery_timeout: Duration,
+        rate_limit: PublisherRateLimit,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let keys = DevKeys::generate("gateway-test");
         keys.write_to(dir.path()).unwrap();
         let verifier =
             TokenVerifier::from_jwks_file(&dir.path().join("jwks.json"), ISSUER).unwrap();
         let metrics = Arc::new(ApiMetrics::for_gateway());
-        let metrics_address = free_local_addr().parse().unwrap();
-        spawn_metrics_server(metrics_address, Arc::clone(&metrics).router())
-            .await
-            .unwrap();
+        let metrics_address = spawn_metrics_server(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::clone(&metrics).router(),
+        )
+        .await
+        .unwrap();
         let state = GatewayState {
             verifier: Arc::new(verifier),
             publisher: EventPublisher::new(bootstrap, delivery_timeout).unwrap(),
             max_body_bytes,
             metrics,
+            rate_limit: Arc::new(rate_limit),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -60,9 +71,13 @@ impl Gateway {
     }
 
     fn publisher_token(&self) -> String {
+        self.publisher_token_for(SYSTEM)
+    }
+
+    fn publisher_token_for(&self, system: &str) -> String {
         let now = unix_seconds();
         let claims = PublisherClaims {
-            sub: SYSTEM.into(),
+            sub: system.into(),
             org: "RX1".into(),
             care_setting: CareSetting::Acute,
             iss: ISSUER.into(),
@@ -169,7 +184,13 @@ fn first_issue(body: &Value, severity: &str, code: &str, reason: &str) -> String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bundle_is_accepted_once_on_the_log_and_posting_it_again_publishes_the_same_event_ids() {
     let broker = TestBroker::start_memory().await.unwrap();
-    let gateway = Gateway::start(&broker.bootstrap(), 10 << 20, Duration::from_secs(30)).await;
+    let gateway = Gateway::start(
+        &broker.bootstrap(),
+        10 << 20,
+        Duration::from_secs(30),
+        PublisherRateLimit::default(),
+    )
+    .await;
     let token = gateway.publisher_token();
     let bundle = small_bundle().to_string();
 
@@ -230,7 +251,13 @@ async fn a_bundle_is_accepted_once_on_the_log_and_posting_it_again_publishes_the
 async fn refused_requests_get_an_operation_outcome_with_the_reason() {
     let broker = TestBroker::start_memory().await.unwrap();
     let limit = 4_096;
-    let gateway = Gateway::start(&broker.bootstrap(), limit, Duration::from_secs(30)).await;
+    let gateway = Gateway::start(
+        &broker.bootstrap(),
+        limit,
+        Duration::from_secs(30),
+        PublisherRateLimit::default(),
+    )
+    .await;
     let token = gateway.publisher_token();
     let fhir = "application/fhir+json";
     let patient = json!({"resourceType": "Patient", "id": "p", "birthDate": "1970-01-01",
@@ -328,7 +355,13 @@ async fn refused_requests_get_an_operation_outcome_with_the_reason() {
 async fn with_the_broker_down_the_answer_is_503_saying_nothing_was_acknowledged_and_retrying_is_safe(
 ) {
     let mut broker = TestBroker::start_memory().await.unwrap();
-    let gateway = Gateway::start(&broker.bootstrap(), 10 << 20, Duration::from_secs(2)).await;
+    let gateway = Gateway::start(
+        &broker.bootstrap(),
+        10 << 20,
+        Duration::from_secs(2),
+        PublisherRateLimit::default(),
+    )
+    .await;
     broker.kill();
     let (status, body) = gateway
         .post(
@@ -349,6 +382,65 @@ async fn with_the_broker_down_the_answer_is_503_saying_nothing_was_acknowledged_
     assert_eq!(
         gateway
             .metric("spr_gateway_errors_total{code=\"broker-unavailable\"}")
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_system_over_its_rate_gets_429_with_retry_after_and_other_systems_are_not_held_back() {
+    let broker = TestBroker::start_memory().await.unwrap();
+    // One document every five seconds, two at once.
+    let limit = PublisherRateLimit::new(12, 2).unwrap();
+    let gateway = Gateway::start(
+        &broker.bootstrap(),
+        10 << 20,
+        Duration::from_secs(30),
+        limit,
+    )
+    .await;
+    let (busy, quiet) = (
+        gateway.publisher_token(),
+        gateway.publisher_token_for("other-epr"),
+    );
+    let fhir = "application/fhir+json";
+    let document = || small_bundle().to_string();
+    for _ in 0..2 {
+        let (status, body) = gateway.post(Some(&busy), fhir, document()).await;
+        assert_eq!(status, 202, "within the burst: {body}");
+    }
+    let refused = gateway
+        .http
+        .post(format!("http://{}/fhir", gateway.address))
+        .header("content-type", fhir)
+        .bearer_auth(&busy)
+        .body(document())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=5).contains(&retry_after), "Retry-After {retry_after}");
+    let body: Value = refused.json().await.unwrap();
+    let diagnostics = first_issue(&body, "error", "throttled", "rate-limited");
+    assert!(
+        diagnostics.contains("12 documents a minute"),
+        "{diagnostics}"
+    );
+
+    let (status, body) = gateway.post(Some(&quiet), fhir, document()).await;
+    assert_eq!(status, 202, "another system is not held back: {body}");
+
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    let (status, body) = gateway.post(Some(&busy), fhir, document()).await;
+    assert_eq!(status, 202, "accepted again after Retry-After: {body}");
+    assert_eq!(
+        gateway
+            .metric("spr_gateway_errors_total{code=\"rate-limited\"}")
             .await,
         1.0
     );

@@ -3,32 +3,33 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
 
-/// An address on 127.0.0.1 with a port that was free a moment ago, for a service's
-/// `--metrics-addr`.
+/// An address on 127.0.0.1 with a port that was free a moment ago, for a child
+/// process's `--metrics-addr` (in process, bind port 0 instead: this one can be taken
+/// in between).
 pub fn free_local_addr() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
     format!("127.0.0.1:{}", listener.local_addr().expect("bound").port())
 }
 
-/// `GET path` from `addr` (host:port): the status and the body. Panics if the service
-/// does not answer.
-pub fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting {addr}: {e}"));
+/// `GET path` from `addr` (host:port): the status and the body, or `None` if the
+/// service does not answer within 5 s or answers something that is not HTTP (for
+/// example while it is starting).
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let timeout = Duration::from_secs(5);
+    let mut stream = TcpStream::connect_timeout(&addr.parse().ok()?, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     )
-    .expect("request sent");
+    .ok()?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response read");
-    let status = response[9..12].parse().expect("an HTTP status");
-    let body = response
-        .split_once("\r\n\r\n")
-        .expect("headers end")
-        .1
-        .to_owned();
-    (status, body)
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.get(9..12)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
 }
 
 /// The value of `series` (a metric name with its labels, exactly as exposed, such as

@@ -10,6 +10,7 @@ use clap::Parser;
 use spr_audit_ledger::checkpoint::CheckpointSigner;
 use spr_audit_ledger::metrics::LedgerMetrics;
 use spr_audit_ledger::service::{run_ledger_service, CheckpointPolicy, LedgerServiceConfig};
+use spr_producers::metrics_http::spawn_metrics_server;
 
 /// Appends every access event on spr.access-events to the hash-chained audit ledger.
 #[derive(Parser, Debug)]
@@ -59,22 +60,10 @@ async fn main() -> anyhow::Result<()> {
     };
     let metrics = Arc::new(LedgerMetrics::new());
     if let Some(addr) = cli.metrics_addr {
-        let listener = tokio::net::TcpListener::bind(addr)
+        spawn_metrics_server(addr, Arc::clone(&metrics).router())
             .await
             .with_context(|| format!("binding the metrics address {addr}"))?;
-        let router = Arc::clone(&metrics).router();
-        tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router).await {
-                tracing::error!(%error, "the metrics server stopped");
-            }
-        });
-        tracing::info!(%addr, "serving /metrics");
     }
-    spr_producers::admin::check_connection(
-        &cli.bootstrap,
-        spr_producers::admin::STARTUP_CONNECTION_TIMEOUT,
-    )
-    .await?;
     let config = LedgerServiceConfig {
         bootstrap: cli.bootstrap,
         group_id: cli.group,

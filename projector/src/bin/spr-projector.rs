@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use spr_producers::metrics_http::spawn_metrics_server;
 use spr_projector::checkpoints::CheckpointSchedule;
 use spr_projector::dead_letters::{read_dead_letters, replay_dead_letters, ReplayState};
 use spr_projector::monitor::{self, Monitor};
@@ -223,10 +224,9 @@ async fn main() -> anyhow::Result<()> {
                     Arc::clone(&options.monitor),
                     Duration::from_secs(ready_max_behind_s),
                 );
-                let listener = tokio::net::TcpListener::bind(addr)
+                spawn_metrics_server(addr, monitor::router(monitor, max))
                     .await
                     .with_context(|| format!("binding the metrics address {addr}"))?;
-                tokio::spawn(monitor::serve(listener, monitor, max));
             }
             let config = consume.worker_config()?;
             run_worker_with(

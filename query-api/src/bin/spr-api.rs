@@ -8,13 +8,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use spr_producers::metrics_http::spawn_metrics_server;
 use spr_producers::EventPublisher;
 use spr_projector::ProjectionStore;
 use spr_query_api::audit_routes::LedgerView;
 use spr_query_api::auth::{
     mint_token, retire_key, signing_key, Claims, DevKeys, TokenVerifier, AUDIENCE,
 };
-use spr_query_api::metrics::spawn_metrics_server;
+use spr_query_api::metrics::ApiMetrics;
 use spr_query_api::policy::Role;
 use spr_query_api::{router, AppState};
 
@@ -169,6 +170,12 @@ async fn main() -> anyhow::Result<()> {
             })?;
             let verifier = TokenVerifier::from_jwks_file(&jwks, &cli.issuer)
                 .with_context(|| "loading the JWKS (spr-api keygen writes a development one)")?;
+            let metrics: Arc<ApiMetrics> = Default::default();
+            if let Some(addr) = metrics_addr {
+                spawn_metrics_server(addr, Arc::clone(&metrics).router())
+                    .await
+                    .with_context(|| format!("binding the metrics address {addr}"))?;
+            }
             spr_producers::admin::check_connection(
                 &bootstrap,
                 spr_producers::admin::STARTUP_CONNECTION_TIMEOUT,
@@ -187,13 +194,8 @@ async fn main() -> anyhow::Result<()> {
                 last_catch_up_millis: Arc::new(AtomicI64::new(0)),
                 ledger: ledger.map(|path| Arc::new(LedgerView::new(path))),
                 break_glass: Default::default(),
-                metrics: Default::default(),
+                metrics,
             };
-            if let Some(addr) = metrics_addr {
-                spawn_metrics_server(addr, Arc::clone(&state.metrics).router())
-                    .await
-                    .with_context(|| format!("binding the metrics address {addr}"))?;
-            }
             if let Some(view) = &state.ledger {
                 view.spawn_refresh(Duration::from_millis(500));
             }

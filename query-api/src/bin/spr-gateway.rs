@@ -9,12 +9,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use spr_producers::fhir::parse_care_setting;
+use spr_producers::metrics_http::spawn_metrics_server;
 use spr_producers::EventPublisher;
 use spr_query_api::auth::{mint_token, signing_key, TokenVerifier};
 use spr_query_api::gateway::{
-    router, GatewayState, PublisherClaims, DEFAULT_MAX_BODY_BYTES, INGEST_AUDIENCE,
+    router, GatewayState, PublisherClaims, PublisherRateLimit, DEFAULT_BURST_DOCUMENTS,
+    DEFAULT_DOCUMENTS_PER_MINUTE, DEFAULT_MAX_BODY_BYTES, INGEST_AUDIENCE,
 };
-use spr_query_api::metrics::{spawn_metrics_server, ApiMetrics};
+use spr_query_api::metrics::ApiMetrics;
 use spr_schemas::CareSetting;
 
 /// The SPR Timeline HTTP ingestion gateway.
@@ -60,6 +62,13 @@ enum Command {
         /// Serve Prometheus metrics at /metrics on this address (a port of its own).
         #[arg(long, env = "SPR_GATEWAY_METRICS_ADDR")]
         metrics_addr: Option<SocketAddr>,
+        /// Documents a minute each publishing system may post (over it: 429 with
+        /// Retry-After).
+        #[arg(long, env = "SPR_GATEWAY_DOCUMENTS_PER_MINUTE", default_value_t = DEFAULT_DOCUMENTS_PER_MINUTE)]
+        documents_per_minute: u32,
+        /// Documents a system may post at once, above its rate.
+        #[arg(long, env = "SPR_GATEWAY_BURST_DOCUMENTS", default_value_t = DEFAULT_BURST_DOCUMENTS)]
+        burst_documents: u32,
     },
     /// Mints a development publisher token signed with the key from `spr-api keygen`.
     Token {
@@ -94,20 +103,23 @@ async fn main() -> anyhow::Result<()> {
             max_body_bytes,
             delivery_timeout_ms,
             metrics_addr,
+            documents_per_minute,
+            burst_documents,
         } => {
+            let rate_limit = PublisherRateLimit::new(documents_per_minute, burst_documents)?;
             let verifier = TokenVerifier::from_jwks_file(&jwks, &cli.issuer)
                 .context("loading the JWKS (spr-api keygen writes a development one)")?;
-            spr_producers::admin::check_connection(
-                &bootstrap,
-                spr_producers::admin::STARTUP_CONNECTION_TIMEOUT,
-            )
-            .await?;
             let metrics = Arc::new(ApiMetrics::for_gateway());
             if let Some(addr) = metrics_addr {
                 spawn_metrics_server(addr, Arc::clone(&metrics).router())
                     .await
                     .with_context(|| format!("binding the metrics address {addr}"))?;
             }
+            spr_producers::admin::check_connection(
+                &bootstrap,
+                spr_producers::admin::STARTUP_CONNECTION_TIMEOUT,
+            )
+            .await?;
             let state = GatewayState {
                 verifier: Arc::new(verifier),
                 publisher: EventPublisher::new(
@@ -116,6 +128,7 @@ async fn main() -> anyhow::Result<()> {
                 )?,
                 max_body_bytes,
                 metrics,
+                rate_limit: Arc::new(rate_limit),
             };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await

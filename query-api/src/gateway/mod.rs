@@ -10,6 +10,7 @@
 
 mod credentials;
 mod outcome;
+mod rate_limit;
 
 use std::sync::Arc;
 
@@ -29,6 +30,9 @@ use crate::metrics::ApiMetrics;
 
 pub use credentials::{authenticate_publisher, PublisherClaims, INGEST_AUDIENCE};
 pub use outcome::{IngestError, REASON_SYSTEM};
+pub use rate_limit::{
+    PublisherRateLimit, ZeroRateLimit, DEFAULT_BURST_DOCUMENTS, DEFAULT_DOCUMENTS_PER_MINUTE,
+};
 
 /// Largest request body accepted when none is configured: 10 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -47,6 +51,8 @@ pub struct GatewayState {
     pub max_body_bytes: usize,
     /// Counts and times every request ([`ApiMetrics::for_gateway`]).
     pub metrics: Arc<ApiMetrics>,
+    /// How many documents each publishing system may post.
+    pub rate_limit: Arc<PublisherRateLimit>,
 }
 
 /// The gateway's routes over `state`.
@@ -75,6 +81,13 @@ async fn ingest(
 ) -> Result<Response, IngestError> {
     let publisher = authenticate_publisher(&state.verifier, &headers)?;
     tracing::Span::current().record("system", publisher.sub.as_str());
+    state
+        .rate_limit
+        .check(&publisher.sub)
+        .map_err(|retry_after| IngestError::RateLimited {
+            per_minute: state.rate_limit.per_minute(),
+            retry_after,
+        })?;
     require_fhir_json(&headers)?;
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => IngestError::TooLarge {

@@ -1,6 +1,8 @@
 //! FHIR `OperationOutcome` bodies: the gateway's answer to every request, the 202
 //! included, each issue with a FHIR issue type and an SPR reason code.
 
+use std::time::Duration;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -156,6 +158,14 @@ pub enum IngestError {
     /// No such route.
     #[error("no such endpoint; POST FHIR R4 resources and Bundles to /fhir")]
     NotFound,
+    /// The publishing system sent more documents than its limit allows.
+    #[error("this system sent more than its {per_minute} documents a minute; retry after {} s (each document is accepted or refused whole, so retrying is safe)", retry_after_seconds(*.retry_after))]
+    RateLimited {
+        /// The sustained rate allowed.
+        per_minute: u32,
+        /// How long until the next document is accepted.
+        retry_after: Duration,
+    },
     /// The route exists but not for this method.
     #[error("method not allowed; POST FHIR R4 resources and Bundles to /fhir")]
     MethodNotAllowed,
@@ -179,6 +189,9 @@ impl IngestError {
                 "invalid",
                 "patient-nhs-number",
             ),
+            Self::RateLimited { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "throttled", "rate-limited")
+            }
             Self::NotPublished(delivery) => return not_published(delivery, message),
             Self::NotFound => (StatusCode::NOT_FOUND, "not-found", "not-found"),
             Self::MethodNotAllowed => (
@@ -236,6 +249,11 @@ fn not_published(
     (status, reason, issues)
 }
 
+/// Whole seconds to wait, rounded up and at least one (`Retry-After` takes seconds).
+fn retry_after_seconds(wait: Duration) -> u64 {
+    (wait.as_secs_f64().ceil() as u64).max(1)
+}
+
 impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
         let (status, reason, issues) = self.status_and_issues();
@@ -249,6 +267,11 @@ impl IntoResponse for IngestError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"spr-ingest\""),
             );
+        }
+        if let Self::RateLimited { retry_after, .. } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_seconds(retry_after).into());
         }
         response
     }
