@@ -174,15 +174,18 @@ enum Command {
 }
 
 impl Command {
-    /// The broker this command reads or writes, if it uses one.
-    fn bootstrap(&self) -> Option<&str> {
+    /// The broker this command reads or writes, checked before anything else, if it
+    /// uses one. `run` checks it itself, once its projection is open and its metrics
+    /// are served.
+    fn bootstrap_checked_first(&self) -> Option<&str> {
         match self {
-            Command::Run { consume, .. } | Command::Rebuild { consume, .. } => {
-                Some(&consume.bootstrap)
-            }
+            Command::Rebuild { consume, .. } => Some(&consume.bootstrap),
             Command::DeadLetters { bootstrap, .. }
             | Command::ReplayDeadLetters { bootstrap, .. } => Some(bootstrap),
-            Command::Checkpoint { .. } | Command::Digest | Command::CheckFormat => None,
+            Command::Run { .. }
+            | Command::Checkpoint { .. }
+            | Command::Digest
+            | Command::CheckFormat => None,
         }
     }
 }
@@ -191,7 +194,7 @@ impl Command {
 async fn main() -> anyhow::Result<()> {
     spr_producers::init_tracing();
     let cli = Cli::parse();
-    if let Some(bootstrap) = cli.command.bootstrap() {
+    if let Some(bootstrap) = cli.command.bootstrap_checked_first() {
         spr_producers::admin::check_connection(
             bootstrap,
             spr_producers::admin::STARTUP_CONNECTION_TIMEOUT,
@@ -228,6 +231,11 @@ async fn main() -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("binding the metrics address {addr}"))?;
             }
+            spr_producers::admin::check_connection(
+                &consume.bootstrap,
+                spr_producers::admin::STARTUP_CONNECTION_TIMEOUT,
+            )
+            .await?;
             let config = consume.worker_config()?;
             run_worker_with(
                 config,
