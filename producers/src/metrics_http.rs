@@ -18,19 +18,33 @@ pub fn exposition(registry: &Registry) -> Response {
     ([(CONTENT_TYPE, encoder.format_type().to_owned())], out).into_response()
 }
 
-/// Binds `addr` and serves `metrics` there in the background; returns the bound
-/// address (port 0 picks a free one). A failure after binding is logged.
-pub async fn spawn_metrics_server(
+/// The metrics address could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("binding the metrics address {addr}: {source} (is another process listening there?)")]
+pub struct MetricsBindError {
     addr: SocketAddr,
+    #[source]
+    source: std::io::Error,
+}
+
+/// With an address, binds it and serves `metrics` there in the background, and returns
+/// the bound address (port 0 picks a free one); without one, does nothing. A failure
+/// after binding is logged.
+pub async fn spawn_metrics_server(
+    addr: Option<SocketAddr>,
     metrics: Router,
-) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
+) -> Result<Option<SocketAddr>, MetricsBindError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let failed = |source| MetricsBindError { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(failed)?;
+    let bound = listener.local_addr().map_err(failed)?;
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, metrics).await {
             tracing::error!(%error, "the metrics server stopped");
         }
     });
     tracing::info!(addr = %bound, "serving metrics");
-    Ok(bound)
+    Ok(Some(bound))
 }

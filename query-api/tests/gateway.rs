@@ -46,11 +46,12 @@ impl Gateway {
             TokenVerifier::from_jwks_file(&dir.path().join("jwks.json"), ISSUER).unwrap();
         let metrics = Arc::new(ApiMetrics::for_gateway());
         let metrics_address = spawn_metrics_server(
-            "127.0.0.1:0".parse().unwrap(),
+            Some("127.0.0.1:0".parse().unwrap()),
             Arc::clone(&metrics).router(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .expect("an address was given");
         let state = GatewayState {
             verifier: Arc::new(verifier),
             publisher: EventPublisher::new(bootstrap, delivery_timeout).unwrap(),

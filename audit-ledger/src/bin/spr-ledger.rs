@@ -59,11 +59,7 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
     let metrics = Arc::new(LedgerMetrics::new());
-    if let Some(addr) = cli.metrics_addr {
-        spawn_metrics_server(addr, Arc::clone(&metrics).router())
-            .await
-            .with_context(|| format!("binding the metrics address {addr}"))?;
-    }
+    spawn_metrics_server(cli.metrics_addr, Arc::clone(&metrics).router()).await?;
     let config = LedgerServiceConfig {
         bootstrap: cli.bootstrap,
         group_id: cli.group,

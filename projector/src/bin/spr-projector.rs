@@ -222,15 +222,9 @@ async fn main() -> anyhow::Result<()> {
                 }),
                 stop_when_idle: None,
             };
-            if let Some(addr) = metrics_addr {
-                let (monitor, max) = (
-                    Arc::clone(&options.monitor),
-                    Duration::from_secs(ready_max_behind_s),
-                );
-                spawn_metrics_server(addr, monitor::router(monitor, max))
-                    .await
-                    .with_context(|| format!("binding the metrics address {addr}"))?;
-            }
+            let max_behind = Duration::from_secs(ready_max_behind_s);
+            let routes = monitor::router(Arc::clone(&options.monitor), max_behind);
+            spawn_metrics_server(metrics_addr, routes).await?;
             spr_producers::admin::check_connection(
                 &consume.bootstrap,
                 spr_producers::admin::STARTUP_CONNECTION_TIMEOUT,

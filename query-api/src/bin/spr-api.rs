@@ -171,11 +171,7 @@ async fn main() -> anyhow::Result<()> {
             let verifier = TokenVerifier::from_jwks_file(&jwks, &cli.issuer)
                 .with_context(|| "loading the JWKS (spr-api keygen writes a development one)")?;
             let metrics: Arc<ApiMetrics> = Default::default();
-            if let Some(addr) = metrics_addr {
-                spawn_metrics_server(addr, Arc::clone(&metrics).router())
-                    .await
-                    .with_context(|| format!("binding the metrics address {addr}"))?;
-            }
+            spawn_metrics_server(metrics_addr, Arc::clone(&metrics).router()).await?;
             spr_producers::admin::check_connection(
                 &bootstrap,
                 spr_producers::admin::STARTUP_CONNECTION_TIMEOUT,
