@@ -118,6 +118,7 @@ fn end_to_end_latency(
             max_batch_wait: Duration::from_millis(5),
             checkpoints: None,
             metrics: Default::default(),
+            metrics_addr: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let service = tokio::spawn(run_ledger_service(config, async {

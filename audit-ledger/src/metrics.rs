@@ -146,14 +146,16 @@ impl LedgerMetrics {
     /// Records a checkpoint signed over `entries` at `signed_at_ms`.
     pub(crate) fn checkpoint_signed(&self, entries: u64, signed_at_ms: i64) {
         self.checkpoints.inc();
-        self.last_checkpoint(entries, signed_at_ms);
+        self.last_checkpoint(entries, Some(signed_at_ms));
     }
 
     /// Records the last checkpoint, found at start or just signed: over `entries`, at
-    /// `signed_at_ms`.
-    pub(crate) fn last_checkpoint(&self, entries: u64, signed_at_ms: i64) {
+    /// `signed_at_ms` if known (the time is left as it was otherwise).
+    pub(crate) fn last_checkpoint(&self, entries: u64, signed_at_ms: Option<i64>) {
         self.checkpoint_entries.set(entries as i64);
-        self.checkpoint_timestamp_seconds.set(signed_at_ms / 1000);
+        if let Some(ms) = signed_at_ms {
+            self.checkpoint_timestamp_seconds.set(ms / 1000);
+        }
     }
 
     /// The `/metrics` route over these metrics.

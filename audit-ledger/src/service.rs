@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use spr_producers::consume::{
     consumer_config, next_offsets, partitions_from_start, publish_dead_letter, receive_batch,
     AssignError, ConsumedRecord,
 };
+use spr_producers::metrics_http::{spawn_metrics_server, MetricsBindError};
 use spr_producers::{EventPublisher, PublishError};
 use spr_schemas::{now_millis, topics};
 use tracing::{info, warn};
@@ -57,8 +59,11 @@ pub struct LedgerServiceConfig {
     /// Signed checkpoints, written beside the ledger and published on
     /// `spr.ledger-checkpoints`; none when `None`.
     pub checkpoints: Option<CheckpointPolicy>,
-    /// Where the service counts what it does (`spr-ledger --metrics-addr` serves them).
+    /// Where the service counts what it does.
     pub metrics: Arc<LedgerMetrics>,
+    /// Where to serve [`Self::metrics`] at `/metrics`, once the ledger is open; none
+    /// when `None`.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Why the ledger service stopped.
@@ -79,6 +84,9 @@ pub enum ServiceError {
     /// The broker refused this client or could not be reached at start.
     #[error(transparent)]
     Connection(#[from] ConnectionError),
+    /// The metrics address could not be bound.
+    #[error(transparent)]
+    Metrics(#[from] MetricsBindError),
     /// The topic is not usable.
     #[error(transparent)]
     Assign(#[from] AssignError),
@@ -100,8 +108,8 @@ pub struct BatchCounts {
 }
 
 /// Runs the ledger service until `shutdown` completes: opens the ledger and its side
-/// files (refusing one that contradicts its last checkpoint), checks that the broker
-/// answers ([`check_connection`]), then appends what arrives.
+/// files (refusing one that contradicts its last checkpoint), serves its metrics,
+/// checks that the broker answers ([`check_connection`]), then appends what arrives.
 pub async fn run_ledger_service(
     config: LedgerServiceConfig,
     shutdown: impl Future<Output = ()>,
@@ -115,14 +123,14 @@ pub async fn run_ledger_service(
         .map(|policy| Checkpointer::resume(policy, &config.ledger_path, &ledger))
         .transpose()?;
     if let Some((last, written_at_ms)) = checkpointer.as_ref().and_then(Checkpointer::found) {
-        config
-            .metrics
-            .last_checkpoint(last, written_at_ms.unwrap_or(0));
+        config.metrics.last_checkpoint(last, written_at_ms);
     }
     let consumed_path = consumed_offsets_path(&config.ledger_path);
     let mut consumed = read_consumed_offsets(&consumed_path)?;
     config.metrics.consumed(&consumed);
-    // The ledger and its side files are checked before waiting for the broker.
+    // The ledger and its side files are read, and the metrics served, before waiting
+    // for the broker.
+    spawn_metrics_server(config.metrics_addr, Arc::clone(&config.metrics).router()).await?;
     check_connection(&config.bootstrap, STARTUP_CONNECTION_TIMEOUT).await?;
     let consumer: StreamConsumer =
         consumer_config(&config.bootstrap, &config.group_id)?.create()?;

@@ -38,6 +38,7 @@ async fn the_service_refuses_to_append_to_a_ledger_that_contradicts_its_last_che
             every: Duration::ZERO,
         }),
         metrics: Default::default(),
+        metrics_addr: None,
     };
     let outcome = tokio::time::timeout(
         Duration::from_secs(20),

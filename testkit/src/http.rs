@@ -13,7 +13,8 @@ pub fn free_local_addr() -> String {
     format!("127.0.0.1:{}", listener.local_addr().expect("bound").port())
 }
 
-/// `GET path` from `addr` (host:port): the status and the body, or `None` if the
+/// `GET path` from `addr` (an IP address and port, such as `127.0.0.1:9466`): the
+/// status and the body, or `None` if the
 /// service does not answer within 5 s or answers something that is not HTTP (for
 /// example while it is starting).
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {

@@ -2,15 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use spr_audit_ledger::checkpoint::CheckpointSigner;
-use spr_audit_ledger::metrics::LedgerMetrics;
 use spr_audit_ledger::service::{run_ledger_service, CheckpointPolicy, LedgerServiceConfig};
-use spr_producers::metrics_http::spawn_metrics_server;
 
 /// Appends every access event on spr.access-events to the hash-chained audit ledger.
 #[derive(Parser, Debug)]
@@ -58,8 +55,6 @@ async fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
-    let metrics = Arc::new(LedgerMetrics::new());
-    spawn_metrics_server(cli.metrics_addr, Arc::clone(&metrics).router()).await?;
     let config = LedgerServiceConfig {
         bootstrap: cli.bootstrap,
         group_id: cli.group,
@@ -67,7 +62,8 @@ async fn main() -> anyhow::Result<()> {
         max_batch: cli.max_batch,
         max_batch_wait: Duration::from_millis(cli.max_batch_wait_ms),
         checkpoints,
-        metrics,
+        metrics: Default::default(),
+        metrics_addr: cli.metrics_addr,
     };
     run_ledger_service(config, spr_producers::shutdown_signal()).await?;
     Ok(())

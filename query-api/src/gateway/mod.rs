@@ -14,10 +14,9 @@ mod rate_limit;
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::body::{to_bytes, Body};
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -57,7 +56,6 @@ pub struct GatewayState {
 
 /// The gateway's routes over `state`.
 pub fn router(state: GatewayState) -> Router {
-    let max_body_bytes = state.max_body_bytes;
     let metrics = Arc::clone(&state.metrics);
     let routes = Router::new()
         .route(
@@ -67,37 +65,48 @@ pub fn router(state: GatewayState) -> Router {
         .route("/fhir", post(ingest))
         .fallback(|| async { IngestError::NotFound })
         .method_not_allowed_fallback(|| async { IngestError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state);
     metrics.record(routes)
 }
 
-/// `POST /fhir`: authenticate, check the body, map it, publish it, and say what happened.
+/// `POST /fhir`: authenticate, count the document against the system's rate, check
+/// and read the body (only then: a refused request is not read), map it, publish it,
+/// and say what happened.
 #[instrument(skip_all, fields(system))]
 async fn ingest(
     State(state): State<GatewayState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, IngestError> {
     let publisher = authenticate_publisher(&state.verifier, &headers)?;
     tracing::Span::current().record("system", publisher.sub.as_str());
     state
         .rate_limit
         .check(&publisher.sub)
-        .map_err(|retry_after| IngestError::RateLimited {
-            per_minute: state.rate_limit.per_minute(),
-            retry_after,
+        .map_err(|retry_after| {
+            let (per_minute, burst) = state.rate_limit.limits();
+            IngestError::RateLimited {
+                per_minute,
+                burst,
+                retry_after,
+            }
         })?;
     require_fhir_json(&headers)?;
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => IngestError::TooLarge {
-            limit: state.max_body_bytes,
-        },
-        _ => IngestError::Unreadable {
-            reason: "body-unreadable",
-            message: rejection.body_text(),
-        },
-    })?;
+    let body = to_bytes(body, state.max_body_bytes)
+        .await
+        .map_err(|error| {
+            let source = std::error::Error::source(&error);
+            if source.is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
+                IngestError::TooLarge {
+                    limit: state.max_body_bytes,
+                }
+            } else {
+                IngestError::Unreadable {
+                    reason: "body-unreadable",
+                    message: format!("the body could not be read ({error}); send it again"),
+                }
+            }
+        })?;
     let value: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| IngestError::Unreadable {
             reason: "not-json",

@@ -159,10 +159,12 @@ pub enum IngestError {
     #[error("no such endpoint; POST FHIR R4 resources and Bundles to /fhir")]
     NotFound,
     /// The publishing system sent more documents than its limit allows.
-    #[error("this system sent more than its {per_minute} documents a minute; retry after {} s (each document is accepted or refused whole, so retrying is safe)", retry_after_seconds(*.retry_after))]
+    #[error("this system sent documents faster than its {per_minute} a minute (in bursts of at most {burst}); retry after {} s (each document is accepted or refused whole, so retrying is safe)", retry_after_seconds(*.retry_after))]
     RateLimited {
         /// The sustained rate allowed.
         per_minute: u32,
+        /// The most documents accepted at once.
+        burst: u32,
         /// How long until the next document is accepted.
         retry_after: Duration,
     },

@@ -5,7 +5,7 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 /// Documents a minute per system when none is configured (50 a second).
@@ -13,12 +13,17 @@ pub const DEFAULT_DOCUMENTS_PER_MINUTE: u32 = 3_000;
 /// Documents a system may send at once, above its rate, when none is configured.
 pub const DEFAULT_BURST_DOCUMENTS: u32 = 100;
 
-/// One rate and burst, applied to each publishing system on its own.
+/// Systems tracked before those idle long enough to have a full burst again are
+/// forgotten (a forgotten system starts with a full burst, as it would anyway).
+const PRUNE_ABOVE_SYSTEMS: usize = 1_000;
+
+/// One rate and burst, applied to each publishing system on its own: a document every
+/// `60 / per_minute` seconds, and up to `burst` at once after a quiet spell (GCRA).
 #[derive(Debug)]
 pub struct PublisherRateLimit {
     limiter: DefaultKeyedRateLimiter<String>,
-    clock: DefaultClock,
     per_minute: NonZeroU32,
+    burst: NonZeroU32,
 }
 
 /// Why a limit cannot be built.
@@ -37,22 +42,26 @@ impl PublisherRateLimit {
             limiter: DefaultKeyedRateLimiter::keyed(
                 Quota::per_minute(per_minute).allow_burst(burst),
             ),
-            clock: DefaultClock::default(),
             per_minute,
+            burst,
         })
     }
 
     /// Counts one document from `system`; if it is over its limit, how long until the
-    /// next is accepted.
+    /// next is accepted (a refused document is not counted).
     pub(crate) fn check(&self, system: &str) -> Result<(), Duration> {
+        if self.limiter.len() > PRUNE_ABOVE_SYSTEMS {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+        }
         self.limiter
             .check_key(&system.to_owned())
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+            .map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
     }
 
-    /// The sustained rate, for messages.
-    pub(crate) fn per_minute(&self) -> u32 {
-        self.per_minute.get()
+    /// The sustained rate and the burst, for messages.
+    pub(crate) fn limits(&self) -> (u32, u32) {
+        (self.per_minute.get(), self.burst.get())
     }
 }
 

@@ -144,6 +144,7 @@ impl Stack {
                 every: Duration::ZERO,
             }),
             metrics: Default::default(),
+            metrics_addr: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         stops.push(stop);
