@@ -82,7 +82,13 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000_000);
-    match std::env::var(ROLE).as_deref() {
+    let role = std::env::var(ROLE);
+    if role.is_ok() {
+        // A child: its warnings and errors (a write that keeps failing) reach the
+        // parent's stderr at the level the parent sets.
+        spr_producers::init_tracing();
+    }
+    match role.as_deref() {
         Ok("bare") => report(bare_consume(&bootstrap(), events).await),
         Ok("projector") => report(project(&bootstrap(), events).await),
         Ok("offline") => report(project_offline(events)),
