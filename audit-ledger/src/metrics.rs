@@ -12,6 +12,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
+use spr_producers::metrics_http::registered;
 
 /// The ledger service's counters, histograms and gauges, in their own registry.
 #[derive(Debug)]
@@ -39,34 +40,33 @@ impl LedgerMetrics {
     /// Fresh metrics, all zero.
     pub fn new() -> Self {
         let registry = Registry::new();
-        let register = |metric: Box<dyn prometheus::core::Collector>| {
-            registry.register(metric).expect("unique names");
-        };
         let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid counter");
-            register(Box::new(c.clone()));
-            c
+            registered(
+                &registry,
+                IntCounter::new(name, help).expect("valid counter"),
+            )
         };
         let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid gauge");
-            register(Box::new(g.clone()));
-            g
+            registered(&registry, IntGauge::new(name, help).expect("valid gauge"))
         };
         let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-                .expect("valid histogram");
-            register(Box::new(h.clone()));
-            h
+            let opts = HistogramOpts::new(name, help).buckets(buckets);
+            registered(
+                &registry,
+                Histogram::with_opts(opts).expect("valid histogram"),
+            )
         };
-        let next_offset = IntGaugeVec::new(
-            Opts::new(
-                "spr_ledger_next_offset",
-                "Next offset of spr.access-events to read, per partition: every access event below it is in the ledger",
-            ),
-            &["partition"],
-        )
-        .expect("valid gauge");
-        register(Box::new(next_offset.clone()));
+        let next_offset = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "spr_ledger_next_offset",
+                    "Next offset of spr.access-events to read, per partition: every access event below it is in the ledger",
+                ),
+                &["partition"],
+            )
+            .expect("valid gauge"),
+        );
         let seconds = |from: f64| prometheus::exponential_buckets(from, 2.0, 16).expect("valid");
         Self {
             entries: gauge("spr_ledger_entries", "Entries in the ledger, all durable"),

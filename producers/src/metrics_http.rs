@@ -6,7 +6,18 @@ use std::net::SocketAddr;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use prometheus::core::Collector;
 use prometheus::{Encoder, Registry, TextEncoder};
+
+/// Registers `metric` in `registry` and returns it, so that each of a service's metrics
+/// is made and registered in one expression. A name registered twice is a programming
+/// error and panics.
+pub fn registered<M: Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique within a service");
+    metric
+}
 
 /// The metrics of `registry` in Prometheus' text format: what a `/metrics` route answers.
 pub fn exposition(registry: &Registry) -> Response {

@@ -11,6 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGaugeVec, Opts, Registry};
 
+use spr_producers::metrics_http::registered;
 use spr_schemas::now_millis;
 
 use crate::readiness::Readiness;
@@ -45,26 +46,26 @@ impl Monitor {
     pub fn new() -> Self {
         let registry = Registry::new();
         let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid counter");
-            registry.register(Box::new(c.clone())).expect("unique name");
-            c
+            registered(
+                &registry,
+                IntCounter::new(name, help).expect("valid counter"),
+            )
         };
         let per_partition = |name: &str, help: &str| {
-            let g = IntGaugeVec::new(Opts::new(name, help), &["partition"]).expect("valid gauge");
-            registry.register(Box::new(g.clone())).expect("unique name");
-            g
+            let gauge = IntGaugeVec::new(Opts::new(name, help), &["partition"]);
+            registered(&registry, gauge.expect("valid gauge"))
         };
-        let batch_write_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "spr_projector_batch_write_seconds",
-                "Time to project, dead-letter and write one batch",
+        let batch_write_seconds = registered(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "spr_projector_batch_write_seconds",
+                    "Time to project, dead-letter and write one batch",
+                )
+                .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16).expect("valid buckets")),
             )
-            .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16).expect("valid buckets")),
-        )
-        .expect("valid histogram");
-        registry
-            .register(Box::new(batch_write_seconds.clone()))
-            .expect("unique name");
+            .expect("valid histogram"),
+        );
         Self {
             events_projected: counter(
                 "spr_projector_events_projected_total",

@@ -14,6 +14,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use spr_producers::metrics_http::registered;
 
 /// The error code of an error response, left in its extensions by
 /// [`crate::error::ApiError`] for [`ApiMetrics`].
@@ -48,40 +49,42 @@ impl ApiMetrics {
 
     fn named(prefix: &str) -> Self {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
-                format!("{prefix}_requests_total"),
-                "Requests answered, by route and status",
-            ),
-            &["route", "status"],
-        )
-        .expect("valid counter");
-        let seconds = HistogramVec::new(
-            HistogramOpts::new(
-                format!("{prefix}_request_seconds"),
-                "Time from a request's arrival to its response, by route",
+        let requests = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    format!("{prefix}_requests_total"),
+                    "Requests answered, by route and status",
+                ),
+                &["route", "status"],
             )
-            .buckets(vec![
-                0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-            ]),
-            &["route"],
-        )
-        .expect("valid histogram");
-        let errors = IntCounterVec::new(
-            Opts::new(
-                format!("{prefix}_errors_total"),
-                "Error responses by error code (the API's `error` in the JSON body, the gateway's first issue's reason)",
-            ),
-            &["code"],
-        )
-        .expect("valid counter");
-        for metric in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(seconds.clone()),
-            Box::new(errors.clone()),
-        ] {
-            registry.register(metric).expect("unique names");
-        }
+            .expect("valid counter"),
+        );
+        let seconds = registered(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    format!("{prefix}_request_seconds"),
+                    "Time from a request's arrival to its response, by route",
+                )
+                .buckets(vec![
+                    0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                ]),
+                &["route"],
+            )
+            .expect("valid histogram"),
+        );
+        let errors = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    format!("{prefix}_errors_total"),
+                    "Error responses by error code (the API's `error` in the JSON body, the gateway's first issue's reason)",
+                ),
+                &["code"],
+            )
+            .expect("valid counter"),
+        );
         Self {
             registry,
             requests,
