@@ -153,14 +153,26 @@ pub fn next_offsets<'r>(
         .collect()
 }
 
-/// The same, as a list to commit to the consumer group.
-pub fn next_offsets_list(records: &[ConsumedRecord]) -> TopicPartitionList {
-    let mut tpl = TopicPartitionList::new();
-    for ((topic, partition), offset) in next_offsets(records) {
-        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+/// Commits each partition's next offset to apply to the consumer's group,
+/// asynchronously, only so that standard lag tools (`kafka-consumer-groups`, exporters)
+/// see progress: SPR consumers resume from the offsets they keep beside their own data,
+/// never from these. A failed commit is logged at debug level and otherwise ignored.
+pub fn commit_for_monitoring<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+    next_offsets: impl IntoIterator<Item = (i32, i64)>,
+) {
+    let mut list = TopicPartitionList::new();
+    for (partition, next) in next_offsets {
+        list.add_partition_offset(topic, partition, Offset::Offset(next))
             .expect("a fresh list accepts any offset");
     }
-    tpl
+    if list.count() == 0 {
+        return;
+    }
+    if let Err(e) = consumer.commit(&list, rdkafka::consumer::CommitMode::Async) {
+        tracing::debug!(error = %e, "could not commit offsets for monitoring");
+    }
 }
 
 /// Publishes a record's original key and bytes to the dead-letter topic, with its

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use spr_producers::consume::{
-    consumer_config, next_offsets, next_offsets_list, partitions_from_start, publish_dead_letter,
-    receive_batch, AssignError, ConsumedRecord,
+    commit_for_monitoring, consumer_config, next_offsets, partitions_from_start,
+    publish_dead_letter, receive_batch, AssignError,
 };
 use spr_producers::{EventPublisher, PublishError};
 use spr_schemas::{now_millis, topics};
@@ -163,10 +163,7 @@ pub async fn run_worker_with(
                 &mut wal_sync,
             )
             .await;
-            // A batch that was all re-read after a restart would move the group's offsets back.
-            if counts.already_applied < records.len() {
-                commit_for_monitoring(&consumer, records);
-            }
+            commit_for_monitoring(&consumer, topics::PATIENT_EVENTS.name, counts.applied);
             if let Some(schedule) = &options.checkpoints {
                 if last_checkpoint.elapsed() >= schedule.every {
                     schedule.take(&store);
@@ -329,16 +326,18 @@ async fn try_write_batch(
     for dead in &outcome.dead_letters {
         publish_dead_letter(publisher, &dead.record, &dead.reason).await?;
     }
-    let counts = BatchCounts {
+    let mut counts = BatchCounts {
         projected: outcome.projected,
         duplicates: outcome.duplicates,
         already_applied: outcome.already_applied,
         dead_lettered: outcome.dead_letters.len(),
+        applied: Vec::new(),
     };
     let mut readiness = monitor.readiness();
     for ((topic, partition), next) in next_offsets(batch.records()) {
-        let stored = store.next_offset(topic, partition)?.unwrap_or(0);
-        readiness.applied(partition, stored.max(next));
+        let applied = store.next_offset(topic, partition)?.unwrap_or(0).max(next);
+        readiness.applied(partition, applied);
+        counts.applied.push((partition, applied));
     }
     if drained {
         readiness.caught_up(now_millis());
@@ -354,21 +353,13 @@ async fn try_write_batch(
 }
 
 /// What one written batch did.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct BatchCounts {
     projected: usize,
     duplicates: usize,
     already_applied: usize,
     dead_lettered: usize,
-}
-
-/// Commits the batch's offsets to the group too, only so that standard lag tools see
-/// progress; the projector itself resumes from the offsets in RocksDB.
-fn commit_for_monitoring(consumer: &StreamConsumer, records: &[ConsumedRecord]) {
-    if let Err(e) = consumer.commit(
-        &next_offsets_list(records),
-        rdkafka::consumer::CommitMode::Async,
-    ) {
-        tracing::debug!(error = %e, "could not commit offsets for monitoring");
-    }
+    /// The next offset to apply of each partition in the batch, as now stored (never
+    /// behind what an earlier batch stored, even for records read again after a start).
+    applied: Vec<(i32, i64)>,
 }

@@ -15,7 +15,7 @@ use spr_projector::{store_format, ProjectionStore};
 use spr_schemas::topics::{self, dead_letter_headers as dlq};
 use spr_schemas::{examples, NhsNumber};
 use spr_testkit::http::{free_local_addr, http_get};
-use spr_testkit::{eventually, KillOnDrop, TestBroker};
+use spr_testkit::{committed_offsets, eventually, KillOnDrop, TestBroker};
 use support::*;
 
 fn projector(args: &[&str]) -> Output {
@@ -253,7 +253,7 @@ async fn a_checkpoint_taken_online_resumes_to_the_same_digest_as_an_uninterrupte
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_ready_and_the_stored_readiness_report_progress() {
+async fn metrics_ready_the_stored_readiness_and_the_group_offsets_report_progress() {
     let broker = TestBroker::start_memory().await.unwrap();
     let bootstrap = broker.bootstrap();
     let published = publish(&bootstrap, &population(50, 4)).await;
@@ -272,6 +272,26 @@ async fn metrics_ready_and_the_stored_readiness_report_progress() {
     .await
     .unwrap();
     wait_caught_up(&published.end_offsets, &follower, true).await;
+    // Lag tools read the group's offsets: every partition's end, once it is projected.
+    let partitions = topics::PATIENT_EVENTS.partitions;
+    let ends: Vec<Option<i64>> = (0..partitions)
+        .map(|p| published.end_offsets.get(&p).copied())
+        .collect();
+    eventually(
+        WAIT,
+        "the group's offsets at the end of each partition",
+        || {
+            let committed = committed_offsets(
+                &bootstrap,
+                "metrics",
+                topics::PATIENT_EVENTS.name,
+                partitions,
+            );
+            (committed.ok()? == ends).then_some(())
+        },
+    )
+    .await
+    .unwrap();
 
     let expected = format!(
         "spr_projector_events_projected_total {}",

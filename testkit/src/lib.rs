@@ -316,6 +316,32 @@ pub async fn eventually<T>(
     }
 }
 
+/// The offsets that consumer group `group` has committed for partitions `0..partitions`
+/// of `topic` (`None` for a partition with no commit), as lag tools would read them.
+pub fn committed_offsets(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<Vec<Option<i64>>> {
+    let consumer: BaseConsumer = spr_producers::client_config(bootstrap)?
+        .set("group.id", group)
+        .create()?;
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition(topic, p);
+    }
+    let committed = consumer.committed_offsets(list, Duration::from_secs(10))?;
+    Ok(committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        })
+        .collect())
+}
+
 /// A record of the patient-events topic, decoded.
 #[derive(Debug, Clone)]
 pub struct PatientEventRecord {
