@@ -451,11 +451,16 @@ impl ProjectionStore {
         })
     }
 
-    /// The ODS code of the registered GP practice in the latest demographics.
+    /// The ODS code of the registered GP practice in the latest demographics that name
+    /// one: many feeds send demographics without the practice (and the ingestion gateway
+    /// takes it only from the practice itself or a system permitted to set it), which
+    /// says nothing about registration.
     pub fn registered_practice(&self, numbers: &[NhsNumber]) -> Result<Option<String>, StoreError> {
         Ok(self
-            .newest_row(numbers, View::Demographics)?
-            .and_then(|r| match r.event.payload {
+            .rows(numbers, View::Demographics)?
+            .into_iter()
+            .rev()
+            .find_map(|r| match r.event.payload {
                 Payload::Demographics(d) => d.registered_gp_ods_code,
                 _ => None,
             }))

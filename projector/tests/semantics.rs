@@ -476,6 +476,39 @@ fn the_newest_observation_of_each_code_demographics_and_discharge_span_merged_nu
 }
 
 #[test]
+fn the_registered_practice_is_the_latest_one_named_and_demographics_without_one_keep_it() {
+    let demographics = |practice: Option<&str>, occurred_at: i64| {
+        let mut event = examples::one_of_each_type(patient())
+            .into_iter()
+            .find(|e| e.event_type() == EventType::Demographics)
+            .expect("a demographics example");
+        event.event_id = EventId::random();
+        event.occurred_at = occurred_at;
+        if let Payload::Demographics(d) = &mut event.payload {
+            d.registered_gp_ods_code = practice.map(str::to_owned);
+        }
+        event
+    };
+    let mut p = Projection::new();
+    let numbers = p.store.record_numbers(&patient()).unwrap().all;
+    assert_eq!(p.store.registered_practice(&numbers).unwrap(), None);
+    p.apply(&[demographics(Some("A81001"), NOW - 9 * DAY)], 1);
+    // A hospital's demographics without the practice, newer: still registered at A81001.
+    p.apply(&[demographics(None, NOW - DAY)], 1);
+    assert_eq!(
+        p.store.registered_practice(&numbers).unwrap().as_deref(),
+        Some("A81001")
+    );
+    // A registration elsewhere, older than the hospital's update but newer than the
+    // first: the practice moves.
+    p.apply(&[demographics(Some("B82005"), NOW - 5 * DAY)], 1);
+    assert_eq!(
+        p.store.registered_practice(&numbers).unwrap().as_deref(),
+        Some("B82005")
+    );
+}
+
+#[test]
 fn maternity_discharge_relationship_and_choice_views() {
     let every = examples::one_of_each_type(patient());
     let by_type = |t: EventType| every.iter().find(|e| e.event_type() == t).unwrap().clone();

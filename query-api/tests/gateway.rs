@@ -11,11 +11,12 @@ use spr_producers::fhir::everything_bundle;
 use spr_producers::metrics_http::spawn_metrics_server;
 use spr_producers::EventPublisher;
 use spr_query_api::auth::{mint_token, AuthError, Claims, DevKeys, TokenVerifier, AUDIENCE};
+use spr_query_api::gateway::permissions::Permission;
 use spr_query_api::gateway::{
     router, GatewayState, PublisherClaims, PublisherRateLimit, INGEST_AUDIENCE,
 };
 use spr_query_api::metrics::ApiMetrics;
-use spr_schemas::{examples, CareSetting, EventId, NhsNumber};
+use spr_schemas::{examples, now_millis, CareSetting, EventId, EventType, NhsNumber, Payload};
 use spr_testkit::http::metric_value;
 use spr_testkit::{read_patient_events, PatientEventRecord, TestBroker};
 
@@ -71,16 +72,22 @@ impl Gateway {
         }
     }
 
+    /// A trusted system's token: it may assert every kind of event.
     fn publisher_token(&self) -> String {
         self.publisher_token_for(SYSTEM)
     }
 
     fn publisher_token_for(&self, system: &str) -> String {
+        self.publisher_token_with(system, &[Permission::Relationships, Permission::Consent])
+    }
+
+    fn publisher_token_with(&self, system: &str, permissions: &[Permission]) -> String {
         let now = unix_seconds();
         let claims = PublisherClaims {
             sub: system.into(),
             org: "RX1".into(),
             care_setting: CareSetting::Acute,
+            permissions: permissions.to_vec(),
             iss: ISSUER.into(),
             aud: INGEST_AUDIENCE.into(),
             exp: now + 600,
@@ -449,4 +456,106 @@ async fn a_system_over_its_rate_gets_429_with_retry_after_and_other_systems_are_
             .await,
         1.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relationships_for_other_organisations_and_sharing_choices_need_a_permission_and_nothing_is_dated_ahead(
+) {
+    let broker = TestBroker::start_memory().await.unwrap();
+    let gateway = Gateway::start(
+        &broker.bootstrap(),
+        10 << 20,
+        Duration::from_secs(30),
+        PublisherRateLimit::default(),
+    )
+    .await;
+    let examples = examples::one_of_each_type(nhs_number());
+    let example = |event_type: EventType| {
+        let mut event = examples
+            .iter()
+            .find(|e| e.event_type() == event_type)
+            .unwrap()
+            .clone();
+        event.source.ods_code = "RX1".into();
+        event
+    };
+    let bundle = |event: &spr_schemas::ClinicalEvent| {
+        everything_bundle(&nhs_number(), std::slice::from_ref(event)).to_string()
+    };
+    let mut care_team = example(EventType::CareTeam);
+    if let Payload::CareTeam(team) = &mut care_team.payload {
+        team.ods_code = "EVIL1".into();
+    }
+    let mut ahead = example(EventType::Allergy);
+    ahead.occurred_at = now_millis() + 86_400_000;
+    let mut own_care_team = example(EventType::CareTeam);
+    if let Payload::CareTeam(team) = &mut own_care_team.payload {
+        team.ods_code = "RX1".into();
+    }
+    let untrusted = gateway.publisher_token_with(SYSTEM, &[]);
+
+    let (status, body) = gateway
+        .post(
+            Some(&untrusted),
+            "application/fhir+json",
+            bundle(&care_team),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let diagnostics = first_issue(&body, "error", "forbidden", "not-permitted");
+    assert!(
+        diagnostics.contains("EVIL1") && diagnostics.contains("\"relationships\" permission"),
+        "{diagnostics}"
+    );
+    let (status, body) = gateway
+        .post(
+            Some(&untrusted),
+            "application/fhir+json",
+            bundle(&example(EventType::ConsentChoice)),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let diagnostics = first_issue(&body, "error", "forbidden", "not-permitted");
+    assert!(
+        diagnostics.contains("\"consent\" permission"),
+        "{diagnostics}"
+    );
+    let (status, body) = gateway
+        .post(
+            Some(&gateway.publisher_token()),
+            "application/fhir+json",
+            bundle(&ahead),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    first_issue(&body, "error", "invalid", "dated-in-the-future");
+
+    // Its own organisation's care team needs no permission; another's needs one.
+    let (status, body) = gateway
+        .post(
+            Some(&untrusted),
+            "application/fhir+json",
+            bundle(&own_care_team),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = gateway
+        .post(
+            Some(&gateway.publisher_token_with(SYSTEM, &[Permission::Relationships])),
+            "application/fhir+json",
+            bundle(&care_team),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+
+    // The refused documents published nothing: the log holds the two accepted ones only.
+    let records = read_patient_events(&broker.bootstrap(), 2).await;
+    let teams: Vec<String> = records
+        .iter()
+        .map(|r| match &r.event.payload {
+            Payload::CareTeam(team) => team.ods_code.clone(),
+            other => panic!("only the accepted care teams are on the log, not {other:?}"),
+        })
+        .collect();
+    assert_eq!(teams, ["RX1", "EVIL1"]);
 }

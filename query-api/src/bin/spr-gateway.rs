@@ -12,6 +12,7 @@ use spr_producers::fhir::parse_care_setting;
 use spr_producers::metrics_http::spawn_metrics_server;
 use spr_producers::EventPublisher;
 use spr_query_api::auth::{mint_token, signing_key, TokenVerifier};
+use spr_query_api::gateway::permissions::Permission;
 use spr_query_api::gateway::{
     router, GatewayState, PublisherClaims, PublisherRateLimit, DEFAULT_BURST_DOCUMENTS,
     DEFAULT_DOCUMENTS_PER_MINUTE, DEFAULT_MAX_BODY_BYTES, INGEST_AUDIENCE,
@@ -88,6 +89,11 @@ enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3_600)]
         ttl: u64,
+        /// A permission beyond the organisation's own care (repeatable): `relationships`
+        /// (encounters at, care teams of, referrals to and registration with other
+        /// organisations) or `consent` (patients' sharing choices).
+        #[arg(long = "permission", value_enum)]
+        permissions: Vec<Permission>,
     },
 }
 
@@ -140,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
             org,
             care_setting,
             ttl,
+            permissions,
         } => {
             let (kid, pem) = signing_key(&dir, None).with_context(|| {
                 format!(
@@ -155,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
                 sub: system,
                 org,
                 care_setting,
+                permissions,
                 iss: cli.issuer,
                 aud: INGEST_AUDIENCE.into(),
                 exp: now + ttl,

@@ -7,6 +7,7 @@ use spr_producers::fhir::ImportSettings;
 use spr_schemas::CareSetting;
 
 use crate::auth::{bearer_token, AuthError, TokenVerifier};
+use crate::gateway::permissions::Permission;
 
 /// The audience every publisher token must name (clinician and patient tokens name
 /// [`crate::auth::AUDIENCE`] and are refused by the gateway).
@@ -24,6 +25,10 @@ pub struct PublisherClaims {
     /// Care setting when neither a `meta.tag` nor the encounter class gives one.
     #[serde(default)]
     pub care_setting: CareSetting,
+    /// What the system may assert beyond its own organisation's care
+    /// ([`crate::gateway::permissions`]); none when absent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permissions: Vec<Permission>,
     /// Issuer.
     pub iss: String,
     /// Audience ([`INGEST_AUDIENCE`]).

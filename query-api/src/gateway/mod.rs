@@ -10,6 +10,7 @@
 
 mod credentials;
 mod outcome;
+pub mod permissions;
 mod rate_limit;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use spr_producers::fhir::{import_document, publish_document_events, Document, ImportReport};
 use spr_producers::EventPublisher;
+use spr_schemas::now_millis;
 use tracing::instrument;
 
 use crate::auth::TokenVerifier;
@@ -120,6 +122,12 @@ async fn ingest(
     })?;
     let import = import_document(&document, &publisher.import_settings())
         .map_err(|rejected| IngestError::Rejected(rejected.to_string()))?;
+    permissions::check_events(
+        &import.events,
+        &publisher.org,
+        &publisher.permissions,
+        now_millis(),
+    )?;
     let mut report = ImportReport::default();
     let events = report.add(Ok(import));
     let delivery = publish_document_events(&state.publisher, &events, &mut report).await;

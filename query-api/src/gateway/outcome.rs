@@ -14,6 +14,7 @@ use crate::auth::AuthError;
 use crate::metrics::ErrorCode;
 
 use super::credentials::INGEST_AUDIENCE;
+use super::permissions::Refusal;
 
 /// The code system of the SPR reason codes in `issue.details.coding`.
 pub const REASON_SYSTEM: &str = "https://spr.nhs.uk/CodeSystem/ingest-outcome";
@@ -171,6 +172,9 @@ pub enum IngestError {
     /// The route exists but not for this method.
     #[error("method not allowed; POST FHIR R4 resources and Bundles to /fhir")]
     MethodNotAllowed,
+    /// An event asserts what the system may not, or is dated in the future.
+    #[error("the document was refused and nothing of it was published: {0}")]
+    Refused(#[from] Refusal),
 }
 
 impl IngestError {
@@ -200,6 +204,14 @@ impl IngestError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "not-supported",
                 "method-not-allowed",
+            ),
+            Self::Refused(Refusal::NotPermitted { .. }) => {
+                (StatusCode::FORBIDDEN, "forbidden", "not-permitted")
+            }
+            Self::Refused(Refusal::FutureDated { .. }) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "dated-in-the-future",
             ),
         };
         (
