@@ -34,13 +34,21 @@ pub enum ProofError {
         /// Tree size.
         size: u64,
     },
-    /// A tree size larger than the ledger, or a first size larger than the second.
+    /// A tree size larger than the ledger.
     #[error("tree size {requested} is not available (the ledger holds {available} entries)")]
     SizeOutOfRange {
         /// Requested size.
         requested: u64,
         /// Largest available size.
         available: u64,
+    },
+    /// A consistency proof asked from a larger tree to a smaller one.
+    #[error("the first tree size ({first}) is larger than the second ({second}); a consistency proof goes from an older, smaller tree to a newer one")]
+    SizesReversed {
+        /// The first (older) size asked for.
+        first: u64,
+        /// The second (newer) size asked for.
+        second: u64,
     },
 }
 
@@ -157,10 +165,7 @@ impl MerkleTree {
     ) -> Result<Vec<Sha256Digest>, ProofError> {
         self.check_size(second)?;
         if first > second {
-            return Err(ProofError::SizeOutOfRange {
-                requested: first,
-                available: second,
-            });
+            return Err(ProofError::SizesReversed { first, second });
         }
         let mut proof = Vec::new();
         if first > 0 && first < second {

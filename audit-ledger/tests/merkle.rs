@@ -3,7 +3,7 @@
 
 use sha2::{Digest, Sha256};
 use spr_audit_ledger::merkle::{
-    empty_root, node_hash, verify_consistency, verify_inclusion, MerkleTree,
+    empty_root, node_hash, verify_consistency, verify_inclusion, MerkleTree, ProofError,
 };
 use spr_audit_ledger::{leaf_hash, Sha256Digest};
 
@@ -326,7 +326,21 @@ fn proofs_beyond_the_tree_are_refused() {
     let tree = tree_of(5);
     assert!(tree.inclusion_proof(5, 5).is_err());
     assert!(tree.inclusion_proof(0, 6).is_err());
-    assert!(tree.consistency_proof(4, 3).is_err());
+    assert_eq!(
+        tree.consistency_proof(4, 3),
+        Err(ProofError::SizesReversed {
+            first: 4,
+            second: 3
+        }),
+        "a reversed pair says so, not that the ledger holds 3 entries"
+    );
+    assert_eq!(
+        tree.consistency_proof(1, 6),
+        Err(ProofError::SizeOutOfRange {
+            requested: 6,
+            available: 5
+        })
+    );
     assert!(tree.root(6).is_err());
 }
 

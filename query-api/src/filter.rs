@@ -45,7 +45,7 @@ impl TimelineFilter {
             .types
             .as_deref()
             .map(|list| {
-                split(list)
+                split("types", list)?
                     .map(|name| {
                         EventType::from_name(name).ok_or_else(|| {
                             ApiError::bad_request(
@@ -68,7 +68,7 @@ impl TimelineFilter {
             .care_setting
             .as_deref()
             .map(|list| {
-                split(list)
+                split("care_setting", list)?
                     .map(|name| {
                         serde_json::from_value(serde_json::Value::String(name.to_uppercase()))
                             .map_err(|_| {
@@ -82,7 +82,7 @@ impl TimelineFilter {
             })
             .transpose()?;
         let text = query.text.as_deref().map(str::to_lowercase);
-        if text.as_ref().is_some_and(|t| t.len() > 200) {
+        if text.as_ref().is_some_and(|t| t.chars().count() > 200) {
             return Err(ApiError::bad_request(
                 "bad-filter",
                 "text is longer than 200 characters",
@@ -120,8 +120,18 @@ impl TimelineFilter {
     }
 }
 
-fn split(list: &str) -> impl Iterator<Item = &str> {
-    list.split(',').map(str::trim).filter(|s| !s.is_empty())
+/// The comma-separated items of the list parameter `name`; an empty item (an empty
+/// value, or `a,,b`) is refused rather than read as "nothing matches".
+fn split<'l>(name: &str, list: &'l str) -> Result<impl Iterator<Item = &'l str>, ApiError> {
+    if list.split(',').any(|item| item.trim().is_empty()) {
+        return Err(ApiError::bad_request(
+            "bad-filter",
+            format!(
+                "{name} has an empty item; list values separated by commas, or leave {name} out"
+            ),
+        ));
+    }
+    Ok(list.split(',').map(str::trim))
 }
 
 fn parse_time(name: &str, text: &str) -> Result<EpochMillis, ApiError> {

@@ -256,6 +256,9 @@ async fn scoped_page(
     .await
 }
 
+/// The longest break-glass reason taken: it goes into every access event of the elevation.
+const MAX_BREAK_GLASS_REASON_CHARS: usize = 1_000;
+
 /// The body of a break-glass request.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -289,6 +292,12 @@ pub(crate) async fn break_glass(
     let claims = authenticate(&state, &headers)?;
     let patient = parse_nhs_number(&nhs_number)?;
     let Json(body) = body.map_err(|e| ApiError::bad_request("bad-body", e.body_text()))?;
+    if body.reason.chars().count() > MAX_BREAK_GLASS_REASON_CHARS {
+        return Err(ApiError::bad_request(
+            "reason-too-long",
+            format!("a break-glass reason is at most {MAX_BREAK_GLASS_REASON_CHARS} characters; say briefly why the record is needed now"),
+        ));
+    }
     let now = now_millis();
     let numbers = state.store.record_numbers(&patient).map_err(internal)?;
     let context = policy_context(&state, &claims, &numbers, now)?;
@@ -345,8 +354,10 @@ pub(crate) fn own_nhs_number(claims: &Claims) -> Result<NhsNumber, ApiError> {
         .nhs_number
         .as_deref()
         .and_then(|n| n.parse().ok())
-        .ok_or(ApiError::Forbidden {
-            reasons: vec!["not-a-patient-token"],
+        .ok_or_else(|| ApiError::Rejected {
+            status: StatusCode::FORBIDDEN,
+            code: "not-a-patient-token",
+            message: "this endpoint serves patients their own record; the token names no NHS number (sign in as the patient)".into(),
         })
 }
 

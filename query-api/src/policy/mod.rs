@@ -87,12 +87,13 @@ pub struct PolicySettings {
     pub direct_care_history: EpochMillis,
     /// How long a break-glass elevation lasts.
     pub break_glass_duration: EpochMillis,
-    /// The fewest characters (ignoring surrounding spaces) a break-glass reason needs.
+    /// The fewest letters and digits a break-glass reason needs (spaces, punctuation,
+    /// control and invisible characters do not count).
     pub break_glass_min_reason_chars: usize,
 }
 
 impl Default for PolicySettings {
-    /// 365 days, 3 years, 60 minutes, 10 characters.
+    /// 365 days, 3 years, 60 minutes, 10 letters or digits.
     fn default() -> Self {
         Self {
             relationship_window: 365 * DAY,
@@ -306,7 +307,7 @@ fn start_break_glass(
     let reason_chars = request
         .break_glass_reason
         .as_deref()
-        .map_or(0, |r| r.trim().chars().count());
+        .map_or(0, |r| r.chars().filter(|c| c.is_alphanumeric()).count());
     if reason_chars < context.settings.break_glass_min_reason_chars {
         flags.insert(ReasonCode::BreakGlassReasonTooShort);
         return Decision::deny(flags);

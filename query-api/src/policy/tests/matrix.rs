@@ -611,7 +611,15 @@ fn break_glass_lasts_the_configured_time_and_needs_a_reason() {
         (granted.permit, granted.break_glass_until),
         (true, Some(NOW + 15 * 60_000))
     );
-    for short in [None, Some(""), Some("    twelve chars  ")] {
+    for short in [
+        None,
+        Some(""),
+        Some("    twelve chars  "),
+        Some("!!!!!!!!!!!!!!!!!!!!!!!! ----------------"),
+        Some("\u{200b}\u{200b}\u{200b}\u{200b}\u{200b}\u{200b}\u{200b}\u{200b}\u{200b}\u{200b}\u{200b}\u{200b}\u{200b}\u{200b}\u{200b}\u{200b}\u{200b}\u{200b}\u{200b}\u{200b}"),
+        Some("\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"),
+        Some("a b c d e f g h i j k l m n o p q r s"),
+    ] {
         let refused = ask(short);
         assert_eq!(
             (refused.permit, refused.reason_codes()),
