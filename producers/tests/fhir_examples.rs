@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 use spr_producers::fhir::{import_document, Document, ImportSettings};
-use spr_schemas::{CareSetting, EventType};
+use spr_schemas::{CareSetting, EventType, Payload};
 
 const TYPES: [&str; 22] = [
     "Patient",
@@ -229,4 +229,107 @@ fn a_resource_whose_event_would_be_refused_is_reported_with_the_reason() {
         .collect();
     assert_eq!(conditions.len(), 1);
     assert_eq!(conditions[0].code.code, "195967001");
+}
+
+/// What a sender got wrong is reported as such: a Patient with two NHS numbers, or one
+/// given as a number, refuses the document; a clinical time that does not parse is
+/// named (not replaced by a later element); a safeguarding Flag told in words keeps the
+/// words as its sensitive detail, not as the code everyone sees.
+#[test]
+fn bad_identities_and_times_are_reported_and_a_flag_in_words_keeps_its_detail_sensitive() {
+    let nhs = support::test_nhs_number(0);
+    let other = support::test_nhs_number(1);
+    let with_identifiers = |values: Vec<Value>| {
+        let identifiers: Vec<Value> = values
+            .into_iter()
+            .map(|v| json!({"system": "https://fhir.nhs.uk/Id/nhs-number", "value": v}))
+            .collect();
+        let patient = json!({"resourceType": "Patient", "id": "p1", "identifier": identifiers});
+        let document = Document::from_value("identity", patient).unwrap();
+        import_document(&document, &settings()).map(|_| ())
+    };
+    assert!(with_identifiers(vec![json!(nhs.to_string()), json!(nhs.to_string())]).is_ok());
+    let refused = with_identifiers(vec![json!(nhs.to_string()), json!(other.to_string())])
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("two different NHS numbers"), "{refused}");
+    let as_number: u64 = nhs.to_string().parse().unwrap();
+    let refused = with_identifiers(vec![json!(as_number)])
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("not a string of ten digits"), "{refused}");
+
+    let mut patient = json!({"resourceType": "Patient", "id": "p1", "birthDate": "1980-01-01"});
+    support::give_nhs_number(&mut patient, &nhs);
+    let observation = |id: &str, effective: &str| {
+        json!({
+            "resourceType": "Observation", "id": id, "status": "final",
+            "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
+            "effectiveDateTime": effective,
+            "meta": {"lastUpdated": "2024-01-05T10:00:00Z"},
+        })
+    };
+    let flag = json!({
+        "resourceType": "Flag", "id": "f1", "status": "active",
+        "subject": {"reference": "Patient/p1"},
+        "category": [{"text": "safeguarding"}],
+        "code": {"text": "Safeguarding concern: domestic abuse"},
+        "period": {"start": "2024-02-01"},
+    });
+    let mut entries = vec![json!({"resource": patient}), json!({"resource": flag})];
+    let bad_times = [
+        "2024-13-01",
+        "2024-02-30",
+        "2024-01-01T25:00:00Z",
+        "2024-01-01T10:00:00",
+    ];
+    for (i, effective) in bad_times.iter().enumerate() {
+        entries.push(json!({"resource": observation(&format!("o{i}"), effective)}));
+    }
+    entries.push(json!({"resource": observation("fine", "2024-01-01T09:30:00+01:00")}));
+    let document = Document::from_value(
+        "times",
+        json!({"resourceType": "Bundle", "type": "collection", "entry": entries}),
+    )
+    .unwrap();
+    let import = import_document(&document, &settings()).unwrap();
+    let reasons: Vec<(&str, &str)> = import
+        .unmapped
+        .iter()
+        .map(|u| (u.resource.as_str(), u.reason.as_str()))
+        .collect();
+    assert_eq!(reasons.len(), bad_times.len(), "{reasons:?}");
+    for ((resource, reason), bad) in reasons.iter().zip(bad_times) {
+        assert!(
+            reason.contains(&format!("effectiveDateTime {bad:?} is not a valid FHIR")),
+            "{resource}: {reason}"
+        );
+    }
+    let observations: Vec<_> = import
+        .events
+        .iter()
+        .filter(|e| e.event_type() == EventType::Observation)
+        .collect();
+    assert_eq!(observations.len(), 1);
+    assert_eq!(observations[0].occurred_at, 1_704_097_800_000, "08:30 UTC");
+
+    let flag = import
+        .events
+        .iter()
+        .find(|e| e.event_type() == EventType::SafeguardingFlag)
+        .expect("the flag is mapped");
+    assert!(
+        !flag.code.display.contains("domestic abuse"),
+        "{:?}",
+        flag.code
+    );
+    let Payload::SafeguardingFlag(payload) = &flag.payload else {
+        unreachable!()
+    };
+    assert_eq!(
+        payload.detail.as_deref(),
+        Some("Safeguarding concern: domestic abuse")
+    );
+    assert_eq!(flag.sensitivity, ["safeguarding"]);
 }

@@ -73,15 +73,7 @@ impl Document {
                     "Bundle.type {bundle_type:?} is not imported; send a collection, transaction, batch, document, searchset or message Bundle"
                 ));
             }
-            list(&value, "entry")
-                .iter()
-                .filter_map(|entry| {
-                    Some(Entry {
-                        full_url: text(entry, &["fullUrl"]).map(str::to_owned),
-                        resource: entry.get("resource")?.clone(),
-                    })
-                })
-                .collect()
+            bundle_entries(&value)?
         } else {
             vec![Entry {
                 full_url: None,
@@ -123,6 +115,82 @@ impl Document {
             name: name.to_owned(),
             entries,
         })
+    }
+}
+
+/// The entries of a Bundle. An entry is an object with a `resource` (an object with a
+/// `resourceType`), or a `request` with none (a delete in a transaction or batch, which
+/// gives nothing); anything else, or a `fullUrl` used twice (FHIR bdl-7), refuses the
+/// document: a repeated fullUrl would leave a reference pointing at either resource.
+fn bundle_entries(bundle: &Value) -> Result<Vec<Entry>, String> {
+    let entries = match bundle.get("entry") {
+        None => return Ok(vec![]),
+        Some(Value::Array(entries)) => entries,
+        Some(other) => {
+            return Err(format!(
+                "Bundle.entry is {}, not an array of entries",
+                json_kind(other)
+            ))
+        }
+    };
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        if !entry.is_object() {
+            return Err(format!(
+                "Bundle.entry[{i}] is {}, not an entry object",
+                json_kind(entry)
+            ));
+        }
+        let full_url = match entry.get("fullUrl") {
+            None => None,
+            Some(Value::String(url)) => Some(url.as_str()),
+            Some(other) => {
+                return Err(format!(
+                    "Bundle.entry[{i}].fullUrl is {}, not a string",
+                    json_kind(other)
+                ))
+            }
+        };
+        if let Some(url) = full_url {
+            if let Some(first) = seen.insert(url, i) {
+                return Err(format!(
+                    "Bundle.entry[{i}].fullUrl {url:?} is also entry[{first}]'s; each entry needs its own fullUrl (FHIR bdl-7)"
+                ));
+            }
+        }
+        let resource = match entry.get("resource") {
+            Some(resource) if text(resource, &["resourceType"]).is_some() => resource,
+            Some(other) => {
+                return Err(format!(
+                    "Bundle.entry[{i}].resource is {}, not a resource with a resourceType",
+                    json_kind(other)
+                ))
+            }
+            None if entry.get("request").is_some() => continue,
+            None => {
+                return Err(format!(
+                    "Bundle.entry[{i}] has no resource; each entry carries one FHIR resource"
+                ))
+            }
+        };
+        out.push(Entry {
+            full_url: full_url.map(str::to_owned),
+            resource: resource.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// What kind of JSON value this is, for messages.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -274,6 +342,51 @@ pub(crate) fn type_and_id(reference: &str) -> Option<(&str, &str)> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_bundle_whose_entries_are_not_entries_or_share_a_full_url_is_refused() {
+        let bundle = |entry: serde_json::Value| {
+            Document::from_value(
+                "test",
+                json!({"resourceType": "Bundle", "type": "collection", "entry": entry}),
+            )
+        };
+        let patient = json!({"resourceType": "Patient", "id": "a"});
+        for (entry, says) in [
+            (json!({}), "Bundle.entry is an object, not an array"),
+            (json!([1]), "Bundle.entry[0] is a number"),
+            (json!([null]), "Bundle.entry[0] is null"),
+            (json!([{}]), "Bundle.entry[0] has no resource"),
+            (
+                json!([{"resource": "Patient"}]),
+                "entry[0].resource is a string",
+            ),
+            (
+                json!([{"resource": {"id": "x"}}]),
+                "entry[0].resource is an object",
+            ),
+            (
+                json!([{"fullUrl": 3, "resource": patient}]),
+                "fullUrl is a number",
+            ),
+            (
+                json!([{"fullUrl": "urn:uuid:p", "resource": patient},
+                       {"fullUrl": "urn:uuid:p", "resource": patient}]),
+                "entry[1].fullUrl \"urn:uuid:p\" is also entry[0]'s",
+            ),
+        ] {
+            let refused = bundle(entry.clone()).unwrap_err();
+            assert!(refused.contains(says), "{entry}: {refused}");
+        }
+        // A transaction's delete has a request and no resource: it gives nothing.
+        let document = bundle(json!([
+            {"request": {"method": "DELETE", "url": "Patient/gone"}},
+            {"fullUrl": "urn:uuid:p", "resource": patient},
+        ]))
+        .unwrap();
+        assert_eq!(document.entries.len(), 1);
+        assert_eq!(bundle(json!([])).unwrap().entries.len(), 0);
+    }
 
     #[test]
     fn references_resolve_by_full_url_type_and_id_absolute_url_and_contained() {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::document::{type_and_id, Document, ReferenceIndex, UnreadableDocument};
 use super::elements::{
-    at, first, identifier_in, parse_time, sensitivity_of, text, time_at, CARE_SETTING_SYSTEM,
+    at, first, identifier_in, list, parse_time, sensitivity_of, text, time_at, CARE_SETTING_SYSTEM,
     NHS_NUMBER_SYSTEM, ODS_SYSTEM, SDS_USER_SYSTEM,
 };
 use super::resources;
@@ -185,9 +185,34 @@ pub fn import_document(
 
 /// The NHS number of a Patient resource.
 fn nhs_number_of(patient: &Value) -> Result<NhsNumber, String> {
-    let value = identifier_in(patient, NHS_NUMBER_SYSTEM)
-        .ok_or_else(|| format!("has no identifier with system {NHS_NUMBER_SYSTEM}"))?;
-    NhsNumber::parse(value).map_err(|e| e.to_string())
+    let identifiers: Vec<&Value> = list(patient, "identifier")
+        .iter()
+        .chain(patient.get("identifier").filter(|i| i.is_object()))
+        .filter(|i| text(i, &["system"]) == Some(NHS_NUMBER_SYSTEM))
+        .collect();
+    let mut numbers = Vec::new();
+    for identifier in identifiers {
+        let value = match identifier.get("value") {
+            Some(Value::String(value)) => value,
+            Some(other) => {
+                return Err(format!(
+                "has an NHS number identifier whose value is {other}, not a string of ten digits"
+            ))
+            }
+            None => return Err("has an NHS number identifier with no value".into()),
+        };
+        let number = NhsNumber::parse(value.as_str()).map_err(|e| e.to_string())?;
+        if !numbers.contains(&number) {
+            numbers.push(number);
+        }
+    }
+    match numbers.as_slice() {
+        [] => Err(format!("has no identifier with system {NHS_NUMBER_SYSTEM}")),
+        [number] => Ok(*number),
+        [first, second, ..] => Err(format!(
+            "has two different NHS numbers ({first} and {second}); send one Patient per person"
+        )),
+    }
 }
 
 /// A resource's identity: `Type/id`, else `Type?identifier=system|value`, else its
@@ -270,9 +295,12 @@ impl<'a> ImportContext<'a> {
         facts
             .into_iter()
             .map(|fact| {
-                let occurred_at = fact.occurred_at.or(occurred_at).ok_or_else(|| {
-                    Skip::unmapped("no clinical time: none of effective[x], onset[x], period, performed[x], occurrence[x], authoredOn, date, recordedDate, issued or meta.lastUpdated is set")
-                })?;
+                let occurred_at = match fact.occurred_at {
+                    Some(at) => at,
+                    None => occurred_at.clone().map_err(Skip::unmapped)?.ok_or_else(|| {
+                        Skip::unmapped("no clinical time: none of effective[x], onset[x], period, performed[x], occurrence[x], authoredOn, date, recordedDate, issued or meta.lastUpdated is set")
+                    })?,
+                };
                 let (status, supersedes, discriminator) = if entered_in_error {
                     let previous = previous_version(version);
                     (
@@ -550,8 +578,8 @@ fn previous_version(version: Option<&str>) -> Option<String> {
 }
 
 /// Clinical time: the first of the resource's time elements that is set, in this order
-/// (a `.start` suffix means the start of a Period).
-fn occurred_at(resource: &Value) -> Option<EpochMillis> {
+/// (a `.start` suffix means the start of a Period); an error if that element does not parse.
+fn occurred_at(resource: &Value) -> Result<Option<EpochMillis>, String> {
     const TIMES: [&str; 20] = [
         "effectiveDateTime",
         "effectiveInstant",
@@ -574,10 +602,19 @@ fn occurred_at(resource: &Value) -> Option<EpochMillis> {
         "meta.lastUpdated",
         "birthDate",
     ];
-    TIMES.iter().find_map(|path| {
+    for path in TIMES {
         let keys: Vec<&str> = path.split('.').collect();
-        text(resource, &keys).and_then(parse_time)
-    })
+        if let Some(value) = text(resource, &keys) {
+            // The first time present decides: one that does not parse is an error, not
+            // a reason to date the event by a later element such as meta.lastUpdated.
+            return parse_time(value).map(Some).ok_or_else(|| {
+                format!(
+                    "{path} {value:?} is not a valid FHIR date or dateTime (a real calendar date; a time needs seconds and a time zone, such as 2024-01-31T09:30:00Z)"
+                )
+            });
+        }
+    }
+    Ok(None)
 }
 
 /// Record time: `meta.lastUpdated`, `recordedDate`, `recorded`, `issued`, `authoredOn` or `date`.

@@ -520,10 +520,13 @@ fn safeguarding_flag(r: &Value) -> Result<Vec<Fact>, Skip> {
             "Flag is not a safeguarding flag (no category or code mentions safeguarding)",
         ));
     }
+    // A code with only text is the concern told in words: that is the detail, which is
+    // sensitive, so it must not become the code's display, which everyone sees.
     let code = r
         .get("code")
+        .filter(|c| !list(c, "coding").is_empty())
         .and_then(code_of)
-        .unwrap_or_else(|| uncoded("Flag"));
+        .unwrap_or_else(|| uncoded("Safeguarding concern"));
     let detail = text(r, &["code", "text"])
         .filter(|t| *t != code.display)
         .map(str::to_owned);
