@@ -191,7 +191,7 @@ pub(crate) struct ViewResponse<V> {
 #[utoipa::path(get, path = "/patients/{nhs_number}/timeline", tag = "patient data",
     params(crate::openapi::NhsNumberParam, TimelineQuery),
     responses((status = 200, description = "A page of the timeline, oldest first", body = ViewResponse<spr_projector::TimelinePage>),
-        crate::openapi::ErrorResponses),
+        crate::openapi::NotModified, crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 #[instrument(skip_all, fields(nhs_number = %nhs_number))]
 pub(crate) async fn timeline(
@@ -236,7 +236,7 @@ pub(crate) async fn timeline(
 #[utoipa::path(get, path = "/patients/{nhs_number}/summary", tag = "patient data",
     params(crate::openapi::NhsNumberParam),
     responses((status = 200, description = "The emergency summary", body = ViewResponse<spr_projector::summary::EmergencySummary>),
-        crate::openapi::ErrorResponses),
+        crate::openapi::NotModified, crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 #[instrument(skip_all, fields(nhs_number = %nhs_number))]
 pub(crate) async fn summary(

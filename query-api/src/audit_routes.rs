@@ -122,7 +122,7 @@ pub(crate) struct AccessLog {
 /// first, with break-glass marked; reading it is itself audited (and appears next time).
 #[utoipa::path(get, path = "/me/access-log", tag = "patient data", params(AccessLogQuery),
     responses((status = 200, description = "Every access to the caller's own record, newest first", body = AccessLog),
-        crate::openapi::ErrorResponses),
+        crate::openapi::NotModified, crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 pub(crate) async fn my_access_log(
     State(state): State<AppState>,
@@ -189,7 +189,7 @@ fn ledger_view(state: &AppState) -> Result<&LedgerView, ApiError> {
 /// `GET /audit/checkpoint`: the latest signed checkpoint, as its signed-note text.
 #[utoipa::path(get, path = "/audit/checkpoint", tag = "audit", responses(
     (status = 200, description = "The latest signed checkpoint (C2SP signed note)", body = String, content_type = "text/plain"),
-    crate::openapi::ErrorResponses), security(("bearer" = [])))]
+    crate::openapi::NotModified, crate::openapi::ErrorResponses), security(("bearer" = [])))]
 pub(crate) async fn checkpoint(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -216,7 +216,7 @@ pub(crate) struct InclusionQuery {
 /// `GET /audit/proof/inclusion?index=I[&size=N]`: entry I's inclusion proof in the tree of N entries.
 #[utoipa::path(get, path = "/audit/proof/inclusion", tag = "audit", params(InclusionQuery), responses(
     (status = 200, description = "RFC 6962 inclusion proof", body = InclusionProof),
-    crate::openapi::ErrorResponses), security(("bearer" = [])))]
+    crate::openapi::NotModified, crate::openapi::ErrorResponses), security(("bearer" = [])))]
 pub(crate) async fn inclusion(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -244,7 +244,7 @@ pub(crate) struct ConsistencyQuery {
 /// `GET /audit/proof/consistency?first=M[&second=N]`: proof that the tree of M entries is a prefix of the tree of N.
 #[utoipa::path(get, path = "/audit/proof/consistency", tag = "audit", params(ConsistencyQuery), responses(
     (status = 200, description = "RFC 6962 consistency proof", body = ConsistencyProof),
-    crate::openapi::ErrorResponses), security(("bearer" = [])))]
+    crate::openapi::NotModified, crate::openapi::ErrorResponses), security(("bearer" = [])))]
 pub(crate) async fn consistency(
     State(state): State<AppState>,
     headers: HeaderMap,

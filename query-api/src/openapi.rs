@@ -73,20 +73,32 @@ pub struct NhsNumberParam {
     pub nhs_number: String,
 }
 
-/// The answers an authenticated endpoint can give besides its 200.
+/// The answer of a GET whose `If-None-Match` named the current `ETag`.
 #[derive(Debug, IntoResponses)]
-pub enum ErrorResponses {
-    /// `If-None-Match` named the current `ETag`. For patient data, the access was
-    /// decided and recorded like any other read.
+pub enum NotModified {
+    /// For patient data, the access was decided and recorded like any other read.
     #[response(
         status = 304,
         description = "Not modified; an access to patient data was still recorded"
     )]
     NotModified,
+}
+
+/// The answer of a request whose body is over the limit.
+#[derive(Debug, IntoResponses)]
+pub enum BodyTooLarge {
+    /// Nothing recorded.
+    #[response(status = 413, description = "body-too-large: the body is over 64 KiB")]
+    BodyTooLarge(ErrorBody),
+}
+
+/// The answers an authenticated endpoint can give besides its success.
+#[derive(Debug, IntoResponses)]
+pub enum ErrorResponses {
     /// Bad input (nothing recorded).
     #[response(
         status = 400,
-        description = "Bad input: bad-nhs-number, bad-query, bad-limit, bad-cursor, bad-proof-request"
+        description = "Bad input: bad-nhs-number, bad-query, bad-limit, bad-cursor, bad-filter, bad-proof-request, bad-body, bad-category, reason-too-long"
     )]
     BadRequest(ErrorBody),
     /// No valid token (nothing recorded).
@@ -157,6 +169,21 @@ mod tests {
             for status in ["200", "304", "400", "401", "403", "503"] {
                 assert!(responses.get(status).is_some(), "{path} {status}");
             }
+        }
+    }
+
+    #[test]
+    fn endpoints_that_take_a_body_document_413_and_never_304() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        for (path, method, success) in [
+            ("/patients/{nhs_number}/break-glass", "post", "201"),
+            ("/me/choices", "put", "202"),
+        ] {
+            let responses = &doc["paths"][path][method]["responses"];
+            for status in [success, "400", "401", "403", "413", "503"] {
+                assert!(responses.get(status).is_some(), "{path} {status}");
+            }
+            assert!(responses.get("304").is_none(), "{path}: {responses}");
         }
     }
 }

@@ -72,7 +72,7 @@ async fn task_view<V: RecordView + Serialize>(
 /// `GET /patients/{nhs}/maternity`: pregnancy episodes (the open one first) with their
 /// antenatal visits, birth and risks.
 #[utoipa::path(get, path = "/patients/{nhs_number}/maternity", tag = "patient data", params(crate::openapi::NhsNumberParam),
-    responses((status = 200, description = "Pregnancy episodes, the open one first", body = ViewResponse<Episodes>), crate::openapi::ErrorResponses),
+    responses((status = 200, description = "Pregnancy episodes, the open one first", body = ViewResponse<Episodes>), crate::openapi::NotModified, crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 pub(crate) async fn maternity(
     State(state): State<AppState>,
@@ -110,7 +110,7 @@ impl RecordView for Episodes {
 
 /// `GET /patients/{nhs}/medications`: medication reconciliation.
 #[utoipa::path(get, path = "/patients/{nhs_number}/medications", tag = "patient data", params(crate::openapi::NhsNumberParam),
-    responses((status = 200, description = "Medication reconciliation", body = ViewResponse<spr_projector::summary::MedicationView>), crate::openapi::ErrorResponses),
+    responses((status = 200, description = "Medication reconciliation", body = ViewResponse<spr_projector::summary::MedicationView>), crate::openapi::NotModified, crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 pub(crate) async fn medications(
     State(state): State<AppState>,
@@ -129,7 +129,7 @@ pub(crate) async fn medications(
 
 /// `GET /patients/{nhs}/discharge`: the latest discharge summary and its admission.
 #[utoipa::path(get, path = "/patients/{nhs_number}/discharge", tag = "patient data", params(crate::openapi::NhsNumberParam),
-    responses((status = 200, description = "The latest discharge summary and its admission", body = ViewResponse<spr_projector::summary::DischargeView>), crate::openapi::ErrorResponses),
+    responses((status = 200, description = "The latest discharge summary and its admission", body = ViewResponse<spr_projector::summary::DischargeView>), crate::openapi::NotModified, crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 pub(crate) async fn discharge(
     State(state): State<AppState>,
@@ -155,7 +155,7 @@ pub(crate) const MAX_EXPORT: usize = 20_000;
 #[utoipa::path(get, path = "/patients/{nhs_number}/fhir/$everything", tag = "patient data",
     params(crate::openapi::NhsNumberParam, ExportQuery),
     responses((status = 200, description = "A FHIR R4 searchset Bundle (schema: FHIR R4 Bundle)", body = Object),
-        crate::openapi::ErrorResponses),
+        crate::openapi::NotModified, crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 pub(crate) async fn fhir_everything(
     State(state): State<AppState>,
@@ -199,7 +199,7 @@ pub(crate) struct ExportQuery {
 /// (safeguarding, care plans, who is involved, demographics) as a page of the record;
 /// the policy's data minimisation decides which kinds of event appear.
 #[utoipa::path(get, path = "/patients/{nhs_number}/social-care", tag = "patient data", params(crate::openapi::NhsNumberParam, RecordQuery),
-    responses((status = 200, description = "A page of the record, social-care data only", body = ViewResponse<spr_projector::TimelinePage>), crate::openapi::ErrorResponses),
+    responses((status = 200, description = "A page of the record, social-care data only", body = ViewResponse<spr_projector::TimelinePage>), crate::openapi::NotModified, crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 pub(crate) async fn social_care(
     State(state): State<AppState>,
@@ -213,7 +213,7 @@ pub(crate) async fn social_care(
 /// `GET /patients/{nhs}/administration[?cursor=&limit=]`: what reception needs
 /// (demographics, appointments and admissions, referrals, care team) as a page of the record.
 #[utoipa::path(get, path = "/patients/{nhs_number}/administration", tag = "patient data", params(crate::openapi::NhsNumberParam, RecordQuery),
-    responses((status = 200, description = "A page of the record, administrative data only", body = ViewResponse<spr_projector::TimelinePage>), crate::openapi::ErrorResponses),
+    responses((status = 200, description = "A page of the record, administrative data only", body = ViewResponse<spr_projector::TimelinePage>), crate::openapi::NotModified, crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 pub(crate) async fn administration(
     State(state): State<AppState>,
@@ -281,7 +281,7 @@ pub(crate) struct BreakGlassGranted {
 /// recorded (with its reason) before it takes effect. A refusal is recorded too.
 #[utoipa::path(post, path = "/patients/{nhs_number}/break-glass", tag = "patient data", params(crate::openapi::NhsNumberParam),
     request_body = BreakGlassBody,
-    responses((status = 201, description = "Granted, time-limited, recorded with its reason", body = BreakGlassGranted), crate::openapi::ErrorResponses),
+    responses((status = 201, description = "Granted, time-limited, recorded with its reason", body = BreakGlassGranted), crate::openapi::ErrorResponses, crate::openapi::BodyTooLarge),
     security(("bearer" = [])))]
 pub(crate) async fn break_glass(
     State(state): State<AppState>,
@@ -386,7 +386,7 @@ pub(crate) struct MyRecord {
 /// `GET /me/record[?cursor=&limit=]`: the caller's own record, as the policy lets
 /// patients see it: their summary and a page of their timeline. Audited.
 #[utoipa::path(get, path = "/me/record", tag = "patient data", params(RecordQuery),
-    responses((status = 200, description = "The caller's own summary and a page of their timeline", body = MyRecord), crate::openapi::ErrorResponses),
+    responses((status = 200, description = "The caller's own summary and a page of their timeline", body = MyRecord), crate::openapi::NotModified, crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 pub(crate) async fn my_record(
     State(state): State<AppState>,
@@ -430,7 +430,7 @@ pub(crate) struct ChoiceView {
 
 /// `GET /me/choices`: the caller's sharing choice for every sensitive category.
 #[utoipa::path(get, path = "/me/choices", tag = "patient data",
-    responses((status = 200, description = "The caller's choice for every sensitive category", body = Vec<ChoiceView>), crate::openapi::ErrorResponses),
+    responses((status = 200, description = "The caller's choice for every sensitive category", body = Vec<ChoiceView>), crate::openapi::NotModified, crate::openapi::ErrorResponses),
     security(("bearer" = [])))]
 pub(crate) async fn my_choices(
     State(state): State<AppState>,
@@ -488,7 +488,7 @@ pub(crate) struct ChoiceAccepted {
 /// the patient's choice as a CONSENT_CHOICE event and answers 202 once the broker has it.
 /// The request is audited first; the projection applies the choice within seconds.
 #[utoipa::path(put, path = "/me/choices", tag = "patient data", request_body = ChoiceBody,
-    responses((status = 202, description = "Published; the projection applies it within seconds", body = ChoiceAccepted), crate::openapi::ErrorResponses),
+    responses((status = 202, description = "Published; the projection applies it within seconds", body = ChoiceAccepted), crate::openapi::ErrorResponses, crate::openapi::BodyTooLarge),
     security(("bearer" = [])))]
 pub(crate) async fn set_my_choice(
     State(state): State<AppState>,
