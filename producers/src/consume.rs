@@ -182,9 +182,16 @@ pub async fn publish_dead_letter(
     record: &ConsumedRecord,
     reason: &str,
 ) -> Result<(), PublishError> {
+    let reason = cut_text(reason, MAX_DEAD_LETTER_REASON_CHARS);
+    let reason = reason.as_ref();
     tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, reason, "dead-lettering record");
     let (partition, offset) = (record.partition.to_string(), record.offset.to_string());
-    let headers = OwnedHeaders::new()
+    let key = record.key.as_deref().unwrap_or_default();
+    let key = &key[..key.len().min(MAX_DEAD_LETTER_KEY_BYTES)];
+    let payload = record.payload.as_deref().unwrap_or_default();
+    let original_size = payload.len().to_string();
+    let kept = &payload[..payload.len().min(MAX_DEAD_LETTER_VALUE_BYTES)];
+    let mut headers = OwnedHeaders::new()
         .insert(Header {
             key: dlq::SOURCE_TOPIC,
             value: Some(record.topic.as_str()),
@@ -201,10 +208,32 @@ pub async fn publish_dead_letter(
             key: dlq::REASON,
             value: Some(reason),
         });
-    let key = record.key.as_deref().unwrap_or_default();
-    let payload = record.payload.as_deref().unwrap_or_default();
+    if kept.len() < payload.len() {
+        headers = headers.insert(Header {
+            key: dlq::ORIGINAL_SIZE,
+            value: Some(original_size.as_str()),
+        });
+    }
     publisher
-        .publish_raw(topics::DEAD_LETTER.name, key, payload, headers)
+        .publish_raw(topics::DEAD_LETTER.name, key, kept, headers)
         .await?;
     Ok(())
+}
+
+/// The most of a record's value a dead letter keeps. A record too large to use may be
+/// too large to publish again whole (the client's `message.max.bytes` is 1 MB), and a
+/// dead letter that cannot be published would stop its consumer: past this size only
+/// the start is kept, and the `spr.dlq.original-size` header says how much there was.
+pub const MAX_DEAD_LETTER_VALUE_BYTES: usize = 256 * 1024;
+/// The most of a record's key a dead letter keeps (keys are NHS numbers).
+const MAX_DEAD_LETTER_KEY_BYTES: usize = 1024;
+/// The most of a reason a dead letter keeps (reasons can quote the record).
+const MAX_DEAD_LETTER_REASON_CHARS: usize = 2000;
+
+/// `text` cut to at most `max` characters, marked with `…` when cut.
+fn cut_text(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]).into(),
+        None => text.into(),
+    }
 }

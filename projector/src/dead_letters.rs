@@ -71,6 +71,10 @@ pub struct DeadLetterRecord {
     pub key: String,
     /// Size of the original value in bytes.
     pub size: usize,
+    /// Whether the dead letter holds only the start of the value (it was over
+    /// [`spr_producers::consume::MAX_DEAD_LETTER_VALUE_BYTES`]); the whole record is at
+    /// its source position.
+    pub truncated: bool,
     /// When it was dead-lettered (ms since the epoch), if the broker gave a timestamp.
     pub timestamp_ms: Option<i64>,
     /// The original key bytes.
@@ -118,12 +122,14 @@ pub async fn read_dead_letters(
         })();
         let key_bytes = message.key().unwrap_or_default().to_vec();
         let value = message.payload().unwrap_or_default().to_vec();
+        let original_size = header(dlq::ORIGINAL_SIZE).and_then(|s| s.parse::<usize>().ok());
         records.push(DeadLetterRecord {
             offset: message.offset(),
             source,
             reason: header(dlq::REASON).unwrap_or_default(),
             key: String::from_utf8_lossy(&key_bytes).into_owned(),
-            size: value.len(),
+            size: original_size.unwrap_or(value.len()),
+            truncated: original_size.is_some_and(|size| size > value.len()),
             timestamp_ms: message.timestamp().to_millis(),
             key_bytes,
             value,
@@ -215,6 +221,18 @@ pub async fn replay_dead_letters(
         };
         if state.contains(&source) {
             report.already_replayed += 1;
+            continue;
+        }
+        if dead.truncated {
+            let reason = format!(
+                "the dead letter keeps only the first {} of its {} bytes; the whole record is at {} partition {} offset {}",
+                dead.value.len(),
+                dead.size,
+                source.topic,
+                source.partition,
+                source.offset
+            );
+            report.still_failing.push((dead, reason));
             continue;
         }
         let record = ConsumedRecord {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::message::{Header, OwnedHeaders};
+use spr_producers::consume::MAX_DEAD_LETTER_VALUE_BYTES;
 use spr_producers::synthetic::population;
 use spr_producers::EventPublisher;
 use spr_projector::dead_letters::{read_dead_letters, replay_dead_letters, ReplayState};
@@ -134,6 +135,78 @@ async fn a_dead_letter_that_now_decodes_is_replayed_once_and_one_that_does_not_i
         read_dead_letters(&bootstrap, idle).await.unwrap().len(),
         3,
         "dead letters are left on their topic"
+    );
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
+
+/// A record over the client's message size cannot be dead-lettered whole: its start is
+/// kept, marked, and the projection goes on past it (it once stalled every partition).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_too_large_to_dead_letter_whole_keeps_its_start_and_the_projection_goes_on() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let broker = TestBroker::start_memory().await.unwrap();
+    let bootstrap = broker.bootstrap();
+    let patient: NhsNumber = "9990000018".parse().unwrap();
+    let large: FutureProducer = spr_producers::client_config(&bootstrap)
+        .unwrap()
+        .set("message.max.bytes", "4000000")
+        .create()
+        .unwrap();
+    let huge = vec![0xc3_u8; 1_100_000];
+    let key = format!("\u{1b}[2J{patient}");
+    large
+        .send(
+            FutureRecord::to(topics::PATIENT_EVENTS.name)
+                .key(key.as_bytes())
+                .payload(&huge)
+                .partition(0),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let publisher = EventPublisher::new(&bootstrap, Duration::from_secs(30)).unwrap();
+    let good = examples::allergy(patient);
+    let delivered = publisher.publish_clinical_event(&good).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ProjectionStore::open(&dir.path().join("db"), false).unwrap());
+    let (stop, handle) = spawn_worker(worker_config(&bootstrap, "large"), Arc::clone(&store));
+    let ends = [(delivered.partition, delivered.offset + 1)].into();
+    wait_caught_up(&ends, &store, false).await;
+    assert!(store.contains_event(&good.event_id).unwrap());
+
+    let idle = Duration::from_millis(1500);
+    let dead = read_dead_letters(&bootstrap, idle).await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].truncated);
+    assert_eq!(dead[0].size, huge.len());
+    assert_eq!(dead[0].value.len(), MAX_DEAD_LETTER_VALUE_BYTES);
+    let listed = stdout(&projector(&[
+        "dead-letters",
+        "--bootstrap",
+        &bootstrap,
+        "--idle-ms",
+        "1500",
+    ]));
+    assert!(
+        listed.contains("size=1100000 (truncated)") && listed.contains("\\u{1b}[2J"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains('\u{1b}'),
+        "no raw escape reaches the terminal"
+    );
+    let mut state = ReplayState::load(&dir.path().join("replay.json")).unwrap();
+    let report = replay_dead_letters(&bootstrap, &mut state, idle)
+        .await
+        .unwrap();
+    assert!(report.replayed.is_empty());
+    assert_eq!(report.still_failing.len(), 1);
+    assert!(
+        report.still_failing[0]
+            .1
+            .contains("keeps only the first 262144 of its 1100000 bytes"),
+        "{report:?}"
     );
     stop.send(()).unwrap();
     handle.await.unwrap();

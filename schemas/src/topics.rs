@@ -56,4 +56,7 @@ pub mod dead_letter_headers {
     pub const SOURCE_OFFSET: &str = "spr.dlq.source-offset";
     /// Why it could not be used.
     pub const REASON: &str = "spr.dlq.reason";
+    /// The original value's size in bytes, when the dead letter keeps only its start
+    /// (the whole record stays on its source topic, at the source offset).
+    pub const ORIGINAL_SIZE: &str = "spr.dlq.original-size";
 }

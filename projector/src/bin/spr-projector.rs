@@ -296,12 +296,13 @@ async fn main() -> anyhow::Result<()> {
                         format!("{}/{}@{}", s.topic, s.partition, s.offset)
                     });
                     println!(
-                        "#{} {source} key={} size={} time={} reason={}",
+                        "#{} {source} key={} size={}{} time={} reason={}",
                         d.offset,
-                        d.key,
+                        printable(&d.key),
                         d.size,
+                        if d.truncated { " (truncated)" } else { "" },
                         d.timestamp_ms.map_or("?".into(), |t| t.to_string()),
-                        d.reason
+                        printable(&d.reason)
                     );
                 }
             }
@@ -359,4 +360,18 @@ fn open_existing(db: &std::path::Path) -> anyhow::Result<ProjectionStore> {
             db.display()
         )
     })
+}
+
+/// `text` with control characters escaped (`\u{1b}`), so that a dead letter's key or
+/// reason cannot move the cursor or clear the operator's terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
