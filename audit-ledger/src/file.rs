@@ -44,6 +44,9 @@ pub enum LedgerError {
     /// A leaf to append is not a valid access event.
     #[error("not an access event: {0}")]
     NotAnAccessEvent(String),
+    /// Another process holds the ledger open for appending.
+    #[error("ledger {0} is in use by another process (another spr-ledger?); one service appends to a ledger at a time")]
+    InUse(PathBuf),
 }
 
 /// What an append did.
@@ -73,8 +76,16 @@ pub struct Ledger {
 impl Ledger {
     /// Opens (or creates) the ledger at `path`, verifies it from genesis, and cuts off
     /// a torn last entry left by a crash mid-write. Refuses a ledger that fails
-    /// verification anywhere else.
+    /// verification anywhere else, and one that another process has open to append
+    /// (an exclusive lock on the file, held while the ledger is open).
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        Self::open_signed(path, 0)
+    }
+
+    /// [`Self::open`] for a ledger of which a checkpoint covering `signed_entries` was
+    /// signed: those entries were synced before they were signed, so a failure among
+    /// them is tampering, never a torn tail to cut off, whatever `.committed` says.
+    pub fn open_signed(path: &Path, signed_entries: u64) -> Result<Self, LedgerError> {
         let io = |source| LedgerError::Io {
             path: path.to_owned(),
             source,
@@ -85,7 +96,29 @@ impl Ledger {
             .create(true)
             .open(path)
             .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(LedgerError::InUse(path.to_owned()))
+            }
+            Err(std::fs::TryLockError::Error(source)) => return Err(io(source)),
+        }
         if file.metadata().map_err(io)?.len() == 0 {
+            let committed = read_committed_len(path)?;
+            if committed != u64::MAX && committed > HEADER.len() as u64 {
+                return Err(LedgerError::Tampered {
+                    path: path.to_owned(),
+                    index: 0,
+                    reason: format!("the file is empty (or was missing) but {committed} bytes were synced: the ledger was removed or emptied"),
+                });
+            }
+            if signed_entries > 0 {
+                return Err(LedgerError::Tampered {
+                    path: path.to_owned(),
+                    index: 0,
+                    reason: format!("the file is empty (or was missing) but a checkpoint of {signed_entries} entries was signed"),
+                });
+            }
             file.write_all(HEADER).map_err(io)?;
             file.sync_all().map_err(io)?;
             write_committed_len(path, HEADER.len() as u64)?;
@@ -112,7 +145,7 @@ impl Ledger {
             // Bytes past the last synced length were never acknowledged (their source
             // offsets were not committed), so a crash may have torn them; anything before
             // it was durable and must verify.
-            if failure.file_offset < committed {
+            if failure.file_offset < committed || failure.index < signed_entries {
                 return Err(LedgerError::Tampered {
                     path: path.to_owned(),
                     index: failure.index,

@@ -115,14 +115,23 @@ pub async fn run_ledger_service(
     config: LedgerServiceConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServiceError> {
-    let mut ledger = Ledger::open(&config.ledger_path)?;
-    config.metrics.opened(ledger.len());
-    info!(entries = ledger.len(), head = %ledger.head(), path = %config.ledger_path.display(), "ledger opened");
+    // The last signed checkpoint is read first: the entries it covers were synced, so
+    // opening the ledger must never cut them off as a torn tail.
     let mut checkpointer = config
         .checkpoints
         .as_ref()
-        .map(|policy| Checkpointer::resume(policy, &config.ledger_path, &ledger))
+        .map(|policy| Checkpointer::load(policy, &config.ledger_path))
         .transpose()?;
+    let signed_entries = checkpointer
+        .as_ref()
+        .and_then(|c| c.last.as_ref())
+        .map_or(0, |last| last.size);
+    let mut ledger = Ledger::open_signed(&config.ledger_path, signed_entries)?;
+    if let Some(checkpointer) = &checkpointer {
+        checkpointer.check_extended_by(&ledger)?;
+    }
+    config.metrics.opened(ledger.len());
+    info!(entries = ledger.len(), head = %ledger.head(), path = %config.ledger_path.display(), "ledger opened");
     if let Some((last, written_at_ms)) = checkpointer.as_ref().and_then(Checkpointer::found) {
         config.metrics.last_checkpoint(last, written_at_ms);
     }
@@ -198,12 +207,8 @@ struct Checkpointer<'a> {
 }
 
 impl<'a> Checkpointer<'a> {
-    /// Reads the last signed checkpoint and refuses to go on if the ledger contradicts it.
-    fn resume(
-        policy: &'a CheckpointPolicy,
-        ledger_path: &Path,
-        ledger: &Ledger,
-    ) -> Result<Self, ServiceError> {
+    /// Reads and verifies the last signed checkpoint, if there is one.
+    fn load(policy: &'a CheckpointPolicy, ledger_path: &Path) -> Result<Self, ServiceError> {
         let path = checkpoint_path(ledger_path);
         let verifier = CheckpointVerifier::from_verifier_key(&policy.signer.verifier_key())
             .map_err(|e| ServiceError::Checkpoint(e.to_string()))?;
@@ -216,19 +221,25 @@ impl<'a> Checkpointer<'a> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(ServiceError::Checkpoint(format!("{}: {e}", path.display()))),
         };
-        if let Some(last) = &last {
-            check_extends(ledger.tree(), last).map_err(|refused| {
-                ServiceError::Checkpoint(format!(
-                    "the ledger contradicts the checkpoint already signed: {refused}; investigate before appending"
-                ))
-            })?;
-        }
         Ok(Self {
             policy,
             path,
             last,
             last_signed_at: None,
         })
+    }
+
+    /// Refuses to go on if the ledger contradicts the last signed checkpoint (fewer
+    /// entries, or another tree head at the signed size).
+    fn check_extended_by(&self, ledger: &Ledger) -> Result<(), ServiceError> {
+        match &self.last {
+            Some(last) => check_extends(ledger.tree(), last).map_err(|refused| {
+                ServiceError::Checkpoint(format!(
+                    "the ledger contradicts the checkpoint already signed: {refused}; investigate before appending"
+                ))
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The size of the checkpoint found at start, and when its file was last written

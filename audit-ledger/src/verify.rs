@@ -102,11 +102,38 @@ impl LedgerFollower {
     }
 
     /// The leaves appended since the last call, verified. An entry still being written is
-    /// left for the next call; a missing file is an empty ledger; an entry that does not
-    /// verify is an error naming it.
+    /// left for the next call; a missing file is an empty ledger until entries have been
+    /// read; an entry that does not verify, a file shorter than what was read, or a file
+    /// gone after entries were read is an error naming where.
     pub fn read_new(&mut self) -> Result<Vec<Vec<u8>>, LedgerError> {
-        if !self.path.exists() {
-            return Ok(Vec::new());
+        let removed = |reason: String| LedgerError::Tampered {
+            path: self.path.clone(),
+            index: self.position.entries,
+            reason,
+        };
+        let length = match std::fs::metadata(&self.path) {
+            Ok(metadata) => metadata.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if self.position.entries == 0 {
+                    return Ok(Vec::new());
+                }
+                return Err(removed(format!(
+                    "the ledger file is gone after {} entries were read and verified",
+                    self.position.entries
+                )));
+            }
+            Err(source) => {
+                return Err(LedgerError::Io {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        };
+        if length < self.position.offset {
+            return Err(removed(format!(
+                "the file is {length} bytes, shorter than the {} bytes of the {} entries already read and verified: entries were removed from its end",
+                self.position.offset, self.position.entries
+            )));
         }
         let mut leaves = Vec::new();
         let tree = &mut self.tree;

@@ -302,3 +302,71 @@ fn without_its_committed_file_a_damaged_ledger_is_refused_not_truncated() {
     ));
     assert_eq!(std::fs::metadata(&path).unwrap().len(), length_before);
 }
+
+#[test]
+fn a_ledger_another_process_appends_to_is_refused_until_it_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.spr");
+    ledger_with(&path, 2);
+    let first = Ledger::open(&path).unwrap();
+    match Ledger::open(&path) {
+        Err(e @ LedgerError::InUse(_)) => {
+            assert!(e.to_string().contains("in use by another process"), "{e}")
+        }
+        other => panic!("expected the ledger in use, got {other:?}"),
+    }
+    drop(first);
+    assert_eq!(Ledger::open(&path).unwrap().len(), 2);
+}
+
+#[test]
+fn an_emptied_or_removed_ledger_is_refused_when_bytes_were_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.spr");
+    ledger_with(&path, 3);
+    std::fs::write(&path, b"").unwrap();
+    match Ledger::open(&path) {
+        Err(LedgerError::Tampered { reason, .. }) => {
+            assert!(reason.contains("bytes were synced"), "{reason}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(
+        Ledger::open(&path),
+        Err(LedgerError::Tampered { .. })
+    ));
+    // Without its side file, an empty ledger with a signed checkpoint is refused too.
+    std::fs::remove_file(dir.path().join("ledger.spr.committed")).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(
+        Ledger::open_signed(&path, 3),
+        Err(LedgerError::Tampered { .. })
+    ));
+}
+
+#[test]
+fn entries_a_signed_checkpoint_covers_are_never_cut_off_as_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.spr");
+    let frames = ledger_with(&path, 5);
+    // Damage entry 3 and claim only entries 0-2 were synced.
+    flip_byte(&path, frames[3].0 + 10);
+    std::fs::write(
+        dir.path().join("ledger.spr.committed"),
+        frames[3].0.to_string(),
+    )
+    .unwrap();
+    let length_before = std::fs::metadata(&path).unwrap().len();
+    assert!(matches!(
+        Ledger::open_signed(&path, 5),
+        Err(LedgerError::Tampered { index: 3, .. })
+    ));
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        length_before,
+        "nothing was cut off"
+    );
+    // Without a checkpoint over them, the same tail is cut as torn.
+    assert_eq!(Ledger::open(&path).unwrap().len(), 3);
+}

@@ -219,3 +219,27 @@ fn the_follower_reads_each_new_entry_once_and_stops_at_tampering() {
         );
     }
 }
+
+#[test]
+fn the_follower_stops_when_the_ledger_is_cut_short_or_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.spr");
+    drop(common::append(&path, 0, 5));
+    let mut follower = spr_audit_ledger::LedgerFollower::new(&path);
+    assert_eq!(follower.read_new().unwrap().len(), 5);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    match follower.read_new() {
+        Err(spr_audit_ledger::LedgerError::Tampered { reason, .. }) => {
+            assert!(reason.contains("entries were removed"), "{reason}")
+        }
+        other => panic!("expected the cut to be reported, got {other:?}"),
+    }
+    std::fs::remove_file(&path).unwrap();
+    match follower.read_new() {
+        Err(spr_audit_ledger::LedgerError::Tampered { reason, .. }) => {
+            assert!(reason.contains("gone after 5 entries"), "{reason}")
+        }
+        other => panic!("expected the removal to be reported, got {other:?}"),
+    }
+}
