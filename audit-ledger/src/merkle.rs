@@ -109,7 +109,7 @@ impl MerkleTree {
     pub fn push(&mut self, leaf_hash: Sha256Digest) {
         self.levels[0].push(leaf_hash);
         let mut level = 0;
-        while self.levels[level].len() % 2 == 0 {
+        while self.levels[level].len().is_multiple_of(2) {
             let nodes = &self.levels[level];
             let parent = node_hash(&nodes[nodes.len() - 2], &nodes[nodes.len() - 1]);
             if self.levels.len() == level + 1 {
@@ -224,7 +224,7 @@ impl MerkleTree {
 
     /// MTH of leaves `start .. start + n` (n > 0), from stored full subtrees.
     fn subtree(&self, start: u64, n: u64) -> Sha256Digest {
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             let level = n.trailing_zeros() as usize;
             return self.levels[level][(start >> level) as usize];
         }

@@ -51,7 +51,7 @@ pub fn verify_with_progress(
     let mut verified = 0u64;
     scan(path, |_, _| {
         verified += 1;
-        if verified % 65_536 == 0 {
+        if verified.is_multiple_of(65_536) {
             progress(verified);
         }
         Ok(())

@@ -30,6 +30,14 @@ pub fn init_tracing() {
         .init();
 }
 
+/// For a command whose output may be piped into `head` or a pager that stops reading:
+/// the default action of SIGPIPE (end quietly, as other Unix tools do) instead of
+/// Rust's, which makes the next `println!` panic with "Broken pipe". Only for commands
+/// that print and exit, never for services, which must outlive a client that hangs up.
+pub fn exit_quietly_when_stdout_closes() {
+    sigpipe::reset();
+}
+
 /// Completes on Ctrl-C (SIGINT) or SIGTERM (what container runtimes send), so every
 /// SPR service finishes its current batch and stops cleanly either way.
 pub async fn shutdown_signal() {

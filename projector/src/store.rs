@@ -95,6 +95,14 @@ pub enum StoreError {
     /// A timeline cursor that this store did not issue.
     #[error("the cursor is not one this API issued; start again without a cursor")]
     BadCursor,
+    /// A directory that holds no projection was opened as an existing one.
+    #[error("{path} is not a projection ({detail}); pass the --db of a projector, or build one with `spr-projector rebuild --db NEW`")]
+    NotAProjection {
+        /// The directory.
+        path: String,
+        /// What is missing.
+        detail: String,
+    },
 }
 
 /// What a clinician sees for one event in a timeline or summary: compact, with provenance.
@@ -367,9 +375,33 @@ impl ProjectionStore {
     /// Opens (creating if needed) the primary, writable projection at `path`.
     /// With `sync_writes`, each batch is fsynced before it counts as written.
     pub fn open(path: &Path, sync_writes: bool) -> Result<Self, StoreError> {
+        Self::open_primary(path, sync_writes, true)
+    }
+
+    /// Opens the primary of a projection that must already exist (for commands that
+    /// read or copy one): refuses a directory with no projection in it rather than
+    /// creating one there.
+    pub fn open_existing(path: &Path) -> Result<Self, StoreError> {
+        let not_a_projection = |detail: &str| StoreError::NotAProjection {
+            path: path.display().to_string(),
+            detail: detail.to_owned(),
+        };
+        if !path.join("CURRENT").is_file() {
+            return Err(not_a_projection("no RocksDB database in it"));
+        }
+        let store = Self::open_primary(path, false, false)?;
+        if !store.check_format()? {
+            return Err(not_a_projection(
+                "a RocksDB database with no projection in it",
+            ));
+        }
+        Ok(store)
+    }
+
+    fn open_primary(path: &Path, sync_writes: bool, create: bool) -> Result<Self, StoreError> {
         let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
+        options.create_if_missing(create);
+        options.create_missing_column_families(create);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
         let cfs = ALL_CFS
             .map(|name| ColumnFamilyDescriptor::new(name, column_family_options(name, None)));
@@ -379,7 +411,7 @@ impl ProjectionStore {
             path: path.display().to_string(),
             sync_writes,
         };
-        if !store.check_format()? {
+        if create && !store.check_format()? {
             store
                 .db
                 .put_cf(store.cf(CF_META), keys::FORMAT_KEY, store_format())

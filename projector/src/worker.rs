@@ -154,15 +154,20 @@ pub async fn run_worker_with(
             }
             monitor.set_readiness(received);
             let drained = records.len() < config.max_batch;
-            let counts = write_batch_until_done(
-                &store,
-                &dead_letter_publisher,
-                monitor,
-                &batch,
-                drained,
-                &mut wal_sync,
-            )
-            .await;
+            // A batch that keeps failing (a full disk, a broker refusing dead letters) is
+            // retried until it lands, but a stop request still ends the worker: nothing
+            // of the batch is applied, and it is read again at the next start.
+            let counts = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                counts = write_batch_until_done(
+                    &store,
+                    &dead_letter_publisher,
+                    monitor,
+                    &batch,
+                    drained,
+                    &mut wal_sync,
+                ) => counts,
+            };
             commit_for_monitoring(&consumer, topics::PATIENT_EVENTS.name, counts.applied);
             if let Some(schedule) = &options.checkpoints {
                 if last_checkpoint.elapsed() >= schedule.every {

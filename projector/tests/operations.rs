@@ -406,3 +406,39 @@ async fn metrics_ready_the_stored_readiness_and_the_group_offsets_report_progres
         assert_eq!(readiness.partitions[partition].applied, *end);
     }
 }
+
+/// The commands that read or copy a projection refuse a directory that holds none,
+/// and leave it as it was, rather than creating an empty projection there and
+/// reporting on it.
+#[test]
+fn commands_on_an_existing_projection_refuse_a_directory_without_one_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes");
+    std::fs::create_dir(&notes).unwrap();
+    std::fs::write(notes.join("readme.txt"), "not a projection").unwrap();
+    let out = dir.path().join("copy");
+    let out = out.to_str().unwrap();
+    let db = notes.to_str().unwrap();
+    for args in [
+        vec!["--db", db, "digest"],
+        vec!["--db", db, "check-format"],
+        vec!["--db", db, "checkpoint", "--out", out],
+    ] {
+        let output = projector(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}");
+        assert!(
+            stderr.contains("is not a projection (no RocksDB database in it)"),
+            "{args:?}: {stderr}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&notes)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            ["readme.txt"],
+            "{args:?} left the directory as it was"
+        );
+    }
+}

@@ -159,6 +159,7 @@ enum Command {
 struct Failed(String);
 
 fn main() -> ExitCode {
+    spr_producers::exit_quietly_when_stdout_closes();
     let cli = Cli::parse();
     match run(&cli) {
         Ok(None) => ExitCode::SUCCESS,

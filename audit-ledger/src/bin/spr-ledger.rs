@@ -24,7 +24,7 @@ struct Cli {
     #[arg(long, env = "SPR_LEDGER", default_value = ".spr-local/ledger.spr")]
     ledger: PathBuf,
     /// Largest group commit, in entries.
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = 5_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_batch: usize,
     /// Checkpoint signing key (from `spr-audit keygen`); without it no checkpoints are signed.
     #[arg(long, env = "SPR_CHECKPOINT_KEY")]

@@ -95,6 +95,7 @@ struct FhirArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    spr_producers::exit_quietly_when_stdout_closes();
     spr_producers::init_tracing();
     let cli = Cli::parse();
     let dry_run = match &cli.command {

@@ -14,7 +14,9 @@ use spr_projector::dead_letters::{read_dead_letters, replay_dead_letters, Replay
 use spr_projector::monitor::{self, Monitor};
 use spr_projector::ownership::partitions_of_instance;
 use spr_projector::rebuild::rebuild;
-use spr_projector::{run_worker_with, store_format, ProjectionStore, RunOptions, WorkerConfig};
+use spr_projector::{
+    run_worker_with, store_format, ProjectionStore, RunOptions, StoreError, WorkerConfig,
+};
 
 /// mimalloc: the projector allocates and frees small strings and keys for every event,
 /// and spent about a tenth of its time in the system allocator (docs/performance.md).
@@ -63,7 +65,7 @@ struct Consume {
     #[arg(long, env = "SPR_PROJECTOR_INSTANCES", requires = "instance", value_parser = clap::value_parser!(u32).range(1..))]
     instances: Option<u32>,
     /// Largest number of records written in one RocksDB batch.
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = 5_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_batch: usize,
     /// Longest a batch waits to fill, in milliseconds.
     #[arg(long, default_value_t = 50)]
@@ -194,6 +196,9 @@ impl Command {
 async fn main() -> anyhow::Result<()> {
     spr_producers::init_tracing();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. }) {
+        spr_producers::exit_quietly_when_stdout_closes();
+    }
     if let Some(bootstrap) = cli.command.bootstrap_checked_first() {
         spr_producers::admin::check_connection(
             bootstrap,
@@ -354,11 +359,21 @@ fn open_existing(db: &std::path::Path) -> anyhow::Result<ProjectionStore> {
         "no projection at {} (pass --db or set SPR_PROJECTION_DB)",
         db.display()
     );
-    ProjectionStore::open(db, false).with_context(|| {
-        format!(
-            "opening the projection at {} (is a projector running on it?)",
-            db.display()
-        )
+    ProjectionStore::open_existing(db).map_err(|e| {
+        let hint = match &e {
+            StoreError::Rocks { source, .. } if source.to_string().contains("lock") => {
+                "a projector (or another command) has it open; stop it first"
+            }
+            StoreError::Rocks { .. } => {
+                "if the projection is damaged, rebuild it from the log: spr-projector rebuild --db NEW"
+            }
+            _ => "",
+        };
+        let opening = format!("opening the projection at {}", db.display());
+        match hint {
+            "" => anyhow::Error::new(e).context(opening),
+            hint => anyhow::Error::new(e).context(format!("{opening} ({hint})")),
+        }
     })
 }
 

@@ -130,8 +130,9 @@ enum Command {
         /// For patient tokens: their NHS number.
         #[arg(long)]
         nhs_number: Option<String>,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 3_600)]
+        /// Lifetime in seconds (at most a year: development tokens should not outlive
+        /// their keys).
+        #[arg(long, default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
         ttl: u64,
         /// Key id to sign with (default: the newest key in the directory's JWKS).
         #[arg(long)]
@@ -143,6 +144,9 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     spr_producers::init_tracing();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        spr_producers::exit_quietly_when_stdout_closes();
+    }
     match cli.command {
         Command::Serve {
             listen,

@@ -86,8 +86,9 @@ enum Command {
         /// Care setting when a resource gives none (gp, acute, mental-health, ...).
         #[arg(long, default_value = "unknown", value_parser = parse_care_setting)]
         care_setting: CareSetting,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 3_600)]
+        /// Lifetime in seconds (at most a year: development tokens should not outlive
+        /// their keys).
+        #[arg(long, default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
         ttl: u64,
         /// A permission beyond the organisation's own care (repeatable): `relationships`
         /// (encounters at, care teams of, referrals to and registration with other
@@ -101,6 +102,9 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     spr_producers::init_tracing();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        spr_producers::exit_quietly_when_stdout_closes();
+    }
     match cli.command {
         Command::Serve {
             listen,
