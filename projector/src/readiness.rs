@@ -6,7 +6,9 @@
 //! what has been received but not yet applied; it cannot see records the broker has
 //! not delivered yet. The time dimension covers that: the projection is *caught up*
 //! when the consumer had nothing more to hand over (a batch closed before it was full,
-//! or no record arrived for a while), and [`Readiness::seconds_behind`] is the time
+//! or no record arrived for a while) and had received every partition up to the
+//! broker's high watermark (so a slow first fetch after a start does not count), and
+//! [`Readiness::seconds_behind`] is the time
 //! since then. A clinician reading the projection may be missing events published in
 //! those last seconds.
 //!

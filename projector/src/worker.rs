@@ -17,6 +17,7 @@ use tracing::{error, info, instrument};
 use crate::checkpoints::CheckpointSchedule;
 use crate::monitor::Monitor;
 use crate::project::{project_decoded, DecodedBatch};
+use crate::readiness::Readiness;
 use crate::store::{ProjectionStore, StoreError};
 
 /// How a worker connects and batches.
@@ -114,6 +115,7 @@ pub async fn run_worker_with(
     monitor.set_readiness(readiness);
     let mut last_checkpoint = Instant::now();
     let mut wal_sync = WalSync::default();
+    let mut watermarks = HighWatermarks::default();
     let consumer = Arc::new(consumer);
     let idle = options.stop_when_idle.unwrap_or(IDLE_TICK);
     let receive_ahead = || {
@@ -141,10 +143,15 @@ pub async fn run_worker_with(
             next_batch = receive_ahead();
             let records = batch.records();
             if records.is_empty() {
-                wal_sync.wait().await;
-                record_caught_up(&store, monitor)?;
-                if options.stop_when_idle.is_some() && read_to_high_watermarks(&consumer, monitor) {
-                    return Ok(());
+                // Nothing arrived for a while: caught up, unless the broker says its
+                // partitions reach further than what was received (the first fetches
+                // after a start can take longer than the idle time).
+                if watermarks.reached(&consumer, &monitor.readiness()) {
+                    wal_sync.wait().await;
+                    record_caught_up(&store, monitor)?;
+                    if options.stop_when_idle.is_some() {
+                        return Ok(());
+                    }
                 }
                 continue;
             }
@@ -152,8 +159,9 @@ pub async fn run_worker_with(
             for record in records {
                 received.received(record.partition, record.offset);
             }
+            let drained =
+                records.len() < config.max_batch && watermarks.reached(&consumer, &received);
             monitor.set_readiness(received);
-            let drained = records.len() < config.max_batch;
             // A batch that keeps failing (a full disk, a broker refusing dead letters) is
             // retried until it lands, but a stop request still ends the worker: nothing
             // of the batch is applied, and it is read again at the next start.
@@ -252,24 +260,47 @@ fn record_caught_up(store: &ProjectionStore, monitor: &Monitor) -> Result<(), St
     Ok(())
 }
 
-/// Whether every owned partition has been received at least up to the broker's high
-/// watermark. On tansu the watermark is too low, so this is only a lower bound and
-/// the idle time does the real work; on Apache Kafka it is exact.
-fn read_to_high_watermarks(consumer: &StreamConsumer, monitor: &Monitor) -> bool {
-    let readiness = monitor.readiness();
-    readiness.partitions.iter().all(|(partition, lag)| {
-        match consumer.fetch_watermarks(
-            topics::PATIENT_EVENTS.name,
-            *partition,
-            Duration::from_secs(10),
-        ) {
-            Ok((_, high)) => lag.received >= high,
-            Err(e) => {
-                tracing::warn!(error = %e, partition, "could not read the high watermark");
-                false
+/// The broker's high watermarks of the owned partitions, asked at most once a second.
+#[derive(Default)]
+struct HighWatermarks {
+    asked_at: Option<Instant>,
+    high: std::collections::BTreeMap<i32, i64>,
+}
+
+impl HighWatermarks {
+    /// Whether every owned partition has been received at least up to the broker's high
+    /// watermark: a condition of being caught up. On tansu the watermark is below the
+    /// true end, so this is only a lower bound and the idle time does the rest; on
+    /// Apache Kafka it is exact. A watermark that cannot be read counts as not reached.
+    fn reached(&mut self, consumer: &StreamConsumer, readiness: &Readiness) -> bool {
+        if self
+            .asked_at
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            self.high.clear();
+            for partition in readiness.partitions.keys() {
+                match consumer.fetch_watermarks(
+                    topics::PATIENT_EVENTS.name,
+                    *partition,
+                    Duration::from_secs(2),
+                ) {
+                    Ok((_, high)) => {
+                        self.high.insert(*partition, high);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, partition, "could not read the high watermark");
+                        return false;
+                    }
+                }
             }
+            self.asked_at = Some(Instant::now());
         }
-    })
+        readiness.partitions.iter().all(|(partition, lag)| {
+            self.high
+                .get(partition)
+                .is_some_and(|high| lag.received >= *high)
+        })
+    }
 }
 
 /// Projects and writes one batch, retrying with back-off until it lands: a batch is
