@@ -19,8 +19,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use spr_producers::admin::{check_connection, ConnectionError, STARTUP_CONNECTION_TIMEOUT};
 use spr_producers::consume::{
-    commit_for_monitoring, consumer_config, next_offsets, partitions_from_start,
-    publish_dead_letter, receive_batch, AssignError, ConsumedRecord,
+    consumer_config, next_offsets, partitions_from_start, publish_dead_letter, receive_batch,
+    AssignError, ConsumedRecord,
 };
 use spr_producers::metrics_http::{spawn_metrics_server, MetricsBindError};
 use spr_producers::{EventPublisher, PublishError};
@@ -48,8 +48,7 @@ pub struct CheckpointPolicy {
 pub struct LedgerServiceConfig {
     /// Kafka bootstrap servers.
     pub bootstrap: String,
-    /// Consumer group id given to the client. The service resumes from the offsets in the
-    /// `.consumed` file; it commits them to this group too, only for lag tools.
+    /// Consumer group id given to the client (offsets are kept in the `.consumed` file).
     pub group_id: String,
     /// The ledger file.
     pub ledger_path: PathBuf,
@@ -176,11 +175,6 @@ pub async fn run_ledger_service(
             }
             write_consumed_offsets(&consumed_path, &consumed)?;
             config.metrics.consumed(&consumed);
-            commit_for_monitoring(
-                &consumer,
-                topics::ACCESS_EVENTS.name,
-                consumed.iter().map(|(p, o)| (*p, *o)),
-            );
             tracing::debug!(
                 appended = counts.appended.len(),
                 duplicates = counts.duplicates,

@@ -487,10 +487,15 @@ pub fn signing_key(dir: &Path, kid: Option<&str>) -> Result<(String, String), Ke
         }
     };
     let per_kid = dir.join(format!("{kid}.pem"));
+    let legacy = dir.join("signing-key.pem");
     let path = if per_kid.exists() {
         per_kid
+    } else if legacy.exists() {
+        legacy
     } else {
-        dir.join("signing-key.pem")
+        return Err(invalid_at(dir)(format!(
+            "no private key for key id {kid:?} (no {kid}.pem): name a key id listed in {JWKS_FILE}, or run spr-api keygen"
+        )));
     };
     let pem = std::fs::read_to_string(&path).map_err(|source| KeyError::Io {
         path: path.display().to_string(),

@@ -13,7 +13,8 @@ use spr_producers::EventPublisher;
 use spr_query_api::auth::{mint_token, AuthError, Claims, DevKeys, TokenVerifier, AUDIENCE};
 use spr_query_api::gateway::permissions::Permission;
 use spr_query_api::gateway::{
-    router, GatewayState, PublisherClaims, PublisherRateLimit, INGEST_AUDIENCE,
+    router, GatewayState, PublisherClaims, PublisherRateLimit, DEFAULT_MAX_BODY_BYTES,
+    INGEST_AUDIENCE,
 };
 use spr_query_api::metrics::ApiMetrics;
 use spr_schemas::{examples, now_millis, CareSetting, EventId, EventType, NhsNumber, Payload};
@@ -34,6 +35,17 @@ struct Gateway {
 }
 
 impl Gateway {
+    /// A gateway with `spr-gateway serve`'s limits.
+    async fn with_defaults(bootstrap: &str) -> Self {
+        Self::start(
+            bootstrap,
+            DEFAULT_MAX_BODY_BYTES,
+            Duration::from_secs(30),
+            PublisherRateLimit::default(),
+        )
+        .await
+    }
+
     async fn start(
         bootstrap: &str,
         max_body_bytes: usize,
@@ -192,13 +204,7 @@ fn first_issue(body: &Value, severity: &str, code: &str, reason: &str) -> String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bundle_is_accepted_once_on_the_log_and_posting_it_again_publishes_the_same_event_ids() {
     let broker = TestBroker::start_memory().await.unwrap();
-    let gateway = Gateway::start(
-        &broker.bootstrap(),
-        10 << 20,
-        Duration::from_secs(30),
-        PublisherRateLimit::default(),
-    )
-    .await;
+    let gateway = Gateway::with_defaults(&broker.bootstrap()).await;
     let token = gateway.publisher_token();
     let bundle = small_bundle().to_string();
 
@@ -462,13 +468,7 @@ async fn a_system_over_its_rate_gets_429_with_retry_after_and_other_systems_are_
 async fn relationships_for_other_organisations_and_sharing_choices_need_a_permission_and_nothing_is_dated_ahead(
 ) {
     let broker = TestBroker::start_memory().await.unwrap();
-    let gateway = Gateway::start(
-        &broker.bootstrap(),
-        10 << 20,
-        Duration::from_secs(30),
-        PublisherRateLimit::default(),
-    )
-    .await;
+    let gateway = Gateway::with_defaults(&broker.bootstrap()).await;
     let examples = examples::one_of_each_type(nhs_number());
     let example = |event_type: EventType| {
         let mut event = examples

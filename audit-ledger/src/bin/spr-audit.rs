@@ -322,7 +322,7 @@ fn run(cli: &Cli) -> anyhow::Result<Option<Failed>> {
                 };
                 for leaf in leaves {
                     let event = AccessEvent::from_avro(&leaf)
-                        .context("a ledger leaf is not an access event")?;
+                        .with_context(|| format!("ledger entry {index} is not an access event"))?;
                     if let Some(kind) = alert_kind(&event) {
                         print_alert(cli.json, index, kind, &event);
                     }
@@ -528,7 +528,11 @@ fn verified_access_events(ledger: &Path) -> anyhow::Result<Vec<AccessEvent>> {
     }
     leaves
         .iter()
-        .map(|l| AccessEvent::from_avro(l).context("a ledger leaf is not an access event"))
+        .enumerate()
+        .map(|(index, l)| {
+            AccessEvent::from_avro(l)
+                .with_context(|| format!("ledger entry {index} is not an access event"))
+        })
         .collect()
 }
 

@@ -16,8 +16,7 @@ struct Cli {
     /// Kafka bootstrap servers.
     #[arg(long, env = "SPR_BOOTSTRAP", default_value = "127.0.0.1:9092")]
     bootstrap: String,
-    /// Consumer group id: progress is kept beside the ledger and also committed to this
-    /// group, so that lag tools see it.
+    /// Consumer group id given to the Kafka client (progress is kept beside the ledger).
     #[arg(long, env = "SPR_LEDGER_GROUP", default_value = "spr-ledger")]
     group: String,
     /// The ledger file (created if missing).
