@@ -54,6 +54,8 @@ impl Document {
             name: name.to_owned(),
             reason,
         };
+        // Files saved by some Windows tools start with a byte-order mark; JSON has none.
+        let json = json.strip_prefix('\u{feff}').unwrap_or(json);
         let value: Value = serde_json::from_str(json).map_err(|e| {
             unreadable(format!(
                 "not JSON ({e}); expected a FHIR R4 resource or Bundle"
@@ -221,10 +223,27 @@ impl DocumentSource {
     pub fn load(&self) -> Result<Document, UnreadableDocument> {
         let name = self.name();
         let read = |path: &Path| {
-            std::fs::read_to_string(path).map_err(|e| UnreadableDocument {
+            let unreadable = |reason: String| UnreadableDocument {
                 name: name.clone(),
-                reason: format!("cannot read {}: {e}", path.display()),
-            })
+                reason,
+            };
+            let metadata = std::fs::metadata(path)
+                .map_err(|e| unreadable(format!("cannot read {}: {e}", path.display())))?;
+            if !metadata.is_file() {
+                return Err(unreadable(format!(
+                    "{} is not a regular file (a device or a pipe?); name FHIR files or directories",
+                    path.display()
+                )));
+            }
+            if metadata.len() > MAX_DOCUMENT_BYTES {
+                return Err(unreadable(format!(
+                    "{} is {} bytes, over the {MAX_DOCUMENT_BYTES} read as one document; split it (NDJSON files of one directory are read together)",
+                    path.display(),
+                    metadata.len()
+                )));
+            }
+            std::fs::read_to_string(path)
+                .map_err(|e| unreadable(format!("cannot read {}: {e}", path.display())))
         };
         match self {
             Self::Json(path) => Document::from_json(&name, &read(path)?),
@@ -239,21 +258,34 @@ impl DocumentSource {
     }
 }
 
+/// The largest file read as one document (a `.json` file, or one `.ndjson` file).
+pub const MAX_DOCUMENT_BYTES: u64 = 512 * 1024 * 1024;
+
 /// The documents under `paths`: each named file, and every `.json` and `.ndjson` file
 /// under each named directory, recursively, in path order. Other files in
-/// directories are skipped and returned so the caller can say so.
+/// directories, symbolic links in them (which could loop back to a parent) and
+/// anything that is not a regular file are skipped and returned so the caller can say so.
 pub fn find_documents(paths: &[PathBuf]) -> std::io::Result<(Vec<DocumentSource>, Vec<PathBuf>)> {
     let mut json = Vec::new();
     let mut ndjson: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
     let mut skipped = Vec::new();
     let mut pending: Vec<(PathBuf, bool)> = paths.iter().map(|p| (p.clone(), true)).collect();
     while let Some((path, named)) = pending.pop() {
-        let metadata = std::fs::metadata(&path)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        // A named path is followed; inside a directory, links are not.
+        let metadata = if named {
+            std::fs::metadata(&path)
+        } else {
+            std::fs::symlink_metadata(&path)
+        }
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         if metadata.is_dir() {
             for entry in std::fs::read_dir(&path)? {
                 pending.push((entry?.path(), false));
             }
+            continue;
+        }
+        if !named && !metadata.is_file() {
+            skipped.push(path);
             continue;
         }
         match path.extension().and_then(|e| e.to_str()) {
@@ -342,6 +374,33 @@ pub(crate) fn type_and_id(reference: &str) -> Option<(&str, &str)> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn directories_are_searched_without_following_links_and_a_byte_order_mark_is_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("inner");
+        std::fs::create_dir(&inner).unwrap();
+        let patient = r#"{"resourceType": "Patient", "id": "a"}"#;
+        std::fs::write(inner.join("a.json"), format!("\u{feff}{patient}")).unwrap();
+        std::fs::write(inner.join("notes.txt"), "not FHIR").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(dir.path(), inner.join("loop")).unwrap();
+        let (sources, skipped) = find_documents(&[dir.path().to_owned()]).unwrap();
+        assert_eq!(sources, [DocumentSource::Json(inner.join("a.json"))]);
+        #[cfg(unix)]
+        assert_eq!(skipped, [inner.join("loop"), inner.join("notes.txt")]);
+        let document = sources[0].load().unwrap();
+        assert_eq!(
+            document.entries.len(),
+            1,
+            "the byte-order mark is not an error"
+        );
+        #[cfg(unix)]
+        {
+            let refused = DocumentSource::Json("/dev/null".into()).load().unwrap_err();
+            assert!(refused.reason.contains("not a regular file"), "{refused}");
+        }
+    }
 
     #[test]
     fn a_bundle_whose_entries_are_not_entries_or_share_a_full_url_is_refused() {
