@@ -129,6 +129,11 @@ impl LedgerFollower {
                 })
             }
         };
+        // A ledger being created is empty until its header is written: only a file
+        // shorter than entries already read is a removal.
+        if self.position.entries == 0 && length < HEADER.len() as u64 {
+            return Ok(Vec::new());
+        }
         if length < self.position.offset {
             return Err(removed(format!(
                 "the file is {length} bytes, shorter than the {} bytes of the {} entries already read and verified: entries were removed from its end",

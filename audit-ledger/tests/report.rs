@@ -226,6 +226,13 @@ fn the_follower_stops_when_the_ledger_is_cut_short_or_removed() {
     let path = dir.path().join("ledger.spr");
     drop(common::append(&path, 0, 5));
     let mut follower = spr_audit_ledger::LedgerFollower::new(&path);
+    // A ledger being created is empty for a moment: not a removal.
+    let creating = dir.path().join("new.spr");
+    std::fs::write(&creating, b"").unwrap();
+    assert!(spr_audit_ledger::LedgerFollower::new(&creating)
+        .read_new()
+        .unwrap()
+        .is_empty());
     assert_eq!(follower.read_new().unwrap().len(), 5);
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();

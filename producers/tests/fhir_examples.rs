@@ -277,7 +277,17 @@ fn bad_identities_and_times_are_reported_and_a_flag_in_words_keeps_its_detail_se
         "code": {"text": "Safeguarding concern: domestic abuse"},
         "period": {"start": "2024-02-01"},
     });
-    let mut entries = vec![json!({"resource": patient}), json!({"resource": flag})];
+    // A coding with a display but no code is no code either: the words stay the detail.
+    let mut flag_display_only = flag.clone();
+    flag_display_only["id"] = json!("f2");
+    flag_display_only["code"]["coding"] =
+        json!([{"display": "Safeguarding concern: domestic abuse"}]);
+    flag_display_only["code"]["text"] = json!("Safeguarding concern: neglect");
+    let mut entries = vec![
+        json!({"resource": patient}),
+        json!({"resource": flag}),
+        json!({"resource": flag_display_only}),
+    ];
     let bad_times = [
         "2024-13-01",
         "2024-02-30",
@@ -314,22 +324,24 @@ fn bad_identities_and_times_are_reported_and_a_flag_in_words_keeps_its_detail_se
     assert_eq!(observations.len(), 1);
     assert_eq!(observations[0].occurred_at, 1_704_097_800_000, "08:30 UTC");
 
-    let flag = import
+    let flags: Vec<_> = import
         .events
         .iter()
-        .find(|e| e.event_type() == EventType::SafeguardingFlag)
-        .expect("the flag is mapped");
-    assert!(
-        !flag.code.display.contains("domestic abuse"),
-        "{:?}",
-        flag.code
-    );
-    let Payload::SafeguardingFlag(payload) = &flag.payload else {
-        unreachable!()
-    };
-    assert_eq!(
-        payload.detail.as_deref(),
-        Some("Safeguarding concern: domestic abuse")
-    );
-    assert_eq!(flag.sensitivity, ["safeguarding"]);
+        .filter(|e| e.event_type() == EventType::SafeguardingFlag)
+        .collect();
+    assert_eq!(flags.len(), 2, "both flags are mapped");
+    for (flag, words) in flags.iter().zip(["domestic abuse", "neglect"]) {
+        assert_eq!(flag.code.display, "Safeguarding concern", "{:?}", flag.code);
+        let Payload::SafeguardingFlag(payload) = &flag.payload else {
+            unreachable!()
+        };
+        assert!(
+            payload
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.ends_with(words)),
+            "{payload:?}"
+        );
+        assert_eq!(flag.sensitivity, ["safeguarding"]);
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! tansu's high watermark is below the true end of a batched partition, so the end of
 //! a partition is taken from what the consumer has *received* (the offset after the
-//! newest record it was handed), never from the broker. Lag in records is therefore
+//! newest record it was handed); the broker's watermark is only a lower bound that
+//! must be reached before the projection counts as caught up. Lag in records is therefore
 //! what has been received but not yet applied; it cannot see records the broker has
 //! not delivered yet. The time dimension covers that: the projection is *caught up*
 //! when the consumer had nothing more to hand over (a batch closed before it was full,

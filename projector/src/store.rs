@@ -389,7 +389,12 @@ impl ProjectionStore {
         if !path.join("CURRENT").is_file() {
             return Err(not_a_projection("no RocksDB database in it"));
         }
-        let store = Self::open_primary(path, false, false)?;
+        let store = Self::open_primary(path, false, false).map_err(|e| match e {
+            StoreError::Rocks { source, .. } if source.to_string().contains("Column family not found") => {
+                not_a_projection("a RocksDB database without the projection's column families; if it is an old projection, rebuild it from the log")
+            }
+            other => other,
+        })?;
         if !store.check_format()? {
             return Err(not_a_projection(
                 "a RocksDB database with no projection in it",
@@ -457,6 +462,13 @@ impl ProjectionStore {
         secondary: &Path,
         block_cache_bytes: usize,
     ) -> Result<Self, StoreError> {
+        // RocksDB would create the primary's directory before failing to find it.
+        if !primary.join("CURRENT").is_file() {
+            return Err(StoreError::NotAProjection {
+                path: primary.display().to_string(),
+                detail: "no RocksDB database in it yet".into(),
+            });
+        }
         let mut options = Options::default();
         options.set_max_open_files(-1);
         let cache = rocksdb::Cache::new_hyper_clock_cache(block_cache_bytes, 0);

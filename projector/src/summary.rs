@@ -473,6 +473,11 @@ impl ProjectionStore {
         ods_code: &str,
     ) -> Result<Relationship, StoreError> {
         let mut relationship = Relationship::default();
+        // A referral to a service named without an organisation files its contact under
+        // an empty code: that links no organisation, least of all a token with none.
+        if ods_code.trim().is_empty() {
+            return Ok(relationship);
+        }
         for row in self
             .group_rows(numbers, View::Relationships, ods_code)?
             .iter()

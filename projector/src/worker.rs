@@ -219,12 +219,14 @@ impl WalSync {
         }));
     }
 
-    /// Waits for the sync started last, if any.
+    /// Waits for the sync started last, if any. Cancelled, it keeps the sync to wait
+    /// for next time, so the worker's last wait still sees it.
     async fn wait(&mut self) {
-        if let Some(task) = self.0.take() {
+        if let Some(task) = self.0.as_mut() {
             if let Err(e) = task.await {
                 error!(error = %e, "the write-ahead log sync task failed");
             }
+            self.0 = None;
         }
     }
 }

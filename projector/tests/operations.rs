@@ -441,4 +441,16 @@ fn commands_on_an_existing_projection_refuse_a_directory_without_one_and_change_
             "{args:?} left the directory as it was"
         );
     }
+    // A RocksDB database that is not a projection is refused as such too.
+    let other = dir.path().join("other-db");
+    drop(rocksdb::DB::open_default(&other).unwrap());
+    let output = projector(&["--db", other.to_str().unwrap(), "digest"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(
+            "is not a projection (a RocksDB database without the projection's column families"
+        ),
+        "{stderr}"
+    );
 }

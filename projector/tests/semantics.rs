@@ -556,6 +556,18 @@ fn maternity_discharge_relationship_and_choice_views() {
         .unwrap()
         .care_team_until
         .is_some());
+    // A referral to a service named without an organisation links no organisation.
+    let mut unnamed = by_type(EventType::Referral);
+    if let Payload::Referral(r) = &mut unnamed.payload {
+        r.to_ods_code = String::new();
+    }
+    p.apply(&[unnamed], 1);
+    for nobody in ["", " "] {
+        assert_eq!(
+            p.store.relationship(&[patient()], nobody).unwrap(),
+            Default::default()
+        );
+    }
 
     let choice = |c: SharingChoice, t: i64| {
         let mut e = at(by_type(EventType::ConsentChoice), t, "A81001");

@@ -95,10 +95,10 @@ pub enum BodyTooLarge {
 /// The answers an authenticated endpoint can give besides its success.
 #[derive(Debug, IntoResponses)]
 pub enum ErrorResponses {
-    /// Bad input (nothing recorded).
+    /// Bad input (nothing recorded), or an export too large (recorded).
     #[response(
         status = 400,
-        description = "Bad input: bad-nhs-number, bad-query, bad-limit, bad-cursor, bad-filter, bad-proof-request, bad-body, bad-category, reason-too-long"
+        description = "Bad input, nothing recorded: bad-nhs-number, bad-query, bad-limit, bad-cursor, bad-filter, bad-proof-request, bad-body, bad-category, reason-too-long; or export-too-large, recorded as a permit that returned nothing"
     )]
     BadRequest(ErrorBody),
     /// No valid token (nothing recorded).
@@ -110,7 +110,7 @@ pub enum ErrorResponses {
     /// The policy denied the request (recorded).
     #[response(
         status = 403,
-        description = "Denied by the access policy (recorded); reasons lists the policy's reason codes"
+        description = "Denied by the access policy (recorded; reasons lists the policy's reason codes), or not-a-patient-token on /me (not recorded)"
     )]
     Forbidden(ErrorBody),
     /// The access event could not be recorded (no data returned), or no ledger here.

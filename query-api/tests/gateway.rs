@@ -465,8 +465,8 @@ async fn a_system_over_its_rate_gets_429_with_retry_after_and_other_systems_are_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relationships_for_other_organisations_and_sharing_choices_need_a_permission_and_nothing_is_dated_ahead(
-) {
+async fn what_a_system_may_assert_depends_on_its_permissions_and_nothing_dated_ahead_is_published()
+{
     let broker = TestBroker::start_memory().await.unwrap();
     let gateway = Gateway::with_defaults(&broker.bootstrap()).await;
     let examples = examples::one_of_each_type(nhs_number());
@@ -482,16 +482,25 @@ async fn relationships_for_other_organisations_and_sharing_choices_need_a_permis
     let bundle = |event: &spr_schemas::ClinicalEvent| {
         everything_bundle(&nhs_number(), std::slice::from_ref(event)).to_string()
     };
+    let warnings = |body: &Value| -> Vec<String> {
+        body["issue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["details"]["coding"][0]["code"] == "not-taken")
+            .map(|i| i["diagnostics"].as_str().unwrap().to_owned())
+            .collect()
+    };
     let mut care_team = example(EventType::CareTeam);
     if let Payload::CareTeam(team) = &mut care_team.payload {
         team.ods_code = "EVIL1".into();
     }
+    let mut registered = example(EventType::Demographics);
+    if let Payload::Demographics(d) = &mut registered.payload {
+        d.registered_gp_ods_code = Some("A81001".into());
+    }
     let mut ahead = example(EventType::Allergy);
     ahead.occurred_at = now_millis() + 86_400_000;
-    let mut own_care_team = example(EventType::CareTeam);
-    if let Payload::CareTeam(team) = &mut own_care_team.payload {
-        team.ods_code = "RX1".into();
-    }
     let untrusted = gateway.publisher_token_with(SYSTEM, &[]);
 
     let (status, body) = gateway
@@ -520,6 +529,7 @@ async fn relationships_for_other_organisations_and_sharing_choices_need_a_permis
         diagnostics.contains("\"consent\" permission"),
         "{diagnostics}"
     );
+    // An event dated ahead is left out, with a warning; nothing else was in the document.
     let (status, body) = gateway
         .post(
             Some(&gateway.publisher_token()),
@@ -527,18 +537,25 @@ async fn relationships_for_other_organisations_and_sharing_choices_need_a_permis
             bundle(&ahead),
         )
         .await;
-    assert_eq!(status, 422, "{body}");
-    first_issue(&body, "error", "invalid", "dated-in-the-future");
-
-    // Its own organisation's care team needs no permission; another's needs one.
+    assert_eq!(status, 202, "{body}");
+    assert!(
+        warnings(&body)[0].contains("after the gateway's clock"),
+        "{body}"
+    );
+    // A registered practice from a system without the permission is not taken; the rest
+    // of the demographics is.
     let (status, body) = gateway
         .post(
             Some(&untrusted),
             "application/fhir+json",
-            bundle(&own_care_team),
+            bundle(&registered),
         )
         .await;
     assert_eq!(status, 202, "{body}");
+    assert!(
+        warnings(&body)[0].contains("named A81001 as the registered practice"),
+        "{body}"
+    );
     let (status, body) = gateway
         .post(
             Some(&gateway.publisher_token_with(SYSTEM, &[Permission::Relationships])),
@@ -548,14 +565,14 @@ async fn relationships_for_other_organisations_and_sharing_choices_need_a_permis
         .await;
     assert_eq!(status, 202, "{body}");
 
-    // The refused documents published nothing: the log holds the two accepted ones only.
+    // The log holds the demographics without the practice and the permitted care team.
     let records = read_patient_events(&broker.bootstrap(), 2).await;
-    let teams: Vec<String> = records
-        .iter()
-        .map(|r| match &r.event.payload {
-            Payload::CareTeam(team) => team.ods_code.clone(),
-            other => panic!("only the accepted care teams are on the log, not {other:?}"),
-        })
-        .collect();
-    assert_eq!(teams, ["RX1", "EVIL1"]);
+    match &records[0].event.payload {
+        Payload::Demographics(d) => assert_eq!(d.registered_gp_ods_code, None),
+        other => panic!("the refused and future documents published nothing: {other:?}"),
+    }
+    match &records[1].event.payload {
+        Payload::CareTeam(team) => assert_eq!(team.ods_code, "EVIL1"),
+        other => panic!("then the permitted care team: {other:?}"),
+    }
 }

@@ -259,7 +259,7 @@ impl DocumentSource {
 }
 
 /// The largest file read as one document (a `.json` file, or one `.ndjson` file).
-pub const MAX_DOCUMENT_BYTES: u64 = 512 * 1024 * 1024;
+const MAX_DOCUMENT_BYTES: u64 = 512 * 1024 * 1024;
 
 /// The documents under `paths`: each named file, and every `.json` and `.ndjson` file
 /// under each named directory, recursively, in path order. Other files in

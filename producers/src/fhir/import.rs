@@ -381,7 +381,10 @@ impl<'a> ImportContext<'a> {
     /// Who recorded the resource, and the ODS code of their organisation.
     fn author_and_organisation(&self, resource: &'a Value) -> (Author, String) {
         let mut author = None;
-        let mut ods = None;
+        // An encounter happens at its service provider, whoever else took part in it.
+        let mut ods = resource.get("serviceProvider").and_then(|provider| {
+            self.ods_code_of(resource, provider, self.index.resolve(resource, provider))
+        });
         for reference in people(resource) {
             let target = self.index.resolve(resource, reference);
             ods = ods.or_else(|| self.ods_code_of(resource, reference, target));

@@ -524,7 +524,11 @@ fn safeguarding_flag(r: &Value) -> Result<Vec<Fact>, Skip> {
     // sensitive, so it must not become the code's display, which everyone sees.
     let code = r
         .get("code")
-        .filter(|c| !list(c, "coding").is_empty())
+        .filter(|c| {
+            list(c, "coding")
+                .iter()
+                .any(|c| text(c, &["code"]).is_some())
+        })
         .and_then(code_of)
         .unwrap_or_else(|| uncoded("Safeguarding concern"));
     let detail = text(r, &["code", "text"])

@@ -120,14 +120,15 @@ async fn ingest(
             message,
         }
     })?;
-    let import = import_document(&document, &publisher.import_settings())
+    let mut import = import_document(&document, &publisher.import_settings())
         .map_err(|rejected| IngestError::Rejected(rejected.to_string()))?;
-    permissions::check_events(
-        &import.events,
+    let screened = permissions::screen(
+        std::mem::take(&mut import.events),
         &publisher.org,
         &publisher.permissions,
         now_millis(),
     )?;
+    import.events = screened.events;
     let mut report = ImportReport::default();
     let events = report.add(Ok(import));
     let delivery = publish_document_events(&state.publisher, &events, &mut report).await;
@@ -139,7 +140,7 @@ async fn ingest(
         unmapped = report.unmapped_total(),
         "document accepted"
     );
-    Ok(outcome::accepted(&report))
+    Ok(outcome::accepted(&report, &screened.not_taken))
 }
 
 /// Refuses a body not declared as FHIR JSON (parameters such as `charset` are allowed).

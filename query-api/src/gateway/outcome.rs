@@ -85,8 +85,9 @@ fn fhir_response(status: StatusCode, issues: &[Issue]) -> Response {
     response
 }
 
-/// The 202 body: what was published, skipped as a duplicate and left unmapped.
-pub(super) fn accepted(report: &ImportReport) -> Response {
+/// 202: what was published, per type, what was not mapped, and what the gateway did
+/// not take from the mapped events ([`super::permissions::screen`]).
+pub(super) fn accepted(report: &ImportReport, not_taken: &[String]) -> Response {
     let mut issues = vec![Issue::new(
         "information",
         "informational",
@@ -123,6 +124,14 @@ pub(super) fn accepted(report: &ImportReport) -> Response {
                 .about(resource_type),
             );
         }
+    }
+    for sentence in not_taken {
+        issues.push(Issue::new(
+            "warning",
+            "business-rule",
+            "not-taken",
+            sentence.clone(),
+        ));
     }
     fhir_response(StatusCode::ACCEPTED, &issues)
 }
@@ -172,7 +181,7 @@ pub enum IngestError {
     /// The route exists but not for this method.
     #[error("method not allowed; POST FHIR R4 resources and Bundles to /fhir")]
     MethodNotAllowed,
-    /// An event asserts what the system may not, or is dated in the future.
+    /// An event asserts what the system may not.
     #[error("the document was refused and nothing of it was published: {0}")]
     Refused(#[from] Refusal),
 }
@@ -205,14 +214,7 @@ impl IngestError {
                 "not-supported",
                 "method-not-allowed",
             ),
-            Self::Refused(Refusal::NotPermitted { .. }) => {
-                (StatusCode::FORBIDDEN, "forbidden", "not-permitted")
-            }
-            Self::Refused(Refusal::FutureDated { .. }) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                "dated-in-the-future",
-            ),
+            Self::Refused(_) => (StatusCode::FORBIDDEN, "forbidden", "not-permitted"),
         };
         (
             status,

@@ -1,11 +1,14 @@
 //! What a publishing system may assert. Most events only add to a record; a few change
-//! who may read it: a contact, care team or referral gives an organisation a legitimate
-//! relationship, the registered practice gives the practice the full record, and a
-//! sharing choice opens or closes a sensitive category. A system may assert those for
-//! its own organisation (its token's `org`); for another organisation, or for the
-//! patient's sharing choices, its token must carry the permission. Nothing may be
-//! dated in the future: a contact dated ahead would extend a relationship, and a choice
-//! dated ahead would outrank every later one.
+//! who may read it. A registered practice or a care team gives an organisation the full
+//! record, so only systems trusted with the `relationships` permission may assert them
+//! (a PDS feed, a GP system, a regional shared-care record). An encounter gives the
+//! organisation where it happened direct care for a while: a system may record its own
+//! organisation's encounters, and others' only with the permission. A referral gives
+//! the organisation referred to direct care: referrals are how care moves between
+//! organisations, so any publisher may send one. A sharing choice opens or closes a
+//! sensitive category: only systems with the `consent` permission may record one. And
+//! nothing may be dated in the future: a contact dated ahead would stretch a
+//! relationship, and a choice dated ahead would outrank every later one.
 
 use serde::{Deserialize, Serialize};
 use spr_schemas::{ClinicalEvent, EpochMillis, Payload};
@@ -17,9 +20,8 @@ pub const CLOCK_SKEW_MS: EpochMillis = 5 * 60 * 1_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Permission {
-    /// Assert relationships for organisations other than its own: encounters at, care
-    /// teams of, referrals to and registration with them (for example the e-Referral
-    /// Service, a regional shared-care record or a PDS feed).
+    /// Assert registered practices and care teams, and encounters at organisations
+    /// other than its own.
     Relationships,
     /// Record patients' sharing choices (CONSENT_CHOICE), for example a GP system where
     /// the patient told the practice.
@@ -36,97 +38,100 @@ impl Permission {
     }
 }
 
-/// Why a document's events may not be published under a token.
+/// Why a document may not be published under a token: it is refused whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    /// An event needs a permission the token lacks.
-    #[error("event {index} ({event_type}) {what}; that needs the {:?} permission in the publisher token, which this system's token does not carry. Leave it out, or ask the operators for the permission", permission.as_str())]
-    NotPermitted {
-        /// The event's position among the document's events.
-        index: usize,
-        /// Its type.
-        event_type: &'static str,
-        /// What it asserts.
-        what: String,
-        /// The permission it needs.
-        permission: Permission,
-    },
-    /// An event is dated after the gateway's clock (beyond the allowed skew).
-    #[error("event {index} ({event_type}) is dated {occurred_at} ms since the epoch, {ahead_s} s after the gateway's clock; a record of care cannot be dated in the future (check the resource's time and its time zone)")]
-    FutureDated {
-        /// The event's position among the document's events.
-        index: usize,
-        /// Its type.
-        event_type: &'static str,
-        /// Its date.
-        occurred_at: EpochMillis,
-        /// How far ahead of the clock, in seconds.
-        ahead_s: i64,
-    },
+#[error("event {index} ({event_type}) {what}; that needs the {:?} permission in the publisher token, which this system's token does not carry. Leave it out, or ask the operators for the permission", permission.as_str())]
+pub struct Refusal {
+    /// The event's position among the document's events.
+    pub index: usize,
+    /// Its type.
+    pub event_type: &'static str,
+    /// What it asserts.
+    pub what: String,
+    /// The permission it needs.
+    pub permission: Permission,
 }
 
-/// Checks every event of a document from a system of organisation `org` holding
-/// `permissions`, at time `now`; the document is refused whole at the first refusal.
-pub fn check_events(
-    events: &[ClinicalEvent],
+/// A document's events as they may be published, and what was left out of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Screened {
+    /// The events to publish.
+    pub events: Vec<ClinicalEvent>,
+    /// What was not taken, one sentence each, for the answer's warnings.
+    pub not_taken: Vec<String>,
+}
+
+/// Screens the events of a document from a system of organisation `org` holding
+/// `permissions`, at time `now`. An event that asserts what the system may not refuses
+/// the document; a registered practice the system may not set is taken out of its
+/// demographics (the rest of them is kept); an event dated in the future is left out.
+pub fn screen(
+    events: Vec<ClinicalEvent>,
     org: &str,
     permissions: &[Permission],
     now: EpochMillis,
-) -> Result<(), Refusal> {
-    for (index, event) in events.iter().enumerate() {
+) -> Result<Screened, Refusal> {
+    let may = |permission| permissions.contains(&permission);
+    let mut screened = Screened {
+        events: Vec::with_capacity(events.len()),
+        not_taken: vec![],
+    };
+    for (index, mut event) in events.into_iter().enumerate() {
         let event_type = event.event_type().as_str();
         if event.occurred_at > now.saturating_add(CLOCK_SKEW_MS) {
-            return Err(Refusal::FutureDated {
-                index,
-                event_type,
-                occurred_at: event.occurred_at,
-                ahead_s: (event.occurred_at - now) / 1_000,
-            });
+            screened.not_taken.push(format!(
+                "event {index} ({event_type}) is dated {} s after the gateway's clock and was not published: a record of care cannot be dated ahead (a planned encounter or a booking is not care yet; check the time zone)",
+                (event.occurred_at - now) / 1_000
+            ));
+            continue;
         }
-        if let Some((permission, what)) = needed_permission(event, org) {
-            if !permissions.contains(&permission) {
-                return Err(Refusal::NotPermitted {
-                    index,
-                    event_type,
-                    what,
-                    permission,
-                });
+        let refuse = |what: String, permission| Refusal {
+            index,
+            event_type,
+            what,
+            permission,
+        };
+        match &mut event.payload {
+            Payload::ConsentChoice(_) if !may(Permission::Consent) => {
+                return Err(refuse(
+                    "records the patient's sharing choice".into(),
+                    Permission::Consent,
+                ))
             }
+            Payload::CareTeam(team) if !may(Permission::Relationships) => {
+                return Err(refuse(
+                    format!(
+                        "puts organisation {} on the patient's care team, which gives it the full record",
+                        team.ods_code
+                    ),
+                    Permission::Relationships,
+                ))
+            }
+            Payload::Encounter(_)
+                if !event.source.ods_code.eq_ignore_ascii_case(org)
+                    && !may(Permission::Relationships) =>
+            {
+                return Err(refuse(
+                    format!(
+                        "records a contact at organisation {}, not at this system's own ({org})",
+                        event.source.ods_code
+                    ),
+                    Permission::Relationships,
+                ))
+            }
+            Payload::Demographics(d)
+                if d.registered_gp_ods_code.is_some() && !may(Permission::Relationships) =>
+            {
+                let practice = d.registered_gp_ods_code.take().unwrap_or_default();
+                screened.not_taken.push(format!(
+                    "event {index} ({event_type}) named {practice} as the registered practice, which was not taken: only systems with the \"relationships\" permission set it (the rest of the demographics was published)"
+                ));
+            }
+            _ => {}
         }
+        screened.events.push(event);
     }
-    Ok(())
-}
-
-/// The permission an event needs from a system of organisation `org`, and what the
-/// event asserts, if it needs one.
-fn needed_permission(event: &ClinicalEvent, org: &str) -> Option<(Permission, String)> {
-    let other = |ods: &str| !ods.eq_ignore_ascii_case(org);
-    let relationship = |what: String| Some((Permission::Relationships, what));
-    match &event.payload {
-        Payload::ConsentChoice(_) => Some((
-            Permission::Consent,
-            "records the patient's sharing choice".into(),
-        )),
-        Payload::Encounter(_) if other(&event.source.ods_code) => relationship(format!(
-            "records a contact at organisation {}",
-            event.source.ods_code
-        )),
-        Payload::CareTeam(team) if other(&team.ods_code) => relationship(format!(
-            "puts organisation {} on the patient's care team",
-            team.ods_code
-        )),
-        Payload::Referral(referral) if other(&referral.to_ods_code) => relationship(format!(
-            "refers the patient to organisation {}",
-            referral.to_ods_code
-        )),
-        Payload::Demographics(d) => match &d.registered_gp_ods_code {
-            Some(practice) if other(practice) => relationship(format!(
-                "names {practice} as the patient's registered practice"
-            )),
-            _ => None,
-        },
-        _ => None,
-    }
+    Ok(screened)
 }
 
 #[cfg(test)]
@@ -160,85 +165,95 @@ mod tests {
         event
     }
 
-    const RELATIONSHIP_TYPES: [EventType; 4] = [
-        EventType::Encounter,
-        EventType::CareTeam,
-        EventType::Referral,
-        EventType::Demographics,
-    ];
-
-    fn check(event: &ClinicalEvent, permissions: &[Permission]) -> Result<(), Refusal> {
-        check_events(std::slice::from_ref(event), "RX1", permissions, NOW)
+    fn screen_one(event: ClinicalEvent, permissions: &[Permission]) -> Result<Screened, Refusal> {
+        screen(vec![event], "RX1", permissions, NOW)
     }
 
     #[test]
-    fn relationships_for_the_publishers_own_organisation_need_no_permission() {
-        for event_type in RELATIONSHIP_TYPES {
-            assert_eq!(check(&naming(event_type, "RX1"), &[]), Ok(()));
-            assert_eq!(check(&naming(event_type, "rx1"), &[]), Ok(()), "any case");
+    fn own_encounters_and_referrals_anywhere_need_no_permission_and_other_events_neither() {
+        for event in [
+            naming(EventType::Encounter, "RX1"),
+            naming(EventType::Encounter, "rx1"),
+            naming(EventType::Referral, "RGT"),
+        ] {
+            let screened = screen_one(event.clone(), &[]).unwrap();
+            assert_eq!(screened.events, [event]);
+            assert!(screened.not_taken.is_empty());
         }
-    }
-
-    #[test]
-    fn relationships_for_another_organisation_need_the_relationships_permission() {
-        for event_type in RELATIONSHIP_TYPES {
-            let event = naming(event_type, "EVIL1");
-            let refused = check(&event, &[]).unwrap_err();
-            assert!(
-                matches!(
-                    refused,
-                    Refusal::NotPermitted {
-                        permission: Permission::Relationships,
-                        ..
-                    }
-                ),
-                "{event_type:?}: {refused}"
-            );
-            assert!(refused.to_string().contains("EVIL1"), "{refused}");
-            assert!(check(&event, &[Permission::Consent]).is_err());
-            assert_eq!(check(&event, &[Permission::Relationships]), Ok(()));
-        }
-    }
-
-    #[test]
-    fn demographics_without_a_registered_practice_and_other_events_need_no_permission() {
-        let mut patient = example(EventType::Demographics);
-        if let Payload::Demographics(d) = &mut patient.payload {
-            d.registered_gp_ods_code = None;
-        }
-        assert_eq!(check(&patient, &[]), Ok(()));
         for event in examples::one_of_each_type("9990000018".parse().unwrap()) {
             let event_type = event.event_type();
-            if RELATIONSHIP_TYPES.contains(&event_type) || event_type == EventType::ConsentChoice {
+            if matches!(
+                event_type,
+                EventType::CareTeam | EventType::ConsentChoice | EventType::Demographics
+            ) {
                 continue;
             }
-            assert_eq!(check(&example(event_type), &[]), Ok(()), "{event_type:?}");
+            let event = example(event_type);
+            assert_eq!(screen_one(event.clone(), &[]).unwrap().events, [event]);
         }
+    }
+
+    #[test]
+    fn care_teams_anywhere_and_encounters_elsewhere_need_the_relationships_permission() {
+        for event in [
+            naming(EventType::CareTeam, "RX1"),
+            naming(EventType::CareTeam, "EVIL1"),
+            naming(EventType::Encounter, "EVIL1"),
+        ] {
+            let refused = screen_one(event.clone(), &[Permission::Consent]).unwrap_err();
+            assert_eq!(refused.permission, Permission::Relationships, "{refused}");
+            let screened = screen_one(event.clone(), &[Permission::Relationships]).unwrap();
+            assert_eq!(screened.events, [event]);
+        }
+        let refused = screen_one(naming(EventType::CareTeam, "EVIL1"), &[]).unwrap_err();
+        assert!(refused.to_string().contains("EVIL1"), "{refused}");
+    }
+
+    #[test]
+    fn a_registered_practice_is_taken_only_with_the_permission_and_the_rest_is_kept() {
+        let patient = naming(EventType::Demographics, "RX1");
+        let screened = screen_one(patient.clone(), &[]).unwrap();
+        let Payload::Demographics(kept) = &screened.events[0].payload else {
+            unreachable!()
+        };
+        assert_eq!(kept.registered_gp_ods_code, None, "not even its own");
+        let Payload::Demographics(sent) = &patient.payload else {
+            unreachable!()
+        };
+        assert_eq!(kept.family_name, sent.family_name);
+        assert!(screened.not_taken[0].contains("named RX1 as the registered practice"));
+        let trusted = screen_one(patient.clone(), &[Permission::Relationships]).unwrap();
+        assert_eq!(trusted.events, [patient]);
+        assert!(trusted.not_taken.is_empty());
     }
 
     #[test]
     fn sharing_choices_need_the_consent_permission() {
         let choice = example(EventType::ConsentChoice);
-        let refused = check(&choice, &[Permission::Relationships]).unwrap_err();
+        let refused = screen_one(choice.clone(), &[Permission::Relationships]).unwrap_err();
         assert!(
             refused.to_string().contains("\"consent\" permission"),
             "{refused}"
         );
-        assert_eq!(check(&choice, &[Permission::Consent]), Ok(()));
+        assert_eq!(
+            screen_one(choice.clone(), &[Permission::Consent])
+                .unwrap()
+                .events,
+            [choice]
+        );
     }
 
     #[test]
-    fn nothing_is_dated_beyond_the_clock_skew() {
-        let mut allergy = example(EventType::Allergy);
-        allergy.occurred_at = NOW + CLOCK_SKEW_MS;
-        assert_eq!(check(&allergy, &[]), Ok(()), "within the skew");
-        allergy.occurred_at = NOW + CLOCK_SKEW_MS + 1;
-        let every = [Permission::Relationships, Permission::Consent];
-        assert!(matches!(
-            check(&allergy, &every),
-            Err(Refusal::FutureDated { index: 0, .. })
-        ));
-        allergy.occurred_at = EpochMillis::MAX;
-        assert!(check(&allergy, &every).is_err());
+    fn events_dated_beyond_the_clock_skew_are_left_out_and_the_rest_is_kept() {
+        let mut within = example(EventType::Allergy);
+        within.occurred_at = NOW + CLOCK_SKEW_MS;
+        let mut ahead = example(EventType::Observation);
+        ahead.occurred_at = NOW + CLOCK_SKEW_MS + 1;
+        let mut far = example(EventType::Encounter);
+        far.occurred_at = EpochMillis::MAX;
+        let screened = screen(vec![within.clone(), ahead, far], "RX1", &[], NOW).unwrap();
+        assert_eq!(screened.events, [within]);
+        assert_eq!(screened.not_taken.len(), 2);
+        assert!(screened.not_taken[0].starts_with("event 1 (observation) is dated 300 s after"));
     }
 }
