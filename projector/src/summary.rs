@@ -478,6 +478,7 @@ impl ProjectionStore {
         if ods_code.trim().is_empty() {
             return Ok(relationship);
         }
+        let ods_code = &ods_code.to_ascii_uppercase();
         for row in self
             .group_rows(numbers, View::Relationships, ods_code)?
             .iter()

@@ -69,9 +69,19 @@ pub fn rows_of(event: &ClinicalEvent) -> Vec<(&'static str, Vec<u8>)> {
         Payload::PregnancyEpisode(p) => rows.push(row(View::Maternity, &p.episode_id)),
         Payload::AntenatalVisit(v) => rows.push(row(View::Maternity, &v.episode_id)),
         Payload::Birth(b) => rows.push(row(View::Maternity, &b.episode_id)),
-        Payload::Encounter(_) => rows.push(row(View::Relationships, &event.source.ods_code)),
-        Payload::Referral(r) => rows.push(row(View::Relationships, &r.to_ods_code)),
-        Payload::CareTeam(t) => rows.push(row(View::Relationships, &t.ods_code)),
+        // Filed under the ODS code in capitals, as it is looked up: a code sent in
+        // lower case still links its organisation.
+        Payload::Encounter(_) => rows.push(row(
+            View::Relationships,
+            &event.source.ods_code.to_ascii_uppercase(),
+        )),
+        Payload::Referral(r) => rows.push(row(
+            View::Relationships,
+            &r.to_ods_code.to_ascii_uppercase(),
+        )),
+        Payload::CareTeam(t) => {
+            rows.push(row(View::Relationships, &t.ods_code.to_ascii_uppercase()))
+        }
         Payload::DischargeSummary(_) => rows.push(row(View::Discharges, "")),
         Payload::Demographics(_) => rows.push(row(View::Demographics, "")),
         Payload::NhsNumberMerge(_) => rows.push(row(View::Merges, "")),

@@ -568,6 +568,21 @@ fn maternity_discharge_relationship_and_choice_views() {
             Default::default()
         );
     }
+    // An ODS code sent in lower case links its organisation, asked for in either case.
+    let mut lower = by_type(EventType::Encounter);
+    lower.event_id = EventId::random();
+    lower.source.ods_code = "rgt01".into();
+    p.apply(std::slice::from_ref(&lower), 1);
+    for asked in ["RGT01", "rgt01"] {
+        assert_eq!(
+            p.store
+                .relationship(&[patient()], asked)
+                .unwrap()
+                .last_contact_at,
+            Some(lower.occurred_at),
+            "{asked}"
+        );
+    }
 
     let choice = |c: SharingChoice, t: i64| {
         let mut e = at(by_type(EventType::ConsentChoice), t, "A81001");

@@ -481,7 +481,9 @@ pub(crate) fn policy_context(
             } else {
                 found.care_team_until
             },
-            registered_practice: registered.as_deref() == Some(claims.org.as_str()),
+            registered_practice: registered
+                .as_deref()
+                .is_some_and(|practice| practice.eq_ignore_ascii_case(&claims.org)),
         },
         choices: choices
             .into_iter()
