@@ -135,7 +135,8 @@ fn bundle_entries(bundle: &Value) -> Result<Vec<Entry>, String> {
             ))
         }
     };
-    let mut seen: HashMap<&str, usize> = HashMap::new();
+    // bdl-7: a fullUrl may repeat only for other versions of the resource.
+    let mut seen: HashMap<(&str, Option<&str>), usize> = HashMap::new();
     let mut out = Vec::with_capacity(entries.len());
     for (i, entry) in entries.iter().enumerate() {
         if !entry.is_object() {
@@ -155,9 +156,12 @@ fn bundle_entries(bundle: &Value) -> Result<Vec<Entry>, String> {
             }
         };
         if let Some(url) = full_url {
-            if let Some(first) = seen.insert(url, i) {
+            let version = entry
+                .get("resource")
+                .and_then(|r| text(r, &["meta", "versionId"]));
+            if let Some(first) = seen.insert((url, version), i) {
                 return Err(format!(
-                    "Bundle.entry[{i}].fullUrl {url:?} is also entry[{first}]'s; each entry needs its own fullUrl (FHIR bdl-7)"
+                    "Bundle.entry[{i}].fullUrl {url:?} is also entry[{first}]'s; each entry needs its own fullUrl, unless it is another version of the resource (FHIR bdl-7)"
                 ));
             }
         }
@@ -437,6 +441,14 @@ mod tests {
             let refused = bundle(entry.clone()).unwrap_err();
             assert!(refused.contains(says), "{entry}: {refused}");
         }
+        // Two versions of one resource may share a fullUrl.
+        let version =
+            |v: &str| json!({"resourceType": "Patient", "id": "a", "meta": {"versionId": v}});
+        let versions = bundle(json!([
+            {"fullUrl": "urn:uuid:p", "resource": version("1")},
+            {"fullUrl": "urn:uuid:p", "resource": version("2")},
+        ]));
+        assert_eq!(versions.unwrap().entries.len(), 2);
         // A transaction's delete has a request and no resource: it gives nothing.
         let document = bundle(json!([
             {"request": {"method": "DELETE", "url": "Patient/gone"}},
