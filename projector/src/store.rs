@@ -95,6 +95,14 @@ pub enum StoreError {
     /// A timeline cursor that this store did not issue.
     #[error("the cursor is not one this API issued; start again without a cursor")]
     BadCursor,
+    /// A checkpoint was asked for inside the database's own directory.
+    #[error("the checkpoint {out} would be inside the projection {db}; write it beside the projection instead")]
+    CheckpointInside {
+        /// The checkpoint asked for.
+        out: String,
+        /// The projection.
+        db: String,
+    },
     /// A directory that holds no projection was opened as an existing one.
     #[error("{path} is not a projection ({detail}); pass the --db of a projector, or build one with `spr-projector rebuild --db NEW`")]
     NotAProjection {
@@ -823,6 +831,21 @@ impl ProjectionStore {
     /// possible. Each batch is one atomic write, so the copy's offsets always match its
     /// content; a projector started on it resumes from them.
     pub fn checkpoint(&self, out: &Path) -> Result<(), StoreError> {
+        // A copy inside the database's own directory would be taken for its files.
+        let inside = |db: &Path| {
+            let parent = out.parent().filter(|p| !p.as_os_str().is_empty());
+            let parent = parent.unwrap_or(Path::new("."));
+            std::fs::canonicalize(parent)
+                .ok()
+                .zip(std::fs::canonicalize(db).ok())
+                .is_some_and(|(parent, db)| parent.starts_with(db))
+        };
+        if inside(Path::new(&self.path)) {
+            return Err(StoreError::CheckpointInside {
+                out: out.display().to_string(),
+                db: self.path.clone(),
+            });
+        }
         rocksdb::checkpoint::Checkpoint::new(&self.db)
             .and_then(|c| c.create_checkpoint(out))
             .map_err(rocks(out))

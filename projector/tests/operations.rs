@@ -279,6 +279,15 @@ async fn a_checkpoint_taken_online_resumes_to_the_same_digest_as_an_uninterrupte
     let live = Arc::new(ProjectionStore::open(&dir.path().join("live"), false).unwrap());
     let (stop, handle) = spawn_worker(worker_config(&bootstrap, "live"), Arc::clone(&live));
     wait_caught_up(&first_ends, &live, false).await;
+    let inside = dir.path().join("live").join("copy");
+    assert!(
+        matches!(
+            live.checkpoint(&inside),
+            Err(spr_projector::StoreError::CheckpointInside { .. })
+        ),
+        "a checkpoint inside the live database is refused"
+    );
+    assert!(!inside.exists());
     let checkpoint = dir.path().join("checkpoint");
     live.checkpoint(&checkpoint).unwrap();
     let mut ends = first_ends.clone();
