@@ -153,7 +153,11 @@ impl ReplayState {
             detail,
         };
         let replayed = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| error(e.to_string()))?,
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                error(format!(
+                    "not a list of replayed source positions ({e}); it was written by replay-dead-letters: restore it, or move it aside to replay every dead letter that decodes again (events already projected are skipped by their event id)"
+                ))
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
             Err(e) => return Err(error(e.to_string())),
         };

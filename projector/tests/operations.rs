@@ -125,6 +125,10 @@ async fn a_dead_letter_that_now_decodes_is_replayed_once_and_one_that_does_not_i
     .unwrap();
 
     let mut reloaded = ReplayState::load(&dir.path().join("replay.json")).unwrap();
+    let damaged = dir.path().join("damaged.json");
+    std::fs::write(&damaged, "{not json").unwrap();
+    let refused = ReplayState::load(&damaged).unwrap_err().to_string();
+    assert!(refused.contains("move it aside"), "{refused}");
     let again = replay_dead_letters(&bootstrap, &mut reloaded, idle)
         .await
         .unwrap();
