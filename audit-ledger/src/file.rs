@@ -21,12 +21,12 @@ pub const MAX_LEAF_LEN: u32 = 1 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     /// Reading or writing the file failed.
-    #[error("ledger file {path}: {source}")]
+    #[error("ledger file {path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not the error's source, so it is said once).
+        error: std::io::Error,
     },
     /// The file is not a ledger of this version.
     #[error("{0} is not an SPR ledger (it does not start with SPRLEDG1)")]
@@ -88,7 +88,7 @@ impl Ledger {
     pub fn open_signed(path: &Path, signed_entries: u64) -> Result<Self, LedgerError> {
         let io = |source| LedgerError::Io {
             path: path.to_owned(),
-            source,
+            error: source,
         };
         let mut file = OpenOptions::new()
             .read(true)
@@ -190,7 +190,7 @@ impl Ledger {
             .write_all(&frame)
             .map_err(|source| LedgerError::Io {
                 path: self.path.clone(),
-                source,
+                error: source,
             })?;
         self.ids.insert(event.event_id);
         self.head = head;
@@ -206,7 +206,7 @@ impl Ledger {
     pub fn sync(&mut self) -> Result<(), LedgerError> {
         let io = |source| LedgerError::Io {
             path: self.path.clone(),
-            source,
+            error: source,
         };
         self.file.sync_data().map_err(io)?;
         let len = self.file.metadata().map_err(io)?.len();
@@ -261,7 +261,7 @@ fn write_committed_len(ledger: &Path, len: u64) -> Result<(), LedgerError> {
     let committed = committed_path(ledger);
     let io = |source| LedgerError::Io {
         path: committed.clone(),
-        source,
+        error: source,
     };
     let temporary = committed.with_extension("committed.tmp");
     std::fs::write(&temporary, format!("{len}\n")).map_err(io)?;
@@ -283,13 +283,16 @@ fn read_committed_len(ledger: &Path) -> Result<u64, LedgerError> {
     match std::fs::read_to_string(&path) {
         Ok(text) => text.trim().parse().map_err(|_| LedgerError::Io {
             path,
-            source: std::io::Error::new(
+            error: std::io::Error::new(
                 ErrorKind::InvalidData,
                 format!("expected a byte count, found {text:?}"),
             ),
         }),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(u64::MAX),
-        Err(source) => Err(LedgerError::Io { path, source }),
+        Err(source) => Err(LedgerError::Io {
+            path,
+            error: source,
+        }),
     }
 }
 

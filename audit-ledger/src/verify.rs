@@ -125,7 +125,7 @@ impl LedgerFollower {
             Err(source) => {
                 return Err(LedgerError::Io {
                     path: self.path.clone(),
-                    source,
+                    error: source,
                 })
             }
         };
@@ -324,12 +324,15 @@ pub(crate) fn scan_from(
 ) -> Result<Scan, LedgerError> {
     let io = |source| LedgerError::Io {
         path: path.to_owned(),
-        source,
+        error: source,
     };
     let mut file = File::open(path).map_err(io)?;
     let mut header = [0u8; 8];
-    if file.read_exact(&mut header).is_err() || &header != HEADER {
-        return Err(LedgerError::NotALedger(path.to_owned()));
+    match file.read_exact(&mut header) {
+        // A directory opens, and fails only when read: say what it is.
+        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => return Err(io(e)),
+        Ok(()) if &header == HEADER => {}
+        _ => return Err(LedgerError::NotALedger(path.to_owned())),
     }
     file.seek(SeekFrom::Start(position.offset)).map_err(io)?;
     let reader = BufReader::with_capacity(1 << 20, file);

@@ -218,6 +218,14 @@ fn a_file_that_is_not_a_ledger_is_refused() {
         Ledger::open(&path),
         Err(LedgerError::NotALedger(_))
     ));
+    // A directory is said to be one, and the OS error is said once.
+    let said = verify_from_genesis(dir.path()).unwrap_err().to_string();
+    assert!(said.contains("Is a directory"), "{said}");
+    let missing = verify_from_genesis(&dir.path().join("missing.spr"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(missing.matches("No such file").count(), 1, "{missing}");
+    assert!(std::error::Error::source(&verify_from_genesis(dir.path()).unwrap_err()).is_none());
 }
 
 #[test]
