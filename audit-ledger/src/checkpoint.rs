@@ -213,6 +213,11 @@ pub struct CheckpointVerifier {
 impl CheckpointVerifier {
     /// Parses a verifier key (`<name>+<hex key id>+<base64(0x01 || public key)>`).
     pub fn from_verifier_key(text: &str) -> Result<Self, CheckpointError> {
+        if text.trim_start().starts_with("PRIVATE+KEY+") {
+            return Err(CheckpointError::MalformedKey(
+                "this is the private signing key; checkpoints are verified with the verifier key (checkpoint.vkey), which is the one to hand out".into(),
+            ));
+        }
         let (name, id, key) = split_key(text.trim())?;
         let bytes: [u8; 32] = key.try_into().map_err(|_| {
             CheckpointError::MalformedKey("an Ed25519 public key is 32 bytes".into())

@@ -156,12 +156,40 @@ fn checkpoints_extend_each_other_and_rollbacks_forks_and_other_keys_are_caught()
     assert!(ok.status.success(), "{}", output_text(&ok));
     assert!(output_text(&ok).contains("extends the trusted checkpoint of 5 entries"));
 
+    // A ledger cut back below a checkpoint is called what it is.
+    common::append(&d.join("short.spr"), 0, 8);
+    let short = check(&["--checkpoint", "cp9", "--ledger", "short.spr"]);
+    assert_eq!(short.status.code(), Some(1));
+    assert!(
+        output_text(&short).contains(
+            "rolled back: the ledger holds 8 entries but the checkpoint was signed over 9"
+        ),
+        "{}",
+        output_text(&short)
+    );
+
     let rollback = check(&["--checkpoint", "cp5", "--trusted", "cp9"]);
     assert_eq!(rollback.status.code(), Some(1));
     assert!(
         output_text(&rollback).contains("rollback"),
         "{}",
         output_text(&rollback)
+    );
+
+    let private = spr_audit(
+        &[
+            "verify-checkpoint",
+            "--key",
+            "keys/checkpoint.key",
+            "--checkpoint",
+            "cp9",
+        ],
+        d,
+    );
+    assert!(
+        output_text(&private).contains("this is the private signing key"),
+        "{}",
+        output_text(&private)
     );
 
     let other_key = spr_audit(

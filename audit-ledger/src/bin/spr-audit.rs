@@ -469,6 +469,13 @@ fn check_checkpoint(
         }
     }
     if let Some(tree) = tree {
+        if tree.len() < new.size {
+            return Some(Failed(format!(
+                "rolled back: the ledger holds {} entries but the checkpoint was signed over {}; entries were removed from its end",
+                tree.len(),
+                new.size
+            )));
+        }
         if tree.root(new.size).ok() != Some(new.root) {
             return Some(Failed(format!(
                 "the ledger's tree head at {} entries differs from the checkpoint's",
