@@ -52,7 +52,7 @@ const SHORT_GROUP: usize = 8;
 /// number; 4 stores view rows as postcard instead of the event's Avro bytes, and the
 /// id of a correction (in a timeline row and in a correction row) as 16 bytes. A
 /// projection in another format is rebuilt from the log.
-pub const STORE_FORMAT: &str = "4";
+pub const STORE_FORMAT: &str = "5";
 
 /// What the projection records as its format: [`STORE_FORMAT`] and the clinical-event
 /// schema its postcard rows follow (`4 clinical_event.v2.avsc`). Postcard is not

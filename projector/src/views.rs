@@ -9,6 +9,7 @@
 //! late-arriving events land in the right place and a replay in any partition
 //! interleaving gives the same bytes.
 
+use sha2::{Digest, Sha256};
 use spr_schemas::{
     Author, ClinicalEvent, Code, EpochMillis, EventId, NhsNumber, Payload, Source, Status,
 };
@@ -44,6 +45,23 @@ pub enum View {
     Merges = b'X',
 }
 
+/// The group of an event's concept in a view: `system|code`. A concept recorded only
+/// in words (no code) is grouped by its words: `system|text:` and the first 16 bytes
+/// of the SHA-256 of the trimmed, lower-cased words, in hex (a safeguarding flag's
+/// words are its detail). Otherwise every free-text allergy or alert from one source
+/// would share one group, and the newest would hide the others.
+fn concept_group(event: &ClinicalEvent) -> String {
+    if !event.code.code.is_empty() {
+        return format!("{}|{}", event.code.system, event.code.code);
+    }
+    let words = match &event.payload {
+        Payload::SafeguardingFlag(flag) => flag.detail.as_deref().unwrap_or(&event.code.display),
+        _ => &event.code.display,
+    };
+    let digest = Sha256::digest(words.trim().to_lowercase().as_bytes());
+    format!("{}|text:{}", event.code.system, hex::encode(&digest[..16]))
+}
+
 /// The `(column family, key)` rows an event occupies while it stands.
 pub fn rows_of(event: &ClinicalEvent) -> Vec<(&'static str, Vec<u8>)> {
     let nhs = &event.nhs_number;
@@ -53,7 +71,7 @@ pub fn rows_of(event: &ClinicalEvent) -> Vec<(&'static str, Vec<u8>)> {
             keys::view_key(nhs, view as u8, group, event.occurred_at, &event.event_id),
         )
     };
-    let code = format!("{}|{}", event.code.system, event.code.code);
+    let code = concept_group(event);
     let mut rows = Vec::new();
     if let Some(encounter) = &event.encounter_id {
         rows.push(row(View::Encounters, encounter));

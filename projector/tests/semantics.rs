@@ -283,6 +283,80 @@ fn two_sources_disagreeing_keep_both_facts_and_flag_a_conflict() {
     assert!(summary.allergies.is_empty() && summary.conflicts.is_empty());
 }
 
+/// Facts recorded only in words are told apart by their words: two free-text allergies
+/// from one source are two allergies, the same words refuted later are one, and two
+/// safeguarding flags with different detail are two alerts.
+#[test]
+fn facts_recorded_only_in_words_are_told_apart_by_their_words() {
+    let in_words = |words: &str, verification: Verification, t: i64| {
+        let mut e = allergy(verification, "RJ1", t);
+        e.event_id = EventId::random();
+        e.code = Code {
+            system: String::new(),
+            code: String::new(),
+            display: words.into(),
+        };
+        e
+    };
+    let mut p = Projection::new();
+    let penicillin = in_words("Penicillin", Verification::Confirmed, NOW - 2 * DAY);
+    let latex = in_words("latex ", Verification::Confirmed, NOW - DAY);
+    p.apply(&[penicillin.clone(), latex.clone()], 1);
+    let mut shown: Vec<EventId> = p
+        .summary(&patient())
+        .allergies
+        .iter()
+        .map(|e| e.event_id)
+        .collect();
+    shown.sort();
+    let mut both = vec![penicillin.event_id, latex.event_id];
+    both.sort();
+    assert_eq!(shown, both, "two different allergies in words are two");
+    p.apply(&[in_words("LATEX", Verification::Refuted, NOW)], 1);
+    let shown: Vec<EventId> = p
+        .summary(&patient())
+        .allergies
+        .iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(
+        shown,
+        [penicillin.event_id],
+        "the same words refuted are one fact"
+    );
+
+    let flag = |detail: &str, t: i64| {
+        let mut e = at(
+            examples::one_of_each_type(patient())
+                .into_iter()
+                .find(|e| e.event_type() == EventType::SafeguardingFlag)
+                .unwrap(),
+            t,
+            "A81001",
+        );
+        e.event_id = EventId::random();
+        e.code = Code {
+            system: String::new(),
+            code: String::new(),
+            display: "Safeguarding concern".into(),
+        };
+        if let Payload::SafeguardingFlag(f) = &mut e.payload {
+            f.active = true;
+            f.detail = Some(detail.into());
+        }
+        e
+    };
+    p.apply(
+        &[flag("neglect", NOW - DAY), flag("domestic abuse", NOW)],
+        1,
+    );
+    assert_eq!(
+        p.summary(&patient()).alerts.len(),
+        2,
+        "two concerns, two alerts"
+    );
+}
+
 #[test]
 fn problems_follow_the_latest_status_per_source() {
     let condition = |status: ConditionStatus, ods: &str, t: i64| {
