@@ -146,7 +146,7 @@ pub async fn run_worker_with(
                 // Nothing arrived for a while: caught up, unless the broker says its
                 // partitions reach further than what was received (the first fetches
                 // after a start can take longer than the idle time).
-                if watermarks.reached(&consumer, &monitor.readiness()) {
+                if watermarks.reached(&consumer, &monitor.readiness()).await {
                     wal_sync.wait().await;
                     record_caught_up(&store, monitor)?;
                     if options.stop_when_idle.is_some() {
@@ -160,7 +160,7 @@ pub async fn run_worker_with(
                 received.received(record.partition, record.offset);
             }
             let drained =
-                records.len() < config.max_batch && watermarks.reached(&consumer, &received);
+                records.len() < config.max_batch && watermarks.reached(&consumer, &received).await;
             monitor.set_readiness(received);
             // A batch that keeps failing (a full disk, a broker refusing dead letters) is
             // retried until it lands, but a stop request still ends the worker: nothing
@@ -274,28 +274,41 @@ impl HighWatermarks {
     /// watermark: a condition of being caught up. On tansu the watermark is below the
     /// true end, so this is only a lower bound and the idle time does the rest; on
     /// Apache Kafka it is exact. A watermark that cannot be read counts as not reached.
-    fn reached(&mut self, consumer: &StreamConsumer, readiness: &Readiness) -> bool {
+    /// The broker is asked on a blocking thread, at most once a second, failed or not.
+    async fn reached(&mut self, consumer: &Arc<StreamConsumer>, readiness: &Readiness) -> bool {
         if self
             .asked_at
             .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
         {
-            self.high.clear();
-            for partition in readiness.partitions.keys() {
-                match consumer.fetch_watermarks(
-                    topics::PATIENT_EVENTS.name,
-                    *partition,
-                    Duration::from_secs(2),
-                ) {
-                    Ok((_, high)) => {
-                        self.high.insert(*partition, high);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, partition, "could not read the high watermark");
-                        return false;
-                    }
-                }
-            }
             self.asked_at = Some(Instant::now());
+            let consumer = Arc::clone(consumer);
+            let partitions: Vec<i32> = readiness.partitions.keys().copied().collect();
+            let asked = tokio::task::spawn_blocking(move || {
+                partitions
+                    .into_iter()
+                    .map(|partition| {
+                        consumer
+                            .fetch_watermarks(
+                                topics::PATIENT_EVENTS.name,
+                                partition,
+                                Duration::from_secs(2),
+                            )
+                            .map(|(_, high)| (partition, high))
+                    })
+                    .collect::<Result<std::collections::BTreeMap<i32, i64>, KafkaError>>()
+            })
+            .await;
+            self.high = match asked {
+                Ok(Ok(high)) => high,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not read the high watermarks");
+                    Default::default()
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the high watermarks failed");
+                    Default::default()
+                }
+            };
         }
         readiness.partitions.iter().all(|(partition, lag)| {
             self.high
