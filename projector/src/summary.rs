@@ -453,7 +453,7 @@ impl ProjectionStore {
 
     /// The ODS code of the registered GP practice in the latest demographics that name
     /// one: many feeds send demographics without the practice (and the ingestion gateway
-    /// takes it only from the practice itself or a system permitted to set it), which
+    /// takes it only from systems permitted to set it), which
     /// says nothing about registration.
     pub fn registered_practice(&self, numbers: &[NhsNumber]) -> Result<Option<String>, StoreError> {
         Ok(self

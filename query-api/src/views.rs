@@ -1,6 +1,7 @@
 //! Applying a policy decision to a view: every entry the decision does not allow is
 //! removed, and so is every conflict that names a removed entry (its existence would
-//! say what was withheld).
+//! say what was withheld), and every disputed entry of such a conflict (it is disputed
+//! only because the withheld entry exists).
 
 use std::collections::HashSet;
 
@@ -45,6 +46,17 @@ impl RecordView for EmergencySummary {
         ] {
             list.retain(|e| keep(e));
         }
+        // A disputed entry (a refuted allergy, a resolved problem) is listed only because
+        // another source holds the opposite: if that entry was withheld, listing the
+        // disputed one would say the withheld one exists.
+        let shown: HashSet<EventId> = self.entries().iter().map(|e| e.event_id).collect();
+        let of_withheld: HashSet<EventId> = self
+            .conflicts
+            .iter()
+            .filter(|c| !c.event_ids.iter().all(|id| shown.contains(id)))
+            .flat_map(|c| c.event_ids.iter().copied())
+            .collect();
+        self.disputed.retain(|e| !of_withheld.contains(&e.event_id));
         let shown: Vec<TimelineEntry> = self.entries().into_iter().cloned().collect();
         retain_conflicts(&mut self.conflicts, &shown.iter().collect::<Vec<_>>());
     }
@@ -116,5 +128,54 @@ impl RecordView for DischargeView {
     }
     fn entries(&self) -> Vec<&TimelineEntry> {
         self.summary.iter().chain(&self.admission_events).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spr_schemas::{examples, Code};
+
+    #[test]
+    fn a_disputed_entry_whose_counterpart_is_withheld_is_removed_with_the_conflict() {
+        let nhs = "9990000018".parse().unwrap();
+        let entry = |source: &str| {
+            let mut event = examples::allergy(nhs);
+            event.event_id = EventId::random();
+            event.source.ods_code = source.into();
+            TimelineEntry::of(&event)
+        };
+        let (withheld, probe, other) = (entry("RX1"), entry("EVIL1"), entry("RY6"));
+        let conflict = |ids: [&TimelineEntry; 2]| Conflict {
+            kind: "problem",
+            code: Code {
+                system: "http://snomed.info/sct".into(),
+                code: "76272004".into(),
+                display: "Syphilis".into(),
+            },
+            description: "disputed".into(),
+            event_ids: ids.iter().map(|e| e.event_id).collect(),
+        };
+        let mut summary = EmergencySummary {
+            demographics: None,
+            allergies: vec![],
+            medications: vec![],
+            problems: vec![withheld.clone(), other.clone()],
+            alerts: vec![],
+            latest_observations: vec![],
+            conflicts: vec![conflict([&withheld, &probe]), conflict([&other, &probe])],
+            disputed: vec![probe.clone()],
+        };
+        let mut shown_all = summary.clone();
+        shown_all.retain_visible(&|_| true);
+        assert_eq!(shown_all, summary, "nothing withheld, nothing removed");
+
+        summary.conflicts.pop();
+        summary.retain_visible(&|e| e.event_id != withheld.event_id);
+        assert!(
+            summary.disputed.is_empty() && summary.conflicts.is_empty(),
+            "{summary:?}"
+        );
+        assert_eq!(summary.problems, [other]);
     }
 }

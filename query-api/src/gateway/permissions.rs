@@ -2,10 +2,10 @@
 //! who may read it. A registered practice or a care team gives an organisation the full
 //! record, so only systems trusted with the `relationships` permission may assert them
 //! (a PDS feed, a GP system, a regional shared-care record). An encounter gives the
-//! organisation where it happened direct care for a while: a system may record its own
-//! organisation's encounters, and others' only with the permission. A referral gives
-//! the organisation referred to direct care: referrals are how care moves between
-//! organisations, so any publisher may send one. A sharing choice opens or closes a
+//! organisation where it happened direct care for a while, and a referral the
+//! organisation referred to: a system may record its own organisation's encounters and
+//! referrals within it, and others' only with the permission (otherwise any publisher
+//! could give any organisation direct care with one referral). A sharing choice opens or closes a
 //! sensitive category: only systems with the `consent` permission may record one. And
 //! nothing may be dated in the future: a contact dated ahead would stretch a
 //! relationship, and a choice dated ahead would outrank every later one.
@@ -20,8 +20,8 @@ pub const CLOCK_SKEW_MS: EpochMillis = 5 * 60 * 1_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Permission {
-    /// Assert registered practices and care teams, and encounters at organisations
-    /// other than its own.
+    /// Assert registered practices and care teams, and encounters at or referrals to
+    /// organisations other than its own.
     Relationships,
     /// Record patients' sharing choices (CONSENT_CHOICE), for example a GP system where
     /// the patient told the practice.
@@ -119,6 +119,19 @@ pub fn screen(
                     Permission::Relationships,
                 ))
             }
+            Payload::Referral(referral)
+                if !referral.to_ods_code.trim().is_empty()
+                    && !referral.to_ods_code.eq_ignore_ascii_case(org)
+                    && !may(Permission::Relationships) =>
+            {
+                return Err(refuse(
+                    format!(
+                        "refers the patient to organisation {}, which gives it direct care; a referral to another organisation",
+                        referral.to_ods_code
+                    ),
+                    Permission::Relationships,
+                ))
+            }
             Payload::Demographics(d)
                 if d.registered_gp_ods_code.is_some() && !may(Permission::Relationships) =>
             {
@@ -170,11 +183,12 @@ mod tests {
     }
 
     #[test]
-    fn own_encounters_and_referrals_anywhere_need_no_permission_and_other_events_neither() {
+    fn own_encounters_and_referrals_need_no_permission_and_other_events_neither() {
         for event in [
             naming(EventType::Encounter, "RX1"),
             naming(EventType::Encounter, "rx1"),
-            naming(EventType::Referral, "RGT"),
+            naming(EventType::Referral, "RX1"),
+            naming(EventType::Referral, ""),
         ] {
             let screened = screen_one(event.clone(), &[]).unwrap();
             assert_eq!(screened.events, [event]);
@@ -184,7 +198,10 @@ mod tests {
             let event_type = event.event_type();
             if matches!(
                 event_type,
-                EventType::CareTeam | EventType::ConsentChoice | EventType::Demographics
+                EventType::CareTeam
+                    | EventType::ConsentChoice
+                    | EventType::Demographics
+                    | EventType::Referral
             ) {
                 continue;
             }
@@ -194,11 +211,13 @@ mod tests {
     }
 
     #[test]
-    fn care_teams_anywhere_and_encounters_elsewhere_need_the_relationships_permission() {
+    fn care_teams_anywhere_and_encounters_and_referrals_elsewhere_need_the_relationships_permission(
+    ) {
         for event in [
             naming(EventType::CareTeam, "RX1"),
             naming(EventType::CareTeam, "EVIL1"),
             naming(EventType::Encounter, "EVIL1"),
+            naming(EventType::Referral, "evil1"),
         ] {
             let refused = screen_one(event.clone(), &[Permission::Consent]).unwrap_err();
             assert_eq!(refused.permission, Permission::Relationships, "{refused}");
