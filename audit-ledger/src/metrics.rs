@@ -11,8 +11,8 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
-use spr_producers::metrics_http::registered;
+use prometheus::{Histogram, IntCounter, IntGauge, IntGaugeVec, Registry};
+use spr_producers::metrics_http::{counter, gauge, partition_gauge, seconds_histogram};
 
 /// The ledger service's counters, histograms and gauges, in their own registry.
 #[derive(Debug)]
@@ -40,34 +40,8 @@ impl LedgerMetrics {
     /// Fresh metrics, all zero.
     pub fn new() -> Self {
         let registry = Registry::new();
-        let counter = |name: &str, help: &str| {
-            registered(
-                &registry,
-                IntCounter::new(name, help).expect("valid counter"),
-            )
-        };
-        let gauge = |name: &str, help: &str| {
-            registered(&registry, IntGauge::new(name, help).expect("valid gauge"))
-        };
-        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
-            let opts = HistogramOpts::new(name, help).buckets(buckets);
-            registered(
-                &registry,
-                Histogram::with_opts(opts).expect("valid histogram"),
-            )
-        };
-        let next_offset = registered(
-            &registry,
-            IntGaugeVec::new(
-                Opts::new(
-                    "spr_ledger_next_offset",
-                    "Next offset of spr.access-events to read, per partition: every access event below it is in the ledger",
-                ),
-                &["partition"],
-            )
-            .expect("valid gauge"),
-        );
-        let seconds = |from: f64| prometheus::exponential_buckets(from, 2.0, 16).expect("valid");
+        let counter = |name: &str, help: &str| counter(&registry, name, help);
+        let gauge = |name: &str, help: &str| gauge(&registry, name, help);
         Self {
             entries: gauge("spr_ledger_entries", "Entries in the ledger, all durable"),
             appended: counter(
@@ -82,17 +56,23 @@ impl LedgerMetrics {
                 "spr_ledger_dead_letters_total",
                 "Records on spr.access-events that were not access events, sent to the dead-letter topic",
             ),
-            commit_seconds: histogram(
+            commit_seconds: seconds_histogram(
+                &registry,
                 "spr_ledger_commit_seconds",
                 "Time to append and sync one group commit",
-                seconds(0.000_25),
+                0.000_25,
             ),
-            entry_delay_seconds: histogram(
+            entry_delay_seconds: seconds_histogram(
+                &registry,
                 "spr_ledger_entry_delay_seconds",
                 "From an access (the access event's occurred_at) to its durable ledger entry",
-                seconds(0.005),
+                0.005,
             ),
-            next_offset,
+            next_offset: partition_gauge(
+                &registry,
+                "spr_ledger_next_offset",
+                "Next offset of spr.access-events to read, per partition: every access event below it is in the ledger",
+            ),
             checkpoints: counter(
                 "spr_ledger_checkpoints_total",
                 "Checkpoints signed and published",

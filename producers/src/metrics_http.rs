@@ -7,7 +7,10 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use prometheus::core::Collector;
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 
 /// Registers `metric` in `registry` and returns it, so that each of a service's metrics
 /// is made and registered in one expression. A name registered twice is a programming
@@ -17,6 +20,36 @@ pub fn registered<M: Collector + Clone + 'static>(registry: &Registry, metric: M
         .register(Box::new(metric.clone()))
         .expect("metric names are unique within a service");
     metric
+}
+
+/// A counter, registered in `registry`.
+pub fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    registered(
+        registry,
+        IntCounter::new(name, help).expect("valid counter"),
+    )
+}
+
+/// A gauge, registered in `registry`.
+pub fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    registered(registry, IntGauge::new(name, help).expect("valid gauge"))
+}
+
+/// A gauge per Kafka partition (label `partition`), registered in `registry`.
+pub fn partition_gauge(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
+    let gauge = IntGaugeVec::new(Opts::new(name, help), &["partition"]);
+    registered(registry, gauge.expect("valid gauge"))
+}
+
+/// A histogram of seconds in 16 buckets doubling from `smallest`, registered in
+/// `registry`.
+pub fn seconds_histogram(registry: &Registry, name: &str, help: &str, smallest: f64) -> Histogram {
+    let buckets = prometheus::exponential_buckets(smallest, 2.0, 16).expect("valid buckets");
+    let opts = HistogramOpts::new(name, help).buckets(buckets);
+    registered(
+        registry,
+        Histogram::with_opts(opts).expect("valid histogram"),
+    )
 }
 
 /// The metrics of `registry` in Prometheus' text format: what a `/metrics` route answers.

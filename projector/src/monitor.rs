@@ -9,9 +9,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntGaugeVec, Opts, Registry};
+use prometheus::{Histogram, IntCounter, IntGaugeVec, Registry};
 
-use spr_producers::metrics_http::registered;
+use spr_producers::metrics_http::{counter, partition_gauge, seconds_histogram};
 use spr_schemas::now_millis;
 
 use crate::readiness::Readiness;
@@ -45,27 +45,8 @@ impl Monitor {
     /// Fresh metrics, all zero, registered in their own registry.
     pub fn new() -> Self {
         let registry = Registry::new();
-        let counter = |name: &str, help: &str| {
-            registered(
-                &registry,
-                IntCounter::new(name, help).expect("valid counter"),
-            )
-        };
-        let per_partition = |name: &str, help: &str| {
-            let gauge = IntGaugeVec::new(Opts::new(name, help), &["partition"]);
-            registered(&registry, gauge.expect("valid gauge"))
-        };
-        let batch_write_seconds = registered(
-            &registry,
-            Histogram::with_opts(
-                HistogramOpts::new(
-                    "spr_projector_batch_write_seconds",
-                    "Time to project, dead-letter and write one batch",
-                )
-                .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16).expect("valid buckets")),
-            )
-            .expect("valid histogram"),
-        );
+        let counter = |name: &str, help: &str| counter(&registry, name, help);
+        let per_partition = |name: &str, help: &str| partition_gauge(&registry, name, help);
         Self {
             events_projected: counter(
                 "spr_projector_events_projected_total",
@@ -83,7 +64,12 @@ impl Monitor {
                 "spr_projector_already_applied_total",
                 "Records skipped because their offset was already applied",
             ),
-            batch_write_seconds,
+            batch_write_seconds: seconds_histogram(
+                &registry,
+                "spr_projector_batch_write_seconds",
+                "Time to project, dead-letter and write one batch",
+                0.0005,
+            ),
             consumed_offset: per_partition(
                 "spr_projector_applied_offset",
                 "Next offset to apply, per partition: every record below it is projected",
