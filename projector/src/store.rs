@@ -394,9 +394,7 @@ impl ProjectionStore {
             path: path.display().to_string(),
             detail: detail.to_owned(),
         };
-        if !path.join("CURRENT").is_file() {
-            return Err(not_a_projection("no RocksDB database in it"));
-        }
+        require_database(path)?;
         let store = Self::open_primary(path, false, false).map_err(|e| match e {
             StoreError::Rocks { source, .. } if source.to_string().contains("Column family not found") => {
                 not_a_projection("a RocksDB database without the projection's column families; if it is an old projection, rebuild it from the log")
@@ -470,13 +468,7 @@ impl ProjectionStore {
         secondary: &Path,
         block_cache_bytes: usize,
     ) -> Result<Self, StoreError> {
-        // RocksDB would create the primary's directory before failing to find it.
-        if !primary.join("CURRENT").is_file() {
-            return Err(StoreError::NotAProjection {
-                path: primary.display().to_string(),
-                detail: "no RocksDB database in it yet".into(),
-            });
-        }
+        require_database(primary)?;
         let mut options = Options::default();
         options.set_max_open_files(-1);
         let cache = rocksdb::Cache::new_hyper_clock_cache(block_cache_bytes, 0);
@@ -1021,6 +1013,19 @@ fn column_family_options(name: &str, block_cache: Option<&rocksdb::Cache>) -> Op
         rocksdb::DBCompressionType::Lz4,
     ]);
     options
+}
+
+/// Refuses a directory with no RocksDB database in it, before RocksDB is asked to open
+/// one there (which would create the directory, or the database, on the way).
+fn require_database(path: &Path) -> Result<(), StoreError> {
+    if path.join("CURRENT").is_file() {
+        Ok(())
+    } else {
+        Err(StoreError::NotAProjection {
+            path: path.display().to_string(),
+            detail: "no RocksDB database in it".into(),
+        })
+    }
 }
 
 fn rocks(path: &Path) -> impl Fn(rocksdb::Error) -> StoreError + '_ {

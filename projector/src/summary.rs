@@ -13,7 +13,7 @@ use spr_schemas::{
 };
 
 use crate::store::{ProjectionStore, StoreError, TimelineEntry};
-use crate::views::{View, ViewRow};
+use crate::views::{relationship_group, View, ViewRow};
 
 /// How long an acute prescription counts as current, and changes count as recent.
 pub const RECENT_MILLIS: EpochMillis = 90 * 86_400_000;
@@ -478,9 +478,8 @@ impl ProjectionStore {
         if ods_code.trim().is_empty() {
             return Ok(relationship);
         }
-        let ods_code = &ods_code.to_ascii_uppercase();
         for row in self
-            .group_rows(numbers, View::Relationships, ods_code)?
+            .group_rows(numbers, View::Relationships, &relationship_group(ods_code))?
             .iter()
         {
             let at = row.event.occurred_at;

@@ -62,6 +62,13 @@ fn concept_group(event: &ClinicalEvent) -> String {
     format!("{}|text:{}", event.code.system, hex::encode(&digest[..16]))
 }
 
+/// The group a contact with organisation `ods_code` is filed and looked up under in
+/// [`View::Relationships`]: the code in capitals, so that it links its organisation
+/// whatever case it was sent or asked in.
+pub(crate) fn relationship_group(ods_code: &str) -> String {
+    ods_code.to_ascii_uppercase()
+}
+
 /// The `(column family, key)` rows an event occupies while it stands.
 pub fn rows_of(event: &ClinicalEvent) -> Vec<(&'static str, Vec<u8>)> {
     let nhs = &event.nhs_number;
@@ -72,6 +79,7 @@ pub fn rows_of(event: &ClinicalEvent) -> Vec<(&'static str, Vec<u8>)> {
         )
     };
     let code = concept_group(event);
+    let contact = |ods_code: &str| row(View::Relationships, &relationship_group(ods_code));
     let mut rows = Vec::new();
     if let Some(encounter) = &event.encounter_id {
         rows.push(row(View::Encounters, encounter));
@@ -87,19 +95,9 @@ pub fn rows_of(event: &ClinicalEvent) -> Vec<(&'static str, Vec<u8>)> {
         Payload::PregnancyEpisode(p) => rows.push(row(View::Maternity, &p.episode_id)),
         Payload::AntenatalVisit(v) => rows.push(row(View::Maternity, &v.episode_id)),
         Payload::Birth(b) => rows.push(row(View::Maternity, &b.episode_id)),
-        // Filed under the ODS code in capitals, as it is looked up: a code sent in
-        // lower case still links its organisation.
-        Payload::Encounter(_) => rows.push(row(
-            View::Relationships,
-            &event.source.ods_code.to_ascii_uppercase(),
-        )),
-        Payload::Referral(r) => rows.push(row(
-            View::Relationships,
-            &r.to_ods_code.to_ascii_uppercase(),
-        )),
-        Payload::CareTeam(t) => {
-            rows.push(row(View::Relationships, &t.ods_code.to_ascii_uppercase()))
-        }
+        Payload::Encounter(_) => rows.push(contact(&event.source.ods_code)),
+        Payload::Referral(r) => rows.push(contact(&r.to_ods_code)),
+        Payload::CareTeam(t) => rows.push(contact(&t.ods_code)),
         Payload::DischargeSummary(_) => rows.push(row(View::Discharges, "")),
         Payload::Demographics(_) => rows.push(row(View::Demographics, "")),
         Payload::NhsNumberMerge(_) => rows.push(row(View::Merges, "")),
