@@ -110,11 +110,14 @@ impl LedgerMetrics {
     }
 
     /// Records the next offset to read of each partition.
-    pub(crate) fn consumed(&self, next_offsets: &std::collections::BTreeMap<i32, i64>) {
-        for (partition, next) in next_offsets {
+    pub(crate) fn consumed(
+        &self,
+        done: &std::collections::BTreeMap<i32, spr_producers::continuity::DoneUpTo>,
+    ) {
+        for (partition, done) in done {
             self.next_offset
                 .with_label_values(&[&partition.to_string()])
-                .set(*next);
+                .set(done.next);
         }
     }
 

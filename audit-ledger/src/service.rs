@@ -19,8 +19,11 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use spr_producers::admin::{check_connection, ConnectionError, STARTUP_CONNECTION_TIMEOUT};
 use spr_producers::consume::{
-    consumer_config, next_offsets, partitions_from_start, publish_dead_letter, receive_batch,
-    AssignError, ConsumedRecord,
+    consumer_config, partitions_from_start, publish_dead_letter, receive_batch, AssignError,
+    ConsumedRecord,
+};
+use spr_producers::continuity::{
+    record_digest, DoneUpTo, HighWatermarks, LogContinuity, LogMismatch,
 };
 use spr_producers::metrics_http::{spawn_metrics_server, MetricsBindError};
 use spr_producers::{EventPublisher, PublishError};
@@ -93,6 +96,9 @@ pub enum ServiceError {
     /// The last signed checkpoint is unreadable or contradicts the ledger.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// `spr.access-events` is not the log `.consumed` was recorded from.
+    #[error("{0}. Access events of this log at offsets `.consumed` counts as handled would be skipped: move LEDGER.consumed aside and start again (every access event of this log is then read, and those the ledger holds are skipped by their id)")]
+    LogMismatch(#[from] LogMismatch),
 }
 
 /// What one group commit did.
@@ -137,32 +143,47 @@ pub async fn run_ledger_service(
     let consumed_path = consumed_offsets_path(&config.ledger_path);
     let mut consumed = read_consumed_offsets(&consumed_path)?;
     config.metrics.consumed(&consumed);
+    let topic = topics::ACCESS_EVENTS.name;
+    let mut continuity = LogContinuity::new(topic, consumed.clone());
+    let mut watermarks = HighWatermarks::new(topic);
     // The ledger and its side files are read, and the metrics served, before waiting
     // for the broker.
     spawn_metrics_server(config.metrics_addr, Arc::clone(&config.metrics).router()).await?;
     check_connection(&config.bootstrap, STARTUP_CONNECTION_TIMEOUT).await?;
     let consumer: StreamConsumer =
         consumer_config(&config.bootstrap, &config.group_id)?.create()?;
-    consumer.assign(&partitions_from_start(
-        &consumer,
-        topics::ACCESS_EVENTS.name,
-        None,
-    )?)?;
+    let partitions = partitions_from_start(&consumer, topic, None)?;
+    let numbers: Vec<i32> = partitions
+        .elements()
+        .iter()
+        .map(|e| e.partition())
+        .collect();
+    consumer.assign(&partitions)?;
+    let consumer = Arc::new(consumer);
     let publisher = EventPublisher::new(&config.bootstrap, Duration::from_secs(30))?;
-    // While idle, wake up now and then so the last entries get their checkpoint too.
-    let idle = config
+    // While idle, wake up now and then so the last entries get their checkpoint too,
+    // and, until the log is confirmed as the one `.consumed` came from, to check its end.
+    let checkpoint_idle = config
         .checkpoints
         .as_ref()
         .map(|p| p.every.max(Duration::from_millis(100)));
     tokio::pin!(shutdown);
     loop {
+        let idle = match continuity.confirmed() {
+            true => checkpoint_idle,
+            false => Some(checkpoint_idle.map_or(CONTINUITY_IDLE, |c| c.min(CONTINUITY_IDLE))),
+        };
         let records = tokio::select! {
             _ = &mut shutdown => break,
             batch = receive_batch(&consumer, config.max_batch, config.max_batch_wait, idle) => batch,
         };
+        if records.is_empty() && !continuity.confirmed() {
+            continuity.check_end(watermarks.refresh(&consumer, numbers.clone()).await)?;
+        }
+        continuity.check(&records)?;
         let unread: Vec<ConsumedRecord> = records
             .into_iter()
-            .filter(|r| r.offset >= consumed.get(&r.partition).copied().unwrap_or(0))
+            .filter(|r| r.offset >= consumed.get(&r.partition).map_or(0, |d| d.next))
             .collect();
         if !unread.is_empty() {
             let started = Instant::now();
@@ -170,8 +191,12 @@ pub async fn run_ledger_service(
             config
                 .metrics
                 .committed(&counts, started.elapsed(), ledger.len(), now_millis());
-            for ((_, partition), next) in next_offsets(&unread) {
-                consumed.insert(partition, next);
+            for record in &unread {
+                let done = DoneUpTo {
+                    next: record.offset + 1,
+                    last: Some(record_digest(record)),
+                };
+                consumed.insert(record.partition, done);
             }
             write_consumed_offsets(&consumed_path, &consumed)?;
             config.metrics.consumed(&consumed);
@@ -294,14 +319,21 @@ impl<'a> Checkpointer<'a> {
     }
 }
 
-/// The side file recording, per access-events partition, the next offset to read.
+/// How long the service waits for a record, until the log is confirmed as the one
+/// `.consumed` came from, before it asks the broker where the partitions end.
+const CONTINUITY_IDLE: Duration = Duration::from_secs(1);
+
+/// The side file recording, per access-events partition, the next offset to read and
+/// the digest of the record before it.
 fn consumed_offsets_path(ledger: &Path) -> PathBuf {
     let mut name = ledger.as_os_str().to_owned();
     name.push(".consumed");
     PathBuf::from(name)
 }
 
-fn read_consumed_offsets(path: &Path) -> Result<BTreeMap<i32, i64>, ServiceError> {
+/// Reads the side file: lines of `partition next_offset digest` (the digest of the
+/// record before `next_offset` in hex; absent in files written before it was kept).
+fn read_consumed_offsets(path: &Path) -> Result<BTreeMap<i32, DoneUpTo>, ServiceError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
@@ -310,19 +342,37 @@ fn read_consumed_offsets(path: &Path) -> Result<BTreeMap<i32, i64>, ServiceError
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
-            let parsed = line
-                .split_once(' ')
-                .and_then(|(p, o)| Some((p.parse().ok()?, o.parse().ok()?)));
-            parsed.ok_or_else(|| {
+            parse_consumed_line(line).ok_or_else(|| {
                 ServiceError::Consumed(format!("{}: bad line {line:?}", path.display()))
             })
         })
         .collect()
 }
 
+fn parse_consumed_line(line: &str) -> Option<(i32, DoneUpTo)> {
+    let mut fields = line.split(' ');
+    let partition = fields.next()?.parse().ok()?;
+    let next = fields.next()?.parse().ok()?;
+    let last = match fields.next() {
+        Some(digest) => Some(hex::decode(digest).ok()?.try_into().ok()?),
+        None => None,
+    };
+    fields
+        .next()
+        .is_none()
+        .then_some((partition, DoneUpTo { next, last }))
+}
+
 /// Replaces the side file atomically (write, fsync, rename).
-fn write_consumed_offsets(path: &Path, offsets: &BTreeMap<i32, i64>) -> Result<(), ServiceError> {
-    let text: String = offsets.iter().map(|(p, o)| format!("{p} {o}\n")).collect();
+fn write_consumed_offsets(
+    path: &Path,
+    offsets: &BTreeMap<i32, DoneUpTo>,
+) -> Result<(), ServiceError> {
+    let line = |(partition, done): (&i32, &DoneUpTo)| match done.last {
+        Some(digest) => format!("{partition} {} {}\n", done.next, hex::encode(digest)),
+        None => format!("{partition} {}\n", done.next),
+    };
+    let text: String = offsets.iter().map(line).collect();
     let temporary = path.with_extension("consumed.tmp");
     let fail = |e: std::io::Error| ServiceError::Consumed(format!("{}: {e}", path.display()));
     std::fs::write(&temporary, text).map_err(fail)?;
@@ -355,4 +405,52 @@ pub async fn append_batch(
     }
     ledger.sync()?;
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consumed_lines_round_trip_and_older_lines_without_a_digest_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.spr.consumed");
+        let offsets = BTreeMap::from([
+            (
+                0,
+                DoneUpTo {
+                    next: 17,
+                    last: Some([7; 32]),
+                },
+            ),
+            (
+                1,
+                DoneUpTo {
+                    next: 3,
+                    last: None,
+                },
+            ),
+        ]);
+        write_consumed_offsets(&path, &offsets).unwrap();
+        assert_eq!(read_consumed_offsets(&path).unwrap(), offsets);
+        assert_eq!(
+            parse_consumed_line("0 1733"),
+            Some((
+                0,
+                DoneUpTo {
+                    next: 1733,
+                    last: None
+                }
+            ))
+        );
+        for bad in [
+            "0",
+            "0 x",
+            "0 5 abc",
+            &format!("0 5 {}", "ab".repeat(31)),
+            &format!("0 5 {} 1", "ab".repeat(32)),
+        ] {
+            assert_eq!(parse_consumed_line(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod consume;
+pub mod continuity;
 pub mod fhir;
 pub mod metrics_http;
 mod publisher;

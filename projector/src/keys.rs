@@ -79,6 +79,12 @@ pub fn offset_key(topic: &str, partition: i32) -> Vec<u8> {
     format!("offset/{topic}/{partition:05}").into_bytes()
 }
 
+/// `meta` key of the digest of the last record applied from `partition` of `topic`
+/// (the record before its stored offset; [`spr_producers::continuity`]).
+pub fn last_applied_key(topic: &str, partition: i32) -> Vec<u8> {
+    format!("last/{topic}/{partition:05}").into_bytes()
+}
+
 /// `meta` key of the projection's [`crate::readiness::Readiness`], as JSON.
 pub const READINESS_KEY: &[u8] = b"readiness";
 /// Meta key of the storage format ([`crate::store::store_format`]).

@@ -5,7 +5,8 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use rocksdb::WriteBatch;
-use spr_producers::consume::{next_offsets, ConsumedRecord};
+use spr_producers::consume::ConsumedRecord;
+use spr_producers::continuity::record_digest;
 use spr_schemas::ClinicalEvent;
 
 use crate::keys;
@@ -172,12 +173,22 @@ fn project(
         outcome.projected += 1;
     }
     outcome.batch = staged.into_batch();
-    for ((topic, partition), next) in next_offsets(new_records.iter().map(|(_, r)| *r)) {
+    let mut last_of_partition = BTreeMap::new();
+    for &(_, record) in &new_records {
+        last_of_partition.insert((record.topic.as_str(), record.partition), record);
+    }
+    for ((topic, partition), last) in last_of_partition {
         store.batch_put(
             &mut outcome.batch,
             CF_META,
             &keys::offset_key(topic, partition),
-            &next.to_be_bytes(),
+            &(last.offset + 1).to_be_bytes(),
+        );
+        store.batch_put(
+            &mut outcome.batch,
+            CF_META,
+            &keys::last_applied_key(topic, partition),
+            &record_digest(last),
         );
     }
     Ok(outcome)

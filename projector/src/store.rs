@@ -8,9 +8,11 @@
 //! | `current` | `~`, NHS number, event id ([`keys::correction_key`]) | the winning [`Supersession`], postcard |
 //! | `choices` | NHS number, `C`, category, sortable occurred_at, event id | the consent-choice event, postcard |
 //! | `meta` | `offset/{topic}/{partition}` | next offset to consume, i64 big-endian |
+//! | `meta` | `last/{topic}/{partition}` | SHA-256 of the key and value of the record before that offset ([`spr_producers::continuity`]) |
 //! | `meta` | `readiness` | [`Readiness`] JSON: applied and received offsets, when last caught up |
 //! | `meta` | `format` | the storage format and event schema, [`store_format`] |
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use rocksdb::{
@@ -18,6 +20,7 @@ use rocksdb::{
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use spr_producers::continuity::DoneUpTo;
 use spr_schemas::{
     Author, ClinicalEvent, Code, EpochMillis, EventId, EventType, NhsNumber, Source, Status,
 };
@@ -532,6 +535,39 @@ impl ProjectionStore {
             .transpose()
     }
 
+    /// What is applied of each of `partitions` of `topic`: the next offset and the
+    /// digest of the record before it, for checking at a start that the log is the one
+    /// projected ([`spr_producers::continuity`]). Partitions with no stored offset are
+    /// left out; a digest is missing where a build before the check stored the offset.
+    pub fn applied_up_to(
+        &self,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Result<BTreeMap<i32, DoneUpTo>, StoreError> {
+        let mut applied = BTreeMap::new();
+        for &partition in partitions {
+            let Some(next) = self.next_offset(topic, partition)? else {
+                continue;
+            };
+            let last = self
+                .db
+                .get_cf(self.cf(CF_META), keys::last_applied_key(topic, partition))
+                .map_err(self.rocks_error())?
+                .map(|digest| {
+                    digest
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt {
+                            what: "last applied record's digest",
+                            detail: format!("{} bytes, expected 32", digest.len()),
+                        })
+                })
+                .transpose()?;
+            applied.insert(partition, DoneUpTo { next, last });
+        }
+        Ok(applied)
+    }
+
     /// Whether an event with this id has been projected.
     pub fn contains_event(&self, event_id: &EventId) -> Result<bool, StoreError> {
         let found = self
@@ -895,6 +931,7 @@ impl ProjectionStore {
         }
         for partition in partitions {
             batch.delete_cf(self.cf(CF_META), keys::offset_key(topic, *partition));
+            batch.delete_cf(self.cf(CF_META), keys::last_applied_key(topic, *partition));
         }
         self.write(batch)?;
         Ok(deleted)

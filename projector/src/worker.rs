@@ -10,6 +10,7 @@ use spr_producers::consume::{
     commit_for_monitoring, consumer_config, next_offsets, partitions_from_start,
     publish_dead_letter, receive_batch, AssignError,
 };
+use spr_producers::continuity::{HighWatermarks, LogContinuity, LogMismatch};
 use spr_producers::{EventPublisher, PublishError};
 use spr_schemas::{now_millis, topics};
 use tracing::{error, info, instrument};
@@ -53,6 +54,9 @@ pub enum WorkerError {
     /// The task receiving and decoding the next batch panicked.
     #[error("receiving the next batch: {0}")]
     Receive(#[from] tokio::task::JoinError),
+    /// The log is not the one the projection was built from.
+    #[error("{0}. The projection holds events this log does not, and would skip records of this log at offsets it counts as applied: rebuild it from this log (`spr-projector --db NEW rebuild`) and run the projector and the API on NEW")]
+    LogMismatch(#[from] LogMismatch),
 }
 
 /// What a worker does besides projecting: report, take checkpoints, stop at the end.
@@ -113,9 +117,10 @@ pub async fn run_worker_with(
         );
     }
     monitor.set_readiness(readiness);
+    let mut continuity = LogContinuity::new(topic, store.applied_up_to(topic, &numbers)?);
     let mut last_checkpoint = Instant::now();
     let mut wal_sync = WalSync::default();
-    let mut watermarks = HighWatermarks::default();
+    let mut watermarks = HighWatermarks::new(topic);
     let consumer = Arc::new(consumer);
     let idle = options.stop_when_idle.unwrap_or(IDLE_TICK);
     let receive_ahead = || {
@@ -146,7 +151,12 @@ pub async fn run_worker_with(
                 // Nothing arrived for a while: caught up, unless the broker says its
                 // partitions reach further than what was received (the first fetches
                 // after a start can take longer than the idle time).
-                if watermarks.reached(&consumer, &monitor.readiness()).await {
+                let caught_up = reached(&mut watermarks, &consumer, &monitor.readiness()).await;
+                if !continuity.confirmed() {
+                    let partitions = numbers.clone();
+                    continuity.check_end(watermarks.refresh(&consumer, partitions).await)?;
+                }
+                if caught_up {
                     wal_sync.wait().await;
                     record_caught_up(&store, monitor)?;
                     if options.stop_when_idle.is_some() {
@@ -155,12 +165,13 @@ pub async fn run_worker_with(
                 }
                 continue;
             }
+            continuity.check(records)?;
             let mut received = monitor.readiness();
             for record in records {
                 received.received(record.partition, record.offset);
             }
-            let drained =
-                records.len() < config.max_batch && watermarks.reached(&consumer, &received).await;
+            let drained = records.len() < config.max_batch
+                && reached(&mut watermarks, &consumer, &received).await;
             monitor.set_readiness(received);
             // A batch that keeps failing (a full disk, a broker refusing dead letters) is
             // retried until it lands, but a stop request still ends the worker: nothing
@@ -262,60 +273,22 @@ fn record_caught_up(store: &ProjectionStore, monitor: &Monitor) -> Result<(), St
     Ok(())
 }
 
-/// The broker's high watermarks of the owned partitions, asked at most once a second.
-#[derive(Default)]
-struct HighWatermarks {
-    asked_at: Option<Instant>,
-    high: std::collections::BTreeMap<i32, i64>,
-}
-
-impl HighWatermarks {
-    /// Whether every owned partition has been received at least up to the broker's high
-    /// watermark: a condition of being caught up. On tansu the watermark is below the
-    /// true end, so this is only a lower bound and the idle time does the rest; on
-    /// Apache Kafka it is exact. A watermark that cannot be read counts as not reached.
-    /// The broker is asked on a blocking thread, at most once a second, failed or not.
-    async fn reached(&mut self, consumer: &Arc<StreamConsumer>, readiness: &Readiness) -> bool {
-        if self
-            .asked_at
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
-        {
-            self.asked_at = Some(Instant::now());
-            let consumer = Arc::clone(consumer);
-            let partitions: Vec<i32> = readiness.partitions.keys().copied().collect();
-            let asked = tokio::task::spawn_blocking(move || {
-                partitions
-                    .into_iter()
-                    .map(|partition| {
-                        consumer
-                            .fetch_watermarks(
-                                topics::PATIENT_EVENTS.name,
-                                partition,
-                                Duration::from_secs(2),
-                            )
-                            .map(|(_, high)| (partition, high))
-                    })
-                    .collect::<Result<std::collections::BTreeMap<i32, i64>, KafkaError>>()
-            })
-            .await;
-            self.high = match asked {
-                Ok(Ok(high)) => high,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "could not read the high watermarks");
-                    Default::default()
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading the high watermarks failed");
-                    Default::default()
-                }
-            };
-        }
-        readiness.partitions.iter().all(|(partition, lag)| {
-            self.high
-                .get(partition)
-                .is_some_and(|high| lag.received >= *high)
-        })
-    }
+/// Whether every owned partition has been received at least up to the broker's high
+/// watermark (asked at most once a second): a condition of being caught up. On tansu
+/// the watermark is below the true end, so this is only a lower bound and the idle time
+/// does the rest; on Apache Kafka it is exact. A watermark that cannot be read counts as
+/// not reached.
+async fn reached(
+    watermarks: &mut HighWatermarks,
+    consumer: &Arc<StreamConsumer>,
+    readiness: &Readiness,
+) -> bool {
+    let partitions = readiness.partitions.keys().copied().collect();
+    let high = watermarks.refresh(consumer, partitions).await;
+    readiness.partitions.iter().all(|(partition, lag)| {
+        high.get(partition)
+            .is_some_and(|high| lag.received >= *high)
+    })
 }
 
 /// Projects and writes one batch, retrying with back-off until it lands: a batch is

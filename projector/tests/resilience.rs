@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use spr_producers::continuity::LogMismatch;
 use spr_producers::synthetic::{population, SyntheticPatient};
 use spr_producers::EventPublisher;
 use spr_projector::keys::partition_of;
 use spr_projector::ownership::instance_partitions;
 use spr_projector::rebuild::rebuild;
-use spr_projector::{ProjectionStore, WorkerConfig};
+use spr_projector::{run_worker, ProjectionStore, WorkerConfig, WorkerError};
 use spr_schemas::topics;
 use spr_testkit::{KillOnDrop, TestBroker};
 use support::*;
@@ -202,4 +203,80 @@ async fn instances_sharing_partitions_join_leave_and_die_without_losing_or_dupli
     let published: usize = patients.iter().map(|p| p.events.len()).sum();
     let held: u64 = stores.iter().map(|s| s.event_count().unwrap()).sum();
     assert_eq!(held, published as u64, "no event lost or held twice");
+}
+
+/// Runs a worker over `db` against `bootstrap` until it stops by itself.
+async fn run_until_it_stops(bootstrap: &str, db: &Path) -> Result<(), WorkerError> {
+    let store = Arc::new(ProjectionStore::open(db, false).unwrap());
+    let config = worker_config(bootstrap, "other-log");
+    tokio::time::timeout(WAIT, run_worker(config, store, std::future::pending()))
+        .await
+        .expect("the worker stops by itself")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_refuses_a_log_other_than_the_one_it_was_built_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let built_from = TestBroker::start_memory().await.unwrap();
+    let published = publish(&built_from.bootstrap(), &population(40, 41)).await;
+    let digest = {
+        let store = Arc::new(ProjectionStore::open(&db, false).unwrap());
+        let (stop, handle) = spawn_worker(
+            worker_config(&built_from.bootstrap(), "first"),
+            Arc::clone(&store),
+        );
+        wait_caught_up(&published.end_offsets, &store, false).await;
+        stop.send(()).unwrap();
+        handle.await.unwrap();
+        store.content_digest().unwrap()
+    };
+    drop(built_from);
+
+    // The topic created again (another broker): other records at the same offsets.
+    let replaced = TestBroker::start_memory().await.unwrap();
+    publish(&replaced.bootstrap(), &population(80, 43)).await;
+    let error = run_until_it_stops(&replaced.bootstrap(), &db)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            WorkerError::LogMismatch(LogMismatch::Replaced { .. })
+        ),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("rebuild it from this log"),
+        "{error}"
+    );
+    drop(replaced);
+
+    // The topic created again and still empty: it ends before the stored offsets.
+    let empty = TestBroker::start_memory().await.unwrap();
+    let error = run_until_it_stops(&empty.bootstrap(), &db)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            WorkerError::LogMismatch(LogMismatch::Shorter { end: 0, .. })
+        ),
+        "{error}"
+    );
+
+    let store = ProjectionStore::open(&db, false).unwrap();
+    assert_eq!(
+        store.content_digest().unwrap(),
+        digest,
+        "nothing of the other logs was projected"
+    );
+    for (partition, end) in &published.end_offsets {
+        assert_eq!(
+            store
+                .next_offset(topics::PATIENT_EVENTS.name, *partition)
+                .unwrap(),
+            Some(*end)
+        );
+    }
 }

@@ -1,0 +1,122 @@
+//! The ledger service against an access-events log other than the one its `.consumed`
+//! came from (the topic created again, another cluster): it stops rather than skip
+//! access events, and carries on once `.consumed` is moved aside.
+
+use std::path::Path;
+use std::time::Duration;
+
+use spr_audit_ledger::service::{run_ledger_service, LedgerServiceConfig, ServiceError};
+use spr_audit_ledger::verify_from_genesis;
+use spr_producers::continuity::LogMismatch;
+use spr_producers::EventPublisher;
+use spr_schemas::{examples, AccessEvent};
+use spr_testkit::{eventually, TestBroker};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn config(bootstrap: &str, ledger: &Path) -> LedgerServiceConfig {
+    LedgerServiceConfig {
+        bootstrap: bootstrap.into(),
+        group_id: "ledger".into(),
+        ledger_path: ledger.to_owned(),
+        max_batch: 50,
+        max_batch_wait: Duration::from_millis(5),
+        checkpoints: None,
+        metrics: Default::default(),
+        metrics_addr: None,
+    }
+}
+
+/// Publishes `count` access events of their own (`returned_count` from `first`).
+async fn publish(bootstrap: &str, first: i32, count: i32) {
+    let publisher = EventPublisher::new(bootstrap, Duration::from_secs(30)).unwrap();
+    for i in first..first + count {
+        let mut event: AccessEvent = examples::access_event("9990000018".parse().unwrap());
+        event.returned_count = i;
+        publisher.publish_access_event(&event).await.unwrap();
+    }
+}
+
+/// Runs the service until the ledger holds `entries`, then stops it.
+async fn run_until(bootstrap: &str, ledger: &Path, entries: u64) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = tokio::spawn(run_ledger_service(config(bootstrap, ledger), async {
+        let _ = stopped.await;
+    }));
+    let path = ledger.to_owned();
+    eventually(WAIT, &format!("{entries} entries in the ledger"), || {
+        let report = verify_from_genesis(&path).ok()?;
+        (report.entries == entries).then_some(())
+    })
+    .await
+    .unwrap();
+    stop.send(()).unwrap();
+    service.await.unwrap().unwrap();
+}
+
+/// Runs the service until it stops by itself.
+async fn run_until_it_stops(bootstrap: &str, ledger: &Path) -> ServiceError {
+    let run = run_ledger_service(config(bootstrap, ledger), std::future::pending());
+    tokio::time::timeout(WAIT, run)
+        .await
+        .expect("the service stops by itself")
+        .unwrap_err()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_service_refuses_an_access_log_other_than_its_own_until_told_to_read_it_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.spr");
+    let first = TestBroker::start_memory().await.unwrap();
+    publish(&first.bootstrap(), 0, 120).await;
+    run_until(&first.bootstrap(), &ledger, 120).await;
+    drop(first);
+
+    // The topic created again, with fewer records than `.consumed` counts as handled.
+    let shorter = TestBroker::start_memory().await.unwrap();
+    publish(&shorter.bootstrap(), 1_000, 30).await;
+    let error = run_until_it_stops(&shorter.bootstrap(), &ledger).await;
+    assert!(
+        matches!(
+            error,
+            ServiceError::LogMismatch(LogMismatch::Shorter {
+                end: 30,
+                next: 120,
+                ..
+            })
+        ),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("move LEDGER.consumed aside"),
+        "{error}"
+    );
+    drop(shorter);
+
+    // Another log with other records at the offsets handled.
+    let replaced = TestBroker::start_memory().await.unwrap();
+    publish(&replaced.bootstrap(), 2_000, 150).await;
+    let error = run_until_it_stops(&replaced.bootstrap(), &ledger).await;
+    assert!(
+        matches!(
+            error,
+            ServiceError::LogMismatch(LogMismatch::Replaced { offset: 119, .. })
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        verify_from_genesis(&ledger).unwrap().entries,
+        120,
+        "nothing appended"
+    );
+
+    // Told to read this log whole, the service appends its access events after the old.
+    std::fs::rename(
+        dir.path().join("ledger.spr.consumed"),
+        dir.path().join("ledger.spr.consumed.old-log"),
+    )
+    .unwrap();
+    run_until(&replaced.bootstrap(), &ledger, 270).await;
+    let report = verify_from_genesis(&ledger).unwrap();
+    assert!(report.first_failure.is_none(), "{:?}", report.first_failure);
+}
