@@ -96,8 +96,8 @@ pub enum ServiceError {
     /// The last signed checkpoint is unreadable or contradicts the ledger.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
-    /// `spr.access-events` is not the log `.consumed` was recorded from.
-    #[error("{0}. Access events of this log at offsets `.consumed` counts as handled would be skipped: move LEDGER.consumed aside and start again (every access event of this log is then read, and those the ledger holds are skipped by their id)")]
+    /// `spr.access-events` is not the log `.consumed` was recorded from, or lost records.
+    #[error("{0}. {remedy}", remedy = remedy(.0))]
     LogMismatch(#[from] LogMismatch),
 }
 
@@ -144,7 +144,7 @@ pub async fn run_ledger_service(
     let mut consumed = read_consumed_offsets(&consumed_path)?;
     config.metrics.consumed(&consumed);
     let topic = topics::ACCESS_EVENTS.name;
-    let mut continuity = LogContinuity::new(topic, consumed.clone());
+    let mut continuity = LogContinuity::new(topic, consumed.clone(), false);
     let mut watermarks = HighWatermarks::new(topic);
     // The ledger and its side files are read, and the metrics served, before waiting
     // for the broker.
@@ -177,10 +177,10 @@ pub async fn run_ledger_service(
             _ = &mut shutdown => break,
             batch = receive_batch(&consumer, config.max_batch, config.max_batch_wait, idle) => batch,
         };
-        if records.is_empty() && !continuity.confirmed() {
+        continuity.check(&records)?;
+        if !continuity.confirmed() {
             continuity.check_end(watermarks.refresh(&consumer, numbers.clone()).await)?;
         }
-        continuity.check(&records)?;
         let unread: Vec<ConsumedRecord> = records
             .into_iter()
             .filter(|r| r.offset >= consumed.get(&r.partition).map_or(0, |d| d.next))
@@ -316,6 +316,14 @@ impl<'a> Checkpointer<'a> {
         self.last_signed_at = Some(Instant::now());
         info!(size = ledger.len(), %root, "checkpoint signed and published");
         Ok(true)
+    }
+}
+
+/// What to do about a [`LogMismatch`], for the error's message.
+fn remedy(mismatch: &LogMismatch) -> &'static str {
+    match mismatch {
+        LogMismatch::Gap { .. } => "Those access events are not in the ledger and cannot be read from this log: record the gap for the auditors, set the topic's retention to cover any outage of the ledger service, then move LEDGER.consumed aside and start again (every access event the log still holds is read; those the ledger holds are skipped by their id)",
+        LogMismatch::Replaced { .. } | LogMismatch::Shorter { .. } => "Access events of this log at offsets `.consumed` counts as handled would be skipped. Check --bootstrap; if this is the right log, move LEDGER.consumed aside and start again (every access event of this log is then read; those the ledger holds are skipped by their id, and the others are appended after the entries of the old log)",
     }
 }
 

@@ -1,11 +1,16 @@
 //! The ledger service against an access-events log other than the one its `.consumed`
 //! came from (the topic created again, another cluster): it stops rather than skip
-//! access events, and carries on once `.consumed` is moved aside.
+//! access events, and carries on once `.consumed` is moved aside. It signs checkpoints
+//! every 100 ms, so that it wakes up ten times a second while idle: only fresh answers
+//! from the broker may count towards a verdict.
 
 use std::path::Path;
 use std::time::Duration;
 
-use spr_audit_ledger::service::{run_ledger_service, LedgerServiceConfig, ServiceError};
+use spr_audit_ledger::checkpoint::CheckpointSigner;
+use spr_audit_ledger::service::{
+    run_ledger_service, CheckpointPolicy, LedgerServiceConfig, ServiceError,
+};
 use spr_audit_ledger::verify_from_genesis;
 use spr_producers::continuity::LogMismatch;
 use spr_producers::EventPublisher;
@@ -14,6 +19,18 @@ use spr_testkit::{eventually, TestBroker};
 
 const WAIT: Duration = Duration::from_secs(90);
 
+/// The checkpoint key of every run (a fixed seed, so that each run can verify the
+/// checkpoints of the runs before).
+fn signer() -> CheckpointSigner {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        CheckpointSigner::generate("spr.test/ledger")
+            .unwrap()
+            .private_key()
+    });
+    CheckpointSigner::from_private_key(key).unwrap()
+}
+
 fn config(bootstrap: &str, ledger: &Path) -> LedgerServiceConfig {
     LedgerServiceConfig {
         bootstrap: bootstrap.into(),
@@ -21,7 +38,10 @@ fn config(bootstrap: &str, ledger: &Path) -> LedgerServiceConfig {
         ledger_path: ledger.to_owned(),
         max_batch: 50,
         max_batch_wait: Duration::from_millis(5),
-        checkpoints: None,
+        checkpoints: Some(CheckpointPolicy {
+            signer: signer(),
+            every: Duration::from_millis(100),
+        }),
         metrics: Default::default(),
         metrics_addr: None,
     }

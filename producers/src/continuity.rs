@@ -13,12 +13,13 @@
 //! - another record stands at its offset: [`LogMismatch::Replaced`];
 //! - the first record received lies beyond the stored offset: records not yet done
 //!   were deleted ([`LogMismatch::Gap`]; the topics' retention must be unlimited);
-//! - the broker says the partition ends before it, at three idle checks in a row
-//!   ([`LogMismatch::Shorter`]; three, because tansu's high watermark can be below the
-//!   true end, while Apache Kafka's is exact).
+//! - the broker says the partition ends before it ([`LogMismatch::Shorter`]; judged
+//!   over several answers, because tansu's high watermark can be below the true end,
+//!   while Apache Kafka's is exact; see [`LogContinuity::check_end`]).
 //!
 //! An offset stored without a digest (by a build before this check) is checked for
-//! gaps and length only.
+//! gaps and length only, and once a digest is stored beside it, it is the digest of
+//! whatever log was read then.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -85,44 +86,76 @@ pub enum LogMismatch {
         next: i64,
     },
     /// The partition ends before the stored offset.
-    #[error("partition {partition} of {topic} ends at offset {end}, but offsets up to {next} are stored as done: the topic was created again, or this is another cluster's copy")]
+    #[error("partition {partition} of {topic} ends at offset {end}, but records up to offset {} are stored as done: the topic was created again, this is another cluster's copy, or the broker lost records", next - 1)]
     Shorter {
         /// The topic.
         topic: String,
         /// The partition.
         partition: i32,
-        /// Where the broker says the partition ends.
+        /// The offset after the last record received; the broker's watermark was no
+        /// further.
         end: i64,
         /// The next offset to do, as stored.
         next: i64,
     },
 }
 
-/// Idle checks in a row at which the broker must say a partition ends early before
-/// [`LogMismatch::Shorter`] is reported.
-const SHORT_CHECKS: u32 = 3;
+/// Fresh watermark answers in a row at which a pending partition must look short
+/// with nothing received in between.
+const STILL_CHECKS: u32 = 3;
+
+/// Fresh watermark answers in a row at which a pending partition must look short,
+/// records arriving or not (a log created again that receives live traffic).
+const SHORT_CHECKS: u32 = 30;
 
 /// The check of [`crate::continuity`](self) for one topic, from a consumer's start
 /// until every partition's last done record has come round again.
 #[derive(Debug)]
 pub struct LogContinuity {
     topic: String,
-    /// The partitions still to confirm, with what was stored for them.
-    pending: BTreeMap<i32, DoneUpTo>,
-    /// Per partition, the offset after the newest record received since the start.
-    received: BTreeMap<i32, i64>,
-    short_checks: u32,
+    /// The partitions still to confirm.
+    pending: BTreeMap<i32, Pending>,
+    accept_gaps: bool,
+}
+
+/// A partition still to confirm.
+#[derive(Debug)]
+struct Pending {
+    /// What was stored as done.
+    done: DoneUpTo,
+    /// The offset after the newest record received since the start (0 before any).
+    received: i64,
+    /// `received` at the last fresh watermark answer.
+    received_at_last_answer: i64,
+    /// Fresh answers in a row at which the partition looked short, and of those, in a
+    /// row with nothing received in between.
+    short: u32,
+    still: u32,
 }
 
 impl LogContinuity {
     /// Starts the check of `topic` against what was stored as done per partition
-    /// (partitions with nothing done need none).
-    pub fn new(topic: &str, done: BTreeMap<i32, DoneUpTo>) -> Self {
+    /// (partitions with nothing done need none). With `accept_gaps`, a partition that
+    /// starts beyond its stored offset is logged as an error and accepted.
+    pub fn new(topic: &str, done: BTreeMap<i32, DoneUpTo>, accept_gaps: bool) -> Self {
+        let pending = done
+            .into_iter()
+            .filter(|(_, d)| d.next > 0)
+            .map(|(partition, done)| {
+                let pending = Pending {
+                    done,
+                    received: 0,
+                    received_at_last_answer: 0,
+                    short: 0,
+                    still: 0,
+                };
+                (partition, pending)
+            })
+            .collect();
         Self {
             topic: topic.to_owned(),
-            pending: done.into_iter().filter(|(_, d)| d.next > 0).collect(),
-            received: BTreeMap::new(),
-            short_checks: 0,
+            pending,
+            accept_gaps,
         }
     }
 
@@ -131,71 +164,94 @@ impl LogContinuity {
         self.pending.is_empty()
     }
 
+    /// The partitions still to confirm.
+    pub fn pending_partitions(&self) -> Vec<i32> {
+        self.pending.keys().copied().collect()
+    }
+
     /// Checks a batch of records of the topic, in the order received.
     pub fn check(&mut self, records: &[ConsumedRecord]) -> Result<(), LogMismatch> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
         for record in records.iter().filter(|r| r.topic == self.topic) {
-            let received = self.received.entry(record.partition).or_default();
-            *received = (*received).max(record.offset + 1);
-            let Some(done) = self.pending.get(&record.partition).copied() else {
+            let Some(pending) = self.pending.get_mut(&record.partition) else {
                 continue;
             };
-            let last = done.next - 1;
-            if record.offset == last {
-                if done
-                    .last
-                    .is_some_and(|digest| digest != record_digest(record))
-                {
+            pending.received = pending.received.max(record.offset + 1);
+            let next = pending.done.next;
+            if record.offset == next - 1 {
+                let digest = pending.done.last;
+                if digest.is_some_and(|digest| digest != record_digest(record)) {
                     return Err(LogMismatch::Replaced {
                         topic: self.topic.clone(),
                         partition: record.partition,
-                        offset: last,
+                        offset: next - 1,
                     });
                 }
                 self.pending.remove(&record.partition);
-            } else if record.offset == done.next {
+            } else if record.offset == next {
                 // Everything done was deleted (retention), nothing else: nothing to compare.
                 self.pending.remove(&record.partition);
-            } else if record.offset > done.next {
-                return Err(LogMismatch::Gap {
+            } else if record.offset > next {
+                let gap = LogMismatch::Gap {
                     topic: self.topic.clone(),
                     partition: record.partition,
                     first: record.offset,
-                    next: done.next,
-                });
+                    next,
+                };
+                if !self.accept_gaps {
+                    return Err(gap);
+                }
+                tracing::error!(%gap, "accepted: the records deleted are not handled");
+                self.pending.remove(&record.partition);
             }
         }
         Ok(())
     }
 
-    /// Checks, when the consumer is idle, the broker's high watermarks (`high`, per
-    /// partition; a partition missing from it is not judged): a partition still to
-    /// confirm whose watermark is no further than what was received ends before the
-    /// stored offset, if the broker says so at [`SHORT_CHECKS`] calls in a row.
-    pub fn check_end(&mut self, high: &BTreeMap<i32, i64>) -> Result<(), LogMismatch> {
-        let short = self.pending.iter().find_map(|(partition, done)| {
-            let received = self.received.get(partition).copied().unwrap_or(0);
-            high.get(partition)
-                .filter(|high| **high <= received)
-                .map(|_| (*partition, received, done.next))
-        });
-        let Some((partition, end, next)) = short else {
-            self.short_checks = 0;
-            return Ok(());
-        };
-        self.short_checks += 1;
-        if self.short_checks < SHORT_CHECKS {
+    /// Checks the broker's high watermarks ([`HighWatermarks::refresh`]; only a fresh
+    /// answer counts). A partition still to confirm looks short when everything the
+    /// broker admits to has been received (the watermark is no further than what was
+    /// received) and the record before the stored offset has not come: it ends before
+    /// that offset if it looks so at [`STILL_CHECKS`] answers in a row with nothing
+    /// received in between, or at [`SHORT_CHECKS`] in a row whatever arrived (a log
+    /// created again that keeps receiving records). Both, because tansu's watermark
+    /// can be below the true end, while Apache Kafka's is exact.
+    pub fn check_end(&mut self, answer: WatermarkAnswer<'_>) -> Result<(), LogMismatch> {
+        if !answer.fresh {
             return Ok(());
         }
-        Err(LogMismatch::Shorter {
-            topic: self.topic.clone(),
-            partition,
-            end,
-            next,
-        })
+        for (partition, pending) in &mut self.pending {
+            let looks_short = answer
+                .high
+                .get(partition)
+                .is_some_and(|high| *high <= pending.received);
+            let moved = pending.received != pending.received_at_last_answer;
+            pending.received_at_last_answer = pending.received;
+            if !looks_short {
+                (pending.short, pending.still) = (0, 0);
+                continue;
+            }
+            pending.short += 1;
+            pending.still = if moved { 0 } else { pending.still + 1 };
+            if pending.still >= STILL_CHECKS || pending.short >= SHORT_CHECKS {
+                return Err(LogMismatch::Shorter {
+                    topic: self.topic.clone(),
+                    partition: *partition,
+                    end: pending.received,
+                    next: pending.done.next,
+                });
+            }
+        }
+        Ok(())
     }
+}
+
+/// The broker's high watermarks, as [`HighWatermarks::refresh`] last had them.
+#[derive(Debug, Clone, Copy)]
+pub struct WatermarkAnswer<'a> {
+    /// Per partition (missing where unknown).
+    pub high: &'a BTreeMap<i32, i64>,
+    /// Whether the broker answered in this call (not an answer kept from before).
+    pub fresh: bool,
 }
 
 /// The broker's high watermarks of some partitions of a topic, asked at most once a
@@ -224,11 +280,12 @@ impl HighWatermarks {
         &mut self,
         consumer: &std::sync::Arc<StreamConsumer<C>>,
         partitions: Vec<i32>,
-    ) -> &BTreeMap<i32, i64> {
-        if self
+    ) -> WatermarkAnswer<'_> {
+        let due = self
             .asked_at
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
-        {
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+        let mut fresh = false;
+        if due {
             self.asked_at = Some(Instant::now());
             let (consumer, topic) = (std::sync::Arc::clone(consumer), self.topic);
             let asked = tokio::task::spawn_blocking(move || {
@@ -243,7 +300,10 @@ impl HighWatermarks {
             })
             .await;
             self.high = match asked {
-                Ok(Ok(high)) => high,
+                Ok(Ok(high)) => {
+                    fresh = true;
+                    high
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "could not read the high watermarks");
                     BTreeMap::new()
@@ -254,7 +314,10 @@ impl HighWatermarks {
                 }
             };
         }
-        &self.high
+        WatermarkAnswer {
+            high: &self.high,
+            fresh,
+        }
     }
 }
 
@@ -279,16 +342,22 @@ mod tests {
         }
     }
 
+    fn continuity(stored: impl IntoIterator<Item = (i32, DoneUpTo)>) -> LogContinuity {
+        LogContinuity::new("t", stored.into_iter().collect(), false)
+    }
+
+    fn fresh(high: &BTreeMap<i32, i64>) -> WatermarkAnswer<'_> {
+        WatermarkAnswer { high, fresh: true }
+    }
+
     #[test]
     fn the_same_log_is_confirmed_when_the_last_record_done_comes_round_again() {
         let log: Vec<_> = (0..5).map(|o| record(0, o, &format!("v{o}"))).collect();
-        let mut check = LogContinuity::new(
-            "t",
-            BTreeMap::from([(0, done(3, Some(&log[2]))), (1, done(0, None))]),
-        );
-        assert!(
-            !check.confirmed(),
-            "partition 1 has nothing done to confirm"
+        let mut check = continuity([(0, done(3, Some(&log[2]))), (1, done(0, None))]);
+        assert_eq!(
+            check.pending_partitions(),
+            [0],
+            "nothing done of partition 1"
         );
         check.check(&log[..2]).unwrap();
         assert!(!check.confirmed());
@@ -296,18 +365,18 @@ mod tests {
         assert!(check.confirmed());
         // Once confirmed, nothing is judged any more.
         check.check(&[record(0, 2, "other")]).unwrap();
-        check.check_end(&BTreeMap::from([(0, 0)])).unwrap();
+        let empty = BTreeMap::from([(0, 0)]);
+        for _ in 0..SHORT_CHECKS {
+            check.check_end(fresh(&empty)).unwrap();
+        }
     }
 
     #[test]
     fn another_record_where_the_last_one_done_stood_is_a_replaced_log() {
-        let mut check = LogContinuity::new(
-            "t",
-            BTreeMap::from([(2, done(2, Some(&record(2, 1, "v1"))))]),
-        );
+        let stored = || [(2, done(2, Some(&record(2, 1, "v1"))))];
         let other = [record(2, 0, "v0"), record(2, 1, "w1")];
         assert_eq!(
-            check.check(&other),
+            continuity(stored()).check(&other),
             Err(LogMismatch::Replaced {
                 topic: "t".into(),
                 partition: 2,
@@ -315,101 +384,114 @@ mod tests {
             })
         );
         // The same value under another key is another record too.
-        let mut check = LogContinuity::new(
-            "t",
-            BTreeMap::from([(2, done(2, Some(&record(2, 1, "v1"))))]),
-        );
         let mut keyed = record(2, 1, "v1");
         keyed.key = Some(b"9990000026".to_vec());
         assert!(matches!(
-            check.check(&[keyed]),
+            continuity(stored()).check(&[keyed]),
             Err(LogMismatch::Replaced { .. })
         ));
         // Records of other topics are not judged.
-        let mut check = LogContinuity::new(
-            "t",
-            BTreeMap::from([(2, done(2, Some(&record(2, 1, "v1"))))]),
-        );
         let mut elsewhere = record(2, 1, "w1");
         elsewhere.topic = "u".into();
-        check.check(&[elsewhere]).unwrap();
+        continuity(stored()).check(&[elsewhere]).unwrap();
     }
 
     #[test]
     fn an_offset_stored_without_a_digest_is_confirmed_by_any_record_there() {
-        let mut check = LogContinuity::new("t", BTreeMap::from([(0, done(2, None))]));
+        let mut check = continuity([(0, done(2, None))]);
         check.check(&[record(0, 1, "anything")]).unwrap();
         assert!(check.confirmed());
     }
 
     #[test]
-    fn a_partition_starting_beyond_the_next_offset_is_a_gap_and_at_it_is_not() {
+    fn a_partition_starting_beyond_the_next_offset_is_a_gap_unless_gaps_are_accepted() {
         let stored = || BTreeMap::from([(0, done(4, Some(&record(0, 3, "v3"))))]);
-        let mut check = LogContinuity::new("t", stored());
-        assert_eq!(
-            check.check(&[record(0, 6, "v6")]),
-            Err(LogMismatch::Gap {
-                topic: "t".into(),
-                partition: 0,
-                first: 6,
-                next: 4
-            })
-        );
-        assert!(LogMismatch::Gap {
+        let gap = LogMismatch::Gap {
             topic: "t".into(),
             partition: 0,
             first: 6,
-            next: 4
-        }
-        .to_string()
-        .contains("records 4 to 5 were deleted"));
+            next: 4,
+        };
+        let mut strict = LogContinuity::new("t", stored(), false);
+        assert_eq!(strict.check(&[record(0, 6, "v6")]), Err(gap.clone()));
+        assert!(gap.to_string().contains("records 4 to 5 were deleted"));
+        let mut accepting = LogContinuity::new("t", stored(), true);
+        accepting.check(&[record(0, 6, "v6")]).unwrap();
+        assert!(accepting.confirmed());
         // Everything done deleted by retention, the next record first: nothing lost.
-        let mut check = LogContinuity::new("t", stored());
+        let mut check = LogContinuity::new("t", stored(), false);
         check.check(&[record(0, 4, "v4")]).unwrap();
         assert!(check.confirmed());
     }
 
     #[test]
-    fn a_partition_the_broker_ends_early_at_three_idle_checks_in_a_row_is_shorter() {
-        let stored = BTreeMap::from([
-            (0, done(10, Some(&record(0, 9, "v9")))),
-            (1, done(5, Some(&record(1, 4, "v4")))),
-        ]);
-        let mut check = LogContinuity::new("t", stored);
+    fn a_partition_ending_early_is_shorter_after_three_still_answers_or_thirty_of_any_kind() {
+        let stored = || [(0, done(10, Some(&record(0, 9, "v9"))))];
+        let early = BTreeMap::from([(0, 2)]);
+        let mut check = continuity(stored());
         check
             .check(&[record(0, 0, "v0"), record(0, 1, "v1")])
             .unwrap();
-        // The broker says partition 0 ends at 2 (what was received), twice, then
-        // further on (tansu's watermark moving), then at 2 three times.
-        let early = BTreeMap::from([(0, 2)]);
-        check.check_end(&early).unwrap();
-        check.check_end(&early).unwrap();
-        check.check_end(&BTreeMap::from([(0, 3)])).unwrap();
-        check.check_end(&early).unwrap();
-        check.check_end(&early).unwrap();
-        assert_eq!(
-            check.check_end(&early),
-            Err(LogMismatch::Shorter {
-                topic: "t".into(),
-                partition: 0,
-                end: 2,
-                next: 10
-            })
-        );
-        // Unknown watermarks judge nothing, nor does a watermark beyond what was
-        // received (a slow first fetch after a start).
-        let mut check = LogContinuity::new("t", BTreeMap::from([(1, done(5, None))]));
-        for _ in 0..5 {
-            check.check_end(&BTreeMap::new()).unwrap();
-            check.check_end(&BTreeMap::from([(1, 5)])).unwrap();
+        // Answers kept from before do not count, however many.
+        for _ in 0..10 {
+            let kept = WatermarkAnswer {
+                high: &early,
+                fresh: false,
+            };
+            check.check_end(kept).unwrap();
         }
-        // An empty partition that once held records is shorter.
-        let mut check = LogContinuity::new("t", BTreeMap::from([(1, done(5, None))]));
-        let empty = BTreeMap::from([(1, 0)]);
-        check.check_end(&empty).unwrap();
-        check.check_end(&empty).unwrap();
+        // The first fresh answer sees progress since the start; then two still ones.
+        check.check_end(fresh(&early)).unwrap();
+        check.check_end(fresh(&early)).unwrap();
+        check.check_end(fresh(&early)).unwrap();
+        let shorter = LogMismatch::Shorter {
+            topic: "t".into(),
+            partition: 0,
+            end: 2,
+            next: 10,
+        };
+        assert_eq!(check.check_end(fresh(&early)), Err(shorter.clone()));
+        assert!(shorter
+            .to_string()
+            .contains("records up to offset 9 are stored as done"));
+
+        // A record arriving between answers starts the still count again, and a
+        // watermark beyond what was received (a re-read in progress) both counts.
+        let mut check = continuity(stored());
+        for offset in 0..8 {
+            check.check(&[record(0, offset, "v")]).unwrap();
+            let at = BTreeMap::from([(0, offset + 1)]);
+            check.check_end(fresh(&at)).unwrap();
+            check.check_end(fresh(&BTreeMap::from([(0, 10)]))).unwrap();
+        }
+        // Unknown watermarks judge nothing.
+        for _ in 0..SHORT_CHECKS {
+            check.check_end(fresh(&BTreeMap::new())).unwrap();
+        }
+
+        // A log created again that keeps receiving records: short at every answer,
+        // never still, found at the thirtieth.
+        let mut check = continuity([(0, done(100, Some(&record(0, 99, "v99"))))]);
+        for offset in 0..SHORT_CHECKS as i64 - 1 {
+            check.check(&[record(0, offset, "live")]).unwrap();
+            check
+                .check_end(fresh(&BTreeMap::from([(0, offset + 1)])))
+                .unwrap();
+        }
+        check.check(&[record(0, 29, "live")]).unwrap();
         assert!(matches!(
-            check.check_end(&empty),
+            check.check_end(fresh(&BTreeMap::from([(0, 30)]))),
+            Err(LogMismatch::Shorter { end: 30, .. })
+        ));
+
+        // An empty partition that once held records.
+        let mut check = continuity(stored());
+        let empty = BTreeMap::from([(0, 0)]);
+        for _ in 0..STILL_CHECKS - 1 {
+            check.check_end(fresh(&empty)).unwrap();
+        }
+        assert!(matches!(
+            check.check_end(fresh(&empty)),
             Err(LogMismatch::Shorter { end: 0, .. })
         ));
     }

@@ -60,6 +60,7 @@ pub async fn rebuild(
         monitor,
         checkpoints: None,
         stop_when_idle: Some(idle),
+        accept_log_gaps: false,
     };
     run_worker_with(config, Arc::clone(&store), options, std::future::pending()).await?;
     store.flush()?;

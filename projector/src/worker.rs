@@ -54,8 +54,8 @@ pub enum WorkerError {
     /// The task receiving and decoding the next batch panicked.
     #[error("receiving the next batch: {0}")]
     Receive(#[from] tokio::task::JoinError),
-    /// The log is not the one the projection was built from.
-    #[error("{0}. The projection holds events this log does not, and would skip records of this log at offsets it counts as applied: rebuild it from this log (`spr-projector --db NEW rebuild`) and run the projector and the API on NEW")]
+    /// The log is not the one the projection was built from, or lost records.
+    #[error("{0}. {remedy}", remedy = remedy(.0))]
     LogMismatch(#[from] LogMismatch),
 }
 
@@ -70,6 +70,10 @@ pub struct RunOptions {
     /// been read at least up to the broker's high watermark (a rebuild); `None` runs
     /// until shut down.
     pub stop_when_idle: Option<Duration>,
+    /// Go on past a partition that starts beyond its stored offset (records deleted
+    /// before they were projected), logging it as an error, instead of stopping
+    /// ([`LogMismatch::Gap`]).
+    pub accept_log_gaps: bool,
 }
 
 /// How often an idle worker records that it is caught up.
@@ -117,7 +121,8 @@ pub async fn run_worker_with(
         );
     }
     monitor.set_readiness(readiness);
-    let mut continuity = LogContinuity::new(topic, store.applied_up_to(topic, &numbers)?);
+    let applied = store.applied_up_to(topic, &numbers)?;
+    let mut continuity = LogContinuity::new(topic, applied, options.accept_log_gaps);
     let mut last_checkpoint = Instant::now();
     let mut wal_sync = WalSync::default();
     let mut watermarks = HighWatermarks::new(topic);
@@ -150,13 +155,11 @@ pub async fn run_worker_with(
             if records.is_empty() {
                 // Nothing arrived for a while: caught up, unless the broker says its
                 // partitions reach further than what was received (the first fetches
-                // after a start can take longer than the idle time).
-                let caught_up = reached(&mut watermarks, &consumer, &monitor.readiness()).await;
-                if !continuity.confirmed() {
-                    let partitions = numbers.clone();
-                    continuity.check_end(watermarks.refresh(&consumer, partitions).await)?;
-                }
-                if caught_up {
+                // after a start can take longer than the idle time), or the log is not
+                // yet confirmed as the one projected.
+                let answer = watermarks.refresh(&consumer, numbers.clone()).await;
+                continuity.check_end(answer)?;
+                if continuity.confirmed() && reached(answer.high, &monitor.readiness()) {
                     wal_sync.wait().await;
                     record_caught_up(&store, monitor)?;
                     if options.stop_when_idle.is_some() {
@@ -170,8 +173,18 @@ pub async fn run_worker_with(
             for record in records {
                 received.received(record.partition, record.offset);
             }
-            let drained = records.len() < config.max_batch
-                && reached(&mut watermarks, &consumer, &received).await;
+            let drained = if !continuity.confirmed() {
+                // Until it is, the broker is asked at least once a second, busy or not.
+                let answer = watermarks.refresh(&consumer, numbers.clone()).await;
+                continuity.check_end(answer)?;
+                false
+            } else {
+                records.len() < config.max_batch
+                    && reached(
+                        watermarks.refresh(&consumer, numbers.clone()).await.high,
+                        &received,
+                    )
+            };
             monitor.set_readiness(received);
             // A batch that keeps failing (a full disk, a broker refusing dead letters) is
             // retried until it lands, but a stop request still ends the worker: nothing
@@ -242,6 +255,14 @@ impl WalSync {
     }
 }
 
+/// What to do about a [`LogMismatch`], for the error's message.
+fn remedy(mismatch: &LogMismatch) -> &'static str {
+    match mismatch {
+        LogMismatch::Gap { .. } => "Those records cannot be projected from this log: republish them from their sources if they can be found (they are projected when they arrive), set the topic's retention to unlimited, and start with --accept-log-gaps to go on without them (docs/operations.md)",
+        LogMismatch::Replaced { .. } | LogMismatch::Shorter { .. } => "The projection holds events this log does not, and would skip this log's records at offsets it counts as applied. Check --bootstrap; if this is the right log, rebuild the projection from it (`spr-projector --db NEW rebuild`, with the same --partitions or --instance/--instances) and run the projector and the API on NEW (docs/operations.md)",
+    }
+}
+
 /// Drops the partitions `store` holds offsets for that are not in `owned`.
 fn release_moved_partitions(
     consumer: &StreamConsumer,
@@ -274,17 +295,11 @@ fn record_caught_up(store: &ProjectionStore, monitor: &Monitor) -> Result<(), St
 }
 
 /// Whether every owned partition has been received at least up to the broker's high
-/// watermark (asked at most once a second): a condition of being caught up. On tansu
-/// the watermark is below the true end, so this is only a lower bound and the idle time
-/// does the rest; on Apache Kafka it is exact. A watermark that cannot be read counts as
-/// not reached.
-async fn reached(
-    watermarks: &mut HighWatermarks,
-    consumer: &Arc<StreamConsumer>,
-    readiness: &Readiness,
-) -> bool {
-    let partitions = readiness.partitions.keys().copied().collect();
-    let high = watermarks.refresh(consumer, partitions).await;
+/// watermark (`high`, [`HighWatermarks::refresh`]): a condition of being caught up. On
+/// tansu the watermark is below the true end, so this is only a lower bound and the idle
+/// time does the rest; on Apache Kafka it is exact. A watermark that cannot be read
+/// counts as not reached.
+fn reached(high: &std::collections::BTreeMap<i32, i64>, readiness: &Readiness) -> bool {
     readiness.partitions.iter().all(|(partition, lag)| {
         high.get(partition)
             .is_some_and(|high| lag.received >= *high)

@@ -220,7 +220,7 @@ async fn a_projection_refuses_a_log_other_than_the_one_it_was_built_from() {
     let db = dir.path().join("db");
     let built_from = TestBroker::start_memory().await.unwrap();
     let published = publish(&built_from.bootstrap(), &population(40, 41)).await;
-    let digest = {
+    let (digest, caught_up_at) = {
         let store = Arc::new(ProjectionStore::open(&db, false).unwrap());
         let (stop, handle) = spawn_worker(
             worker_config(&built_from.bootstrap(), "first"),
@@ -229,7 +229,8 @@ async fn a_projection_refuses_a_log_other_than_the_one_it_was_built_from() {
         wait_caught_up(&published.end_offsets, &store, false).await;
         stop.send(()).unwrap();
         handle.await.unwrap();
-        store.content_digest().unwrap()
+        let readiness = store.readiness().unwrap().unwrap();
+        (store.content_digest().unwrap(), readiness.caught_up_at_ms)
     };
     drop(built_from);
 
@@ -247,7 +248,7 @@ async fn a_projection_refuses_a_log_other_than_the_one_it_was_built_from() {
         "{error}"
     );
     assert!(
-        error.to_string().contains("rebuild it from this log"),
+        error.to_string().contains("rebuild the projection from it"),
         "{error}"
     );
     drop(replaced);
@@ -270,6 +271,11 @@ async fn a_projection_refuses_a_log_other_than_the_one_it_was_built_from() {
         store.content_digest().unwrap(),
         digest,
         "nothing of the other logs was projected"
+    );
+    assert_eq!(
+        store.readiness().unwrap().unwrap().caught_up_at_ms,
+        caught_up_at,
+        "never caught up with a log that is not the one projected"
     );
     for (partition, end) in &published.end_offsets {
         assert_eq!(

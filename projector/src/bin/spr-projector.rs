@@ -123,6 +123,10 @@ enum Command {
         /// How many checkpoints to keep (with --checkpoint-dir).
         #[arg(long, default_value_t = 3)]
         checkpoint_keep: usize,
+        /// Go on past a partition that starts beyond its stored offset (records deleted
+        /// before they were projected), logging it as an error, instead of stopping.
+        #[arg(long)]
+        accept_log_gaps: bool,
     },
     /// Builds a fresh projection in --db (which must be new or empty) from offset 0 to
     /// the end of the log, with a progress bar, then exits.
@@ -215,6 +219,7 @@ async fn main() -> anyhow::Result<()> {
             checkpoint_dir,
             checkpoint_every_s,
             checkpoint_keep,
+            accept_log_gaps,
         } => {
             let store = ProjectionStore::open(&cli.db, !no_sync)
                 .with_context(|| format!("opening the projection at {}", cli.db.display()))?;
@@ -226,6 +231,7 @@ async fn main() -> anyhow::Result<()> {
                     keep: checkpoint_keep,
                 }),
                 stop_when_idle: None,
+                accept_log_gaps,
             };
             let max_behind = Duration::from_secs(ready_max_behind_s);
             let routes = monitor::router(Arc::clone(&options.monitor), max_behind);
