@@ -199,6 +199,7 @@ pub async fn run_ledger_service(
                 consumed.insert(record.partition, done);
             }
             write_consumed_offsets(&consumed_path, &consumed)?;
+            continuity.handled(&unread);
             config.metrics.consumed(&consumed);
             tracing::debug!(
                 appended = counts.appended.len(),

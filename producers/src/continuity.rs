@@ -116,6 +116,10 @@ pub struct LogContinuity {
     /// The partitions still to confirm.
     pending: BTreeMap<i32, Pending>,
     accept_gaps: bool,
+    /// What is done of each partition, kept current by [`Self::handled`].
+    done: BTreeMap<i32, DoneUpTo>,
+    /// Per partition, the offset after the newest record received since the start.
+    newest: BTreeMap<i32, i64>,
 }
 
 /// A partition still to confirm.
@@ -133,29 +137,55 @@ struct Pending {
     still: u32,
 }
 
+impl Pending {
+    fn of(done: DoneUpTo) -> Self {
+        Self {
+            done,
+            received: 0,
+            received_at_last_answer: 0,
+            short: 0,
+            still: 0,
+        }
+    }
+}
+
 impl LogContinuity {
     /// Starts the check of `topic` against what was stored as done per partition
     /// (partitions with nothing done need none). With `accept_gaps`, a partition that
     /// starts beyond its stored offset is logged as an error and accepted.
     pub fn new(topic: &str, done: BTreeMap<i32, DoneUpTo>, accept_gaps: bool) -> Self {
         let pending = done
-            .into_iter()
+            .iter()
             .filter(|(_, d)| d.next > 0)
-            .map(|(partition, done)| {
-                let pending = Pending {
-                    done,
-                    received: 0,
-                    received_at_last_answer: 0,
-                    short: 0,
-                    still: 0,
-                };
-                (partition, pending)
-            })
+            .map(|(partition, done)| (*partition, Pending::of(*done)))
             .collect();
         Self {
             topic: topic.to_owned(),
             pending,
             accept_gaps,
+            done,
+            newest: BTreeMap::new(),
+        }
+    }
+
+    /// Records that `records` (of the topic, in order) are handled and their offsets
+    /// stored: what a partition that goes back is checked against again.
+    pub fn handled(&mut self, records: &[ConsumedRecord]) {
+        let mut last = BTreeMap::new();
+        for record in records.iter().filter(|r| r.topic == self.topic) {
+            last.insert(record.partition, record);
+        }
+        for (partition, record) in last {
+            let done = self.done.entry(partition).or_insert(DoneUpTo {
+                next: 0,
+                last: None,
+            });
+            if record.offset >= done.next {
+                *done = DoneUpTo {
+                    next: record.offset + 1,
+                    last: Some(record_digest(record)),
+                };
+            }
         }
     }
 
@@ -170,11 +200,26 @@ impl LogContinuity {
     }
 
     /// Checks a batch of records of the topic, in the order received.
+    ///
+    /// A partition whose offsets go back (the consumer's position was reset, say to
+    /// the start of a log put in place of the one it read) is checked again, against
+    /// what is done now, as after a start.
     pub fn check(&mut self, records: &[ConsumedRecord]) -> Result<(), LogMismatch> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
         for record in records.iter().filter(|r| r.topic == self.topic) {
+            let newest = self.newest.entry(record.partition).or_insert(0);
+            if record.offset < *newest && !self.pending.contains_key(&record.partition) {
+                if let Some(done) = self.done.get(&record.partition).filter(|d| d.next > 0) {
+                    tracing::warn!(
+                        topic = %self.topic,
+                        partition = record.partition,
+                        from = *newest,
+                        to = record.offset,
+                        "the partition went back; checking again that it is the log handled"
+                    );
+                    self.pending.insert(record.partition, Pending::of(*done));
+                }
+            }
+            *newest = (*newest).max(record.offset + 1);
             let Some(pending) = self.pending.get_mut(&record.partition) else {
                 continue;
             };
@@ -366,8 +411,8 @@ mod tests {
         assert!(!check.confirmed());
         check.check(&log[2..]).unwrap();
         assert!(check.confirmed());
-        // Once confirmed, nothing is judged any more.
-        check.check(&[record(0, 2, "other")]).unwrap();
+        // Once confirmed, records going forward are not judged, nor watermarks.
+        check.check(&[record(0, 5, "v5"), record(0, 9, "v9")]).unwrap();
         let empty = BTreeMap::from([(0, 0)]);
         for _ in 0..SHORT_CHECKS {
             check.check_end(fresh(&empty)).unwrap();
@@ -496,6 +541,45 @@ mod tests {
         assert!(matches!(
             check.check_end(fresh(&empty)),
             Err(LogMismatch::Shorter { end: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn a_partition_that_goes_back_is_checked_again_against_what_is_done_now() {
+        let log: Vec<_> = (0..6).map(|o| record(0, o, &format!("v{o}"))).collect();
+        let mut check = continuity([(0, done(2, Some(&log[1])))]);
+        check.check(&log[..4]).unwrap();
+        assert!(check.confirmed());
+        check.handled(&log[..4]);
+        // The same log delivered again from an earlier offset: confirmed again at 3.
+        check.check(&log[1..3]).unwrap();
+        assert!(!check.confirmed());
+        check.check(&log[3..]).unwrap();
+        assert!(check.confirmed());
+        check.handled(&log[3..]);
+        // Another log from offset 0 (the broker replaced under the running consumer).
+        let other: Vec<_> = (0..8).map(|o| record(0, o, &format!("w{o}"))).collect();
+        assert!(matches!(
+            check.check(&other),
+            Err(LogMismatch::Replaced { offset: 5, .. })
+        ));
+        // An empty log put in place, then a few new records: judged by the watermarks.
+        let mut check = continuity([(0, done(2, Some(&log[1])))]);
+        check.check(&log[..6]).unwrap();
+        check.handled(&log[..6]);
+        check.check(&other[..2]).unwrap();
+        assert!(!check.confirmed());
+        let two = BTreeMap::from([(0, 2)]);
+        for _ in 0..STILL_CHECKS {
+            let _ = check.check_end(fresh(&two));
+        }
+        assert!(matches!(
+            check.check_end(fresh(&two)),
+            Err(LogMismatch::Shorter {
+                end: 2,
+                next: 6,
+                ..
+            })
         ));
     }
 }

@@ -200,6 +200,7 @@ pub async fn run_worker_with(
                     &mut wal_sync,
                 ) => counts,
             };
+            continuity.handled(batch.records());
             commit_for_monitoring(&consumer, topics::PATIENT_EVENTS.name, counts.applied);
             if let Some(schedule) = &options.checkpoints {
                 if last_checkpoint.elapsed() >= schedule.every {
