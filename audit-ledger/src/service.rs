@@ -179,7 +179,11 @@ pub async fn run_ledger_service(
         };
         continuity.check(&records)?;
         if !continuity.confirmed() {
-            continuity.check_end(watermarks.refresh(&consumer, numbers.clone()).await)?;
+            let answer = tokio::select! {
+                _ = &mut shutdown => break,
+                answer = watermarks.refresh(&consumer, numbers.clone()) => answer,
+            };
+            continuity.check_end(answer)?;
         }
         let unread: Vec<ConsumedRecord> = records
             .into_iter()

@@ -412,7 +412,9 @@ mod tests {
         check.check(&log[2..]).unwrap();
         assert!(check.confirmed());
         // Once confirmed, records going forward are not judged, nor watermarks.
-        check.check(&[record(0, 5, "v5"), record(0, 9, "v9")]).unwrap();
+        check
+            .check(&[record(0, 5, "v5"), record(0, 9, "v9")])
+            .unwrap();
         let empty = BTreeMap::from([(0, 0)]);
         for _ in 0..SHORT_CHECKS {
             check.check_end(fresh(&empty)).unwrap();

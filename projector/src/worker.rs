@@ -157,7 +157,10 @@ pub async fn run_worker_with(
                 // partitions reach further than what was received (the first fetches
                 // after a start can take longer than the idle time), or the log is not
                 // yet confirmed as the one projected.
-                let answer = watermarks.refresh(&consumer, numbers.clone()).await;
+                let answer = tokio::select! {
+                    _ = &mut shutdown => return Ok(()),
+                    answer = watermarks.refresh(&consumer, numbers.clone()) => answer,
+                };
                 continuity.check_end(answer)?;
                 if continuity.confirmed() && reached(answer.high, &monitor.readiness()) {
                     wal_sync.wait().await;
@@ -173,17 +176,18 @@ pub async fn run_worker_with(
             for record in records {
                 received.received(record.partition, record.offset);
             }
-            let drained = if !continuity.confirmed() {
-                // Until it is, the broker is asked at least once a second, busy or not.
-                let answer = watermarks.refresh(&consumer, numbers.clone()).await;
-                continuity.check_end(answer)?;
+            let full = records.len() >= config.max_batch;
+            let drained = if continuity.confirmed() && full {
                 false
             } else {
-                records.len() < config.max_batch
-                    && reached(
-                        watermarks.refresh(&consumer, numbers.clone()).await.high,
-                        &received,
-                    )
+                // Until the log is confirmed, the broker is asked at least once a
+                // second, busy or not, and the projection is not caught up.
+                let answer = tokio::select! {
+                    _ = &mut shutdown => return Ok(()),
+                    answer = watermarks.refresh(&consumer, numbers.clone()) => answer,
+                };
+                continuity.check_end(answer)?;
+                continuity.confirmed() && !full && reached(answer.high, &received)
             };
             monitor.set_readiness(received);
             // A batch that keeps failing (a full disk, a broker refusing dead letters) is
