@@ -22,9 +22,7 @@ use spr_producers::consume::{
     consumer_config, partitions_from_start, publish_dead_letter, receive_batch, AssignError,
     ConsumedRecord,
 };
-use spr_producers::continuity::{
-    record_digest, DoneUpTo, HighWatermarks, LogContinuity, LogMismatch,
-};
+use spr_producers::continuity::{DoneUpTo, HighWatermarks, LogContinuity, LogMismatch};
 use spr_producers::metrics_http::{spawn_metrics_server, MetricsBindError};
 use spr_producers::{EventPublisher, PublishError};
 use spr_schemas::{now_millis, topics};
@@ -141,11 +139,11 @@ pub async fn run_ledger_service(
         config.metrics.last_checkpoint(last, written_at_ms);
     }
     let consumed_path = consumed_offsets_path(&config.ledger_path);
-    let mut consumed = read_consumed_offsets(&consumed_path)?;
+    let consumed = read_consumed_offsets(&consumed_path)?;
     config.metrics.consumed(&consumed);
     let topic = topics::ACCESS_EVENTS.name;
-    let mut continuity = LogContinuity::new(topic, consumed.clone(), false);
-    let mut watermarks = HighWatermarks::new(topic);
+    // What is consumed is kept by the continuity check from here on.
+    let mut continuity = LogContinuity::new(topic, consumed, false);
     // The ledger and its side files are read, and the metrics served, before waiting
     // for the broker.
     spawn_metrics_server(config.metrics_addr, Arc::clone(&config.metrics).router()).await?;
@@ -160,6 +158,7 @@ pub async fn run_ledger_service(
         .collect();
     consumer.assign(&partitions)?;
     let consumer = Arc::new(consumer);
+    let mut watermarks = HighWatermarks::new(topic, numbers);
     let publisher = EventPublisher::new(&config.bootstrap, Duration::from_secs(30))?;
     // While idle, wake up now and then so the last entries get their checkpoint too,
     // and, until the log is confirmed as the one `.consumed` came from, to check its end.
@@ -169,9 +168,10 @@ pub async fn run_ledger_service(
         .map(|p| p.every.max(Duration::from_millis(100)));
     tokio::pin!(shutdown);
     loop {
-        let idle = match continuity.confirmed() {
-            true => checkpoint_idle,
-            false => Some(checkpoint_idle.map_or(CONTINUITY_IDLE, |c| c.min(CONTINUITY_IDLE))),
+        let idle = if continuity.confirmed() {
+            checkpoint_idle
+        } else {
+            Some(checkpoint_idle.map_or(CONTINUITY_IDLE, |c| c.min(CONTINUITY_IDLE)))
         };
         let records = tokio::select! {
             _ = &mut shutdown => break,
@@ -181,13 +181,16 @@ pub async fn run_ledger_service(
         if !continuity.confirmed() {
             let answer = tokio::select! {
                 _ = &mut shutdown => break,
-                answer = watermarks.refresh(&consumer, numbers.clone()) => answer,
+                answer = watermarks.refresh(&consumer) => answer,
             };
             continuity.check_end(answer)?;
         }
         let unread: Vec<ConsumedRecord> = records
             .into_iter()
-            .filter(|r| r.offset >= consumed.get(&r.partition).map_or(0, |d| d.next))
+            .filter(|r| {
+                let done = continuity.done().get(&r.partition);
+                r.offset >= done.map_or(0, |d| d.next)
+            })
             .collect();
         if !unread.is_empty() {
             let started = Instant::now();
@@ -195,16 +198,9 @@ pub async fn run_ledger_service(
             config
                 .metrics
                 .committed(&counts, started.elapsed(), ledger.len(), now_millis());
-            for record in &unread {
-                let done = DoneUpTo {
-                    next: record.offset + 1,
-                    last: Some(record_digest(record)),
-                };
-                consumed.insert(record.partition, done);
-            }
-            write_consumed_offsets(&consumed_path, &consumed)?;
             continuity.handled(&unread);
-            config.metrics.consumed(&consumed);
+            write_consumed_offsets(&consumed_path, continuity.done())?;
+            config.metrics.consumed(continuity.done());
             tracing::debug!(
                 appended = counts.appended.len(),
                 duplicates = counts.duplicates,

@@ -50,6 +50,26 @@ pub fn record_digest(record: &ConsumedRecord) -> RecordDigest {
     hasher.finalize().into()
 }
 
+/// What `records` leave done, per topic and partition: the offset after each
+/// partition's last record and that record's digest.
+pub fn done_by<'r>(
+    records: impl IntoIterator<Item = &'r ConsumedRecord>,
+) -> BTreeMap<(&'r str, i32), DoneUpTo> {
+    let mut last = BTreeMap::new();
+    for record in records {
+        last.insert((record.topic.as_str(), record.partition), record);
+    }
+    last.into_iter()
+        .map(|(at, record)| {
+            let done = DoneUpTo {
+                next: record.offset + 1,
+                last: Some(record_digest(record)),
+            };
+            (at, done)
+        })
+        .collect()
+}
+
 /// What a consumer has done of one partition: the next offset to do and the digest of
 /// the record before it (`None` if it was stored without one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,11 +142,9 @@ pub struct LogContinuity {
     newest: BTreeMap<i32, i64>,
 }
 
-/// A partition still to confirm.
-#[derive(Debug)]
+/// A partition still to confirm, against what [`LogContinuity`] holds as done of it.
+#[derive(Debug, Default)]
 struct Pending {
-    /// What was stored as done.
-    done: DoneUpTo,
     /// The offset after the newest record received since the start (0 before any).
     received: i64,
     /// `received` at the last fresh watermark answer.
@@ -137,18 +155,6 @@ struct Pending {
     still: u32,
 }
 
-impl Pending {
-    fn of(done: DoneUpTo) -> Self {
-        Self {
-            done,
-            received: 0,
-            received_at_last_answer: 0,
-            short: 0,
-            still: 0,
-        }
-    }
-}
-
 impl LogContinuity {
     /// Starts the check of `topic` against what was stored as done per partition
     /// (partitions with nothing done need none). With `accept_gaps`, a partition that
@@ -157,7 +163,7 @@ impl LogContinuity {
         let pending = done
             .iter()
             .filter(|(_, d)| d.next > 0)
-            .map(|(partition, done)| (*partition, Pending::of(*done)))
+            .map(|(partition, _)| (*partition, Pending::default()))
             .collect();
         Self {
             topic: topic.to_owned(),
@@ -168,25 +174,26 @@ impl LogContinuity {
         }
     }
 
-    /// Records that `records` (of the topic, in order) are handled and their offsets
-    /// stored: what a partition that goes back is checked against again.
+    /// Records that `records` (in order) are handled and their offsets stored: what a
+    /// partition that goes back is checked against again.
     pub fn handled(&mut self, records: &[ConsumedRecord]) {
-        let mut last = BTreeMap::new();
-        for record in records.iter().filter(|r| r.topic == self.topic) {
-            last.insert(record.partition, record);
-        }
-        for (partition, record) in last {
+        for ((topic, partition), handled) in done_by(records) {
+            if topic != self.topic {
+                continue;
+            }
             let done = self.done.entry(partition).or_insert(DoneUpTo {
                 next: 0,
                 last: None,
             });
-            if record.offset >= done.next {
-                *done = DoneUpTo {
-                    next: record.offset + 1,
-                    last: Some(record_digest(record)),
-                };
+            if handled.next > done.next {
+                *done = handled;
             }
         }
+    }
+
+    /// What is done of each partition: as stored at the start, then as handled since.
+    pub fn done(&self) -> &BTreeMap<i32, DoneUpTo> {
+        &self.done
     }
 
     /// Whether every partition is confirmed: nothing left to check.
@@ -195,7 +202,8 @@ impl LogContinuity {
     }
 
     /// The partitions still to confirm.
-    pub fn pending_partitions(&self) -> Vec<i32> {
+    #[cfg(test)]
+    fn pending_partitions(&self) -> Vec<i32> {
         self.pending.keys().copied().collect()
     }
 
@@ -207,26 +215,26 @@ impl LogContinuity {
     pub fn check(&mut self, records: &[ConsumedRecord]) -> Result<(), LogMismatch> {
         for record in records.iter().filter(|r| r.topic == self.topic) {
             let newest = self.newest.entry(record.partition).or_insert(0);
-            if record.offset < *newest && !self.pending.contains_key(&record.partition) {
-                if let Some(done) = self.done.get(&record.partition).filter(|d| d.next > 0) {
-                    tracing::warn!(
-                        topic = %self.topic,
-                        partition = record.partition,
-                        from = *newest,
-                        to = record.offset,
-                        "the partition went back; checking again that it is the log handled"
-                    );
-                    self.pending.insert(record.partition, Pending::of(*done));
-                }
+            let went_back = record.offset < *newest
+                && !self.pending.contains_key(&record.partition)
+                && self.done.get(&record.partition).is_some_and(|d| d.next > 0);
+            if went_back {
+                tracing::warn!(
+                    topic = %self.topic,
+                    partition = record.partition,
+                    from = *newest,
+                    to = record.offset,
+                    "the partition went back; checking again that it is the log handled"
+                );
+                self.pending.insert(record.partition, Pending::default());
             }
             *newest = (*newest).max(record.offset + 1);
             let Some(pending) = self.pending.get_mut(&record.partition) else {
                 continue;
             };
             pending.received = pending.received.max(record.offset + 1);
-            let next = pending.done.next;
+            let DoneUpTo { next, last: digest } = self.done[&record.partition];
             if record.offset == next - 1 {
-                let digest = pending.done.last;
                 if digest.is_some_and(|digest| digest != record_digest(record)) {
                     return Err(LogMismatch::Replaced {
                         topic: self.topic.clone(),
@@ -285,7 +293,7 @@ impl LogContinuity {
                     topic: self.topic.clone(),
                     partition: *partition,
                     end: pending.received,
-                    next: pending.done.next,
+                    next: self.done[partition].next,
                 });
             }
         }
@@ -308,26 +316,27 @@ pub struct WatermarkAnswer<'a> {
 #[derive(Debug)]
 pub struct HighWatermarks {
     topic: &'static str,
+    partitions: Vec<i32>,
     asked_at: Option<Instant>,
     high: BTreeMap<i32, i64>,
 }
 
 impl HighWatermarks {
-    /// Not asked yet.
-    pub fn new(topic: &'static str) -> Self {
+    /// The watermarks of `partitions` of `topic`, not asked yet.
+    pub fn new(topic: &'static str, partitions: Vec<i32>) -> Self {
         Self {
             topic,
+            partitions,
             asked_at: None,
             high: BTreeMap::new(),
         }
     }
 
-    /// The watermarks of `partitions`, asked again if the last answer is a second old.
-    /// A failed question leaves none known (logged as a warning).
+    /// The watermarks, asked again if the last answer is a second old. A failed
+    /// question leaves none known (logged as a warning).
     pub async fn refresh<C: ConsumerContext + 'static>(
         &mut self,
         consumer: &std::sync::Arc<StreamConsumer<C>>,
-        partitions: Vec<i32>,
     ) -> WatermarkAnswer<'_> {
         let due = self
             .asked_at
@@ -336,6 +345,7 @@ impl HighWatermarks {
         if due {
             self.asked_at = Some(Instant::now());
             let (consumer, topic) = (std::sync::Arc::clone(consumer), self.topic);
+            let partitions = self.partitions.clone();
             let asked = tokio::task::spawn_blocking(move || {
                 partitions
                     .into_iter()

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use rocksdb::WriteBatch;
 use spr_producers::consume::ConsumedRecord;
-use spr_producers::continuity::record_digest;
+use spr_producers::continuity::done_by;
 use spr_schemas::ClinicalEvent;
 
 use crate::keys;
@@ -173,23 +173,17 @@ fn project(
         outcome.projected += 1;
     }
     outcome.batch = staged.into_batch();
-    let mut last_of_partition = BTreeMap::new();
-    for &(_, record) in &new_records {
-        last_of_partition.insert((record.topic.as_str(), record.partition), record);
-    }
-    for ((topic, partition), last) in last_of_partition {
+    for ((topic, partition), done) in done_by(new_records.iter().map(|(_, r)| *r)) {
         store.batch_put(
             &mut outcome.batch,
             CF_META,
             &keys::offset_key(topic, partition),
-            &(last.offset + 1).to_be_bytes(),
+            &done.next.to_be_bytes(),
         );
-        store.batch_put(
-            &mut outcome.batch,
-            CF_META,
-            &keys::last_applied_key(topic, partition),
-            &record_digest(last),
-        );
+        if let Some(digest) = done.last {
+            let key = keys::last_applied_key(topic, partition);
+            store.batch_put(&mut outcome.batch, CF_META, &key, &digest);
+        }
     }
     Ok(outcome)
 }

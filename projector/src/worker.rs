@@ -125,7 +125,7 @@ pub async fn run_worker_with(
     let mut continuity = LogContinuity::new(topic, applied, options.accept_log_gaps);
     let mut last_checkpoint = Instant::now();
     let mut wal_sync = WalSync::default();
-    let mut watermarks = HighWatermarks::new(topic);
+    let mut watermarks = HighWatermarks::new(topic, numbers.clone());
     let consumer = Arc::new(consumer);
     let idle = options.stop_when_idle.unwrap_or(IDLE_TICK);
     let receive_ahead = || {
@@ -159,7 +159,7 @@ pub async fn run_worker_with(
                 // yet confirmed as the one projected.
                 let answer = tokio::select! {
                     _ = &mut shutdown => return Ok(()),
-                    answer = watermarks.refresh(&consumer, numbers.clone()) => answer,
+                    answer = watermarks.refresh(&consumer) => answer,
                 };
                 continuity.check_end(answer)?;
                 if continuity.confirmed() && reached(answer.high, &monitor.readiness()) {
@@ -184,7 +184,7 @@ pub async fn run_worker_with(
                 // second, busy or not, and the projection is not caught up.
                 let answer = tokio::select! {
                     _ = &mut shutdown => return Ok(()),
-                    answer = watermarks.refresh(&consumer, numbers.clone()) => answer,
+                    answer = watermarks.refresh(&consumer) => answer,
                 };
                 continuity.check_end(answer)?;
                 continuity.confirmed() && !full && reached(answer.high, &received)
