@@ -22,7 +22,9 @@ use spr_producers::consume::{
     consumer_config, partitions_from_start, publish_dead_letter, receive_batch, AssignError,
     ConsumedRecord,
 };
-use spr_producers::continuity::{DoneUpTo, HighWatermarks, LogContinuity, LogMismatch};
+use spr_producers::continuity::{
+    ClusterWatch, DoneUpTo, HighWatermarks, LogContinuity, LogMismatch,
+};
 use spr_producers::metrics_http::{spawn_metrics_server, MetricsBindError};
 use spr_producers::{EventPublisher, PublishError};
 use spr_schemas::{now_millis, topics};
@@ -140,10 +142,10 @@ pub async fn run_ledger_service(
     }
     let consumed_path = consumed_offsets_path(&config.ledger_path);
     let consumed = read_consumed_offsets(&consumed_path)?;
-    config.metrics.consumed(&consumed);
+    config.metrics.consumed(&consumed.done);
     let topic = topics::ACCESS_EVENTS.name;
     // What is consumed is kept by the continuity check from here on.
-    let mut continuity = LogContinuity::new(topic, consumed, false);
+    let mut continuity = LogContinuity::new(topic, consumed.done, false);
     // The ledger and its side files are read, and the metrics served, before waiting
     // for the broker.
     spawn_metrics_server(config.metrics_addr, Arc::clone(&config.metrics).router()).await?;
@@ -157,6 +159,7 @@ pub async fn run_ledger_service(
         .map(|e| e.partition())
         .collect();
     consumer.assign(&partitions)?;
+    let mut cluster = ClusterWatch::start(&consumer, consumed.cluster, CLUSTER_ID_WAIT)?;
     let consumer = Arc::new(consumer);
     let mut watermarks = HighWatermarks::new(topic, numbers);
     let publisher = EventPublisher::new(&config.bootstrap, Duration::from_secs(30))?;
@@ -178,6 +181,7 @@ pub async fn run_ledger_service(
             batch = receive_batch(&consumer, config.max_batch, config.max_batch_wait, idle) => batch,
         };
         continuity.check(&records)?;
+        cluster.check(&consumer)?;
         if !continuity.confirmed() {
             let answer = tokio::select! {
                 _ = &mut shutdown => break,
@@ -199,7 +203,7 @@ pub async fn run_ledger_service(
                 .metrics
                 .committed(&counts, started.elapsed(), ledger.len(), now_millis());
             continuity.handled(&unread);
-            write_consumed_offsets(&consumed_path, continuity.done())?;
+            write_consumed_offsets(&consumed_path, cluster.cluster_id(), continuity.done())?;
             config.metrics.consumed(continuity.done());
             tracing::debug!(
                 appended = counts.appended.len(),
@@ -324,9 +328,12 @@ impl<'a> Checkpointer<'a> {
 fn remedy(mismatch: &LogMismatch) -> &'static str {
     match mismatch {
         LogMismatch::Gap { .. } => "Those access events are not in the ledger and cannot be read from this log: record the gap for the auditors, set the topic's retention to cover any outage of the ledger service, then move LEDGER.consumed aside and start again (every access event the log still holds is read; those the ledger holds are skipped by their id)",
-        LogMismatch::Replaced { .. } | LogMismatch::Shorter { .. } => "Access events of this log at offsets `.consumed` counts as handled would be skipped. Check --bootstrap; if this is the right log, move LEDGER.consumed aside and start again (every access event of this log is then read; those the ledger holds are skipped by their id, and the others are appended after the entries of the old log)",
+        LogMismatch::Replaced { .. } | LogMismatch::Shorter { .. } | LogMismatch::OtherCluster { .. } => "Access events of this log at offsets `.consumed` counts as handled would be skipped. Check --bootstrap; if this is the right log, move LEDGER.consumed aside and start again (every access event of this log is then read; those the ledger holds are skipped by their id, and the others are appended after the entries of the old log)",
     }
 }
+
+/// How long a starting service waits for librdkafka to learn the cluster id.
+const CLUSTER_ID_WAIT: Duration = Duration::from_secs(10);
 
 /// How long the service waits for a record, until the log is confirmed as the one
 /// `.consumed` came from, before it asks the broker where the partitions end.
@@ -340,22 +347,39 @@ fn consumed_offsets_path(ledger: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Reads the side file: lines of `partition next_offset digest` (the digest of the
-/// record before `next_offset` in hex; absent in files written before it was kept).
-fn read_consumed_offsets(path: &Path) -> Result<BTreeMap<i32, DoneUpTo>, ServiceError> {
+/// What the side file records: the Kafka cluster the offsets came from, and per
+/// partition what is done.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Consumed {
+    cluster: Option<String>,
+    done: BTreeMap<i32, DoneUpTo>,
+}
+
+/// Reads the side file: a line `cluster ID` (absent in files written before it was
+/// kept, or when the broker named no cluster), then lines of `partition next_offset
+/// digest` (the digest of the record before `next_offset` in hex; absent in files
+/// written before it was kept).
+fn read_consumed_offsets(path: &Path) -> Result<Consumed, ServiceError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Consumed::default()),
         Err(e) => return Err(ServiceError::Consumed(format!("{}: {e}", path.display()))),
     };
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            parse_consumed_line(line).ok_or_else(|| {
-                ServiceError::Consumed(format!("{}: bad line {line:?}", path.display()))
-            })
-        })
-        .collect()
+    let mut consumed = Consumed::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let bad = || ServiceError::Consumed(format!("{}: bad line {line:?}", path.display()));
+        match line.strip_prefix("cluster ") {
+            Some(id) if consumed.cluster.is_none() && consumed.done.is_empty() => {
+                consumed.cluster = Some(id.to_owned());
+            }
+            Some(_) => return Err(bad()),
+            None => {
+                let (partition, done) = parse_consumed_line(line).ok_or_else(bad)?;
+                consumed.done.insert(partition, done);
+            }
+        }
+    }
+    Ok(consumed)
 }
 
 fn parse_consumed_line(line: &str) -> Option<(i32, DoneUpTo)> {
@@ -375,13 +399,18 @@ fn parse_consumed_line(line: &str) -> Option<(i32, DoneUpTo)> {
 /// Replaces the side file atomically (write, fsync, rename).
 fn write_consumed_offsets(
     path: &Path,
+    cluster: Option<&str>,
     offsets: &BTreeMap<i32, DoneUpTo>,
 ) -> Result<(), ServiceError> {
     let line = |(partition, done): (&i32, &DoneUpTo)| match done.last {
         Some(digest) => format!("{partition} {} {}\n", done.next, hex::encode(digest)),
         None => format!("{partition} {}\n", done.next),
     };
-    let text: String = offsets.iter().map(line).collect();
+    let cluster = cluster.map(|id| format!("cluster {id}\n"));
+    let text: String = cluster
+        .into_iter()
+        .chain(offsets.iter().map(line))
+        .collect();
     let temporary = path.with_extension("consumed.tmp");
     let fail = |e: std::io::Error| ServiceError::Consumed(format!("{}: {e}", path.display()));
     std::fs::write(&temporary, text).map_err(fail)?;
@@ -440,8 +469,23 @@ mod tests {
                 },
             ),
         ]);
-        write_consumed_offsets(&path, &offsets).unwrap();
-        assert_eq!(read_consumed_offsets(&path).unwrap(), offsets);
+        write_consumed_offsets(&path, None, &offsets).unwrap();
+        assert_eq!(read_consumed_offsets(&path).unwrap().done, offsets);
+        write_consumed_offsets(&path, Some("kafka-a"), &offsets).unwrap();
+        assert_eq!(
+            read_consumed_offsets(&path).unwrap(),
+            Consumed {
+                cluster: Some("kafka-a".into()),
+                done: offsets
+            }
+        );
+        for bad in ["0 5\ncluster kafka-a\n", "cluster a\ncluster b\n"] {
+            std::fs::write(&path, bad).unwrap();
+            assert!(
+                read_consumed_offsets(&path).is_err(),
+                "{bad:?}: a cluster line comes once, first"
+            );
+        }
         assert_eq!(
             parse_consumed_line("0 1733"),
             Some((

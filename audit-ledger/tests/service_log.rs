@@ -47,14 +47,28 @@ fn config(bootstrap: &str, ledger: &Path) -> LedgerServiceConfig {
     }
 }
 
+/// `count` access events of their own (`returned_count` from `first`).
+fn access_events(first: i32, count: i32) -> Vec<AccessEvent> {
+    (first..first + count)
+        .map(|i| {
+            let mut event = examples::access_event("9990000018".parse().unwrap());
+            event.returned_count = i;
+            event
+        })
+        .collect()
+}
+
+/// Publishes `events`, in order.
+async fn publish_events(bootstrap: &str, events: &[AccessEvent]) {
+    let publisher = EventPublisher::new(bootstrap, Duration::from_secs(30)).unwrap();
+    for event in events {
+        publisher.publish_access_event(event).await.unwrap();
+    }
+}
+
 /// Publishes `count` access events of their own (`returned_count` from `first`).
 async fn publish(bootstrap: &str, first: i32, count: i32) {
-    let publisher = EventPublisher::new(bootstrap, Duration::from_secs(30)).unwrap();
-    for i in first..first + count {
-        let mut event: AccessEvent = examples::access_event("9990000018".parse().unwrap());
-        event.returned_count = i;
-        publisher.publish_access_event(&event).await.unwrap();
-    }
+    publish_events(bootstrap, &access_events(first, count)).await;
 }
 
 /// Runs the service until the ledger holds `entries`, then stops it.
@@ -139,4 +153,50 @@ async fn the_ledger_service_refuses_an_access_log_other_than_its_own_until_told_
     run_until(&replaced.bootstrap(), &ledger, 270).await;
     let report = verify_from_genesis(&ledger).unwrap();
     assert!(report.first_failure.is_none(), "{:?}", report.first_failure);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_service_refuses_another_kafka_cluster_even_one_holding_the_same_access_events()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.spr");
+    let events = access_events(0, 40);
+    let first = TestBroker::start_memory_in_cluster("ledger-a")
+        .await
+        .unwrap();
+    publish_events(&first.bootstrap(), &events).await;
+    run_until(&first.bootstrap(), &ledger, 40).await;
+    drop(first);
+
+    // A copy of the log in another cluster, and more: the digests alone would accept it.
+    let other = TestBroker::start_memory_in_cluster("ledger-b")
+        .await
+        .unwrap();
+    publish_events(&other.bootstrap(), &events).await;
+    publish(&other.bootstrap(), 40, 10).await;
+    let error = run_until_it_stops(&other.bootstrap(), &ledger).await;
+    assert!(
+        matches!(
+            &error,
+            ServiceError::LogMismatch(LogMismatch::OtherCluster { expected, found })
+                if expected == "ledger-a" && found == "ledger-b"
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        verify_from_genesis(&ledger).unwrap().entries,
+        40,
+        "nothing appended"
+    );
+
+    // Moved aside, `.consumed` no longer names a cluster: the service reads this log
+    // whole, skipping the access events the ledger holds by their id.
+    std::fs::rename(
+        dir.path().join("ledger.spr.consumed"),
+        dir.path().join("ledger.spr.consumed.cluster-a"),
+    )
+    .unwrap();
+    run_until(&other.bootstrap(), &ledger, 50).await;
+    let consumed = std::fs::read_to_string(dir.path().join("ledger.spr.consumed")).unwrap();
+    assert!(consumed.starts_with("cluster ledger-b\n"), "{consumed}");
 }

@@ -27,7 +27,15 @@ pub fn consumer_config(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "10");
+        .set("fetch.wait.max.ms", "10")
+        // Metadata once a minute (librdkafka's default is five), for the cluster id
+        // that crate::continuity::ClusterWatch compares.
+        .set(
+            "topic.metadata.refresh.interval.ms",
+            crate::continuity::CLUSTER_LOOK_EVERY
+                .as_millis()
+                .to_string(),
+        );
     Ok(config)
 }
 

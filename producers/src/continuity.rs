@@ -20,6 +20,14 @@
 //! An offset stored without a digest (by a build before this check) is checked for
 //! gaps and length only, and once a digest is stored beside it, it is the digest of
 //! whatever log was read then.
+//!
+//! That check runs after a start. A consumer already running follows whatever cluster
+//! its bootstrap address reaches: moved to another cluster (a DNS name switched to a
+//! disaster-recovery site while it ran), librdkafka reads on from the old offsets in
+//! the other log without a word. So a consumer also stores the id of the Kafka cluster
+//! its offsets came from (KIP-78: every cluster has one), and [`ClusterWatch`] stops it
+//! at start, or within about two minutes while it runs, once the broker answers as
+//! another cluster ([`LogMismatch::OtherCluster`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -104,6 +112,14 @@ pub enum LogMismatch {
         first: i64,
         /// The next offset to do, as stored.
         next: i64,
+    },
+    /// The broker answers as another Kafka cluster than the one the offsets came from.
+    #[error("the broker answers as Kafka cluster {found:?}, but the stored offsets came from cluster {expected:?}: the bootstrap address now reaches another cluster (a disaster-recovery copy, a new cluster), whose offsets are not these")]
+    OtherCluster {
+        /// The cluster id stored beside the offsets.
+        expected: String,
+        /// The cluster id the broker reports.
+        found: String,
     },
     /// The partition ends before the stored offset.
     #[error("partition {partition} of {topic} ends at offset {end}, but records up to offset {} are stored as done: the topic was created again, this is another cluster's copy, or the broker lost records", next - 1)]
@@ -299,6 +315,95 @@ impl LogContinuity {
         }
         Ok(())
     }
+}
+
+/// How often a running consumer compares the cluster id librdkafka last saw with the
+/// one its offsets came from. librdkafka learns the id from each metadata answer, which
+/// SPR's consumers ask for as often ([`crate::consume::consumer_config`]), so a switch
+/// of cluster is seen within about twice this.
+pub const CLUSTER_LOOK_EVERY: Duration = Duration::from_secs(60);
+
+/// The Kafka cluster a consumer's stored offsets came from, compared with the one its
+/// broker answers as: at start, and then every [`CLUSTER_LOOK_EVERY`] through
+/// [`Self::check`]. A broker that reports no cluster id is never judged (every tansu
+/// broker reports the same one unless started with `--cluster-id`, so this guards
+/// Apache Kafka clusters, each of which has its own).
+#[derive(Debug)]
+pub struct ClusterWatch {
+    expected: Option<String>,
+    looked_at: Instant,
+    every: Duration,
+}
+
+impl ClusterWatch {
+    /// Compares the cluster id the broker reports (waiting up to `wait` for librdkafka
+    /// to learn it) with `stored`, the id kept beside the offsets, if any. With none
+    /// stored, the broker's becomes the expected one: store it ([`Self::cluster_id`]).
+    pub fn start<C: ConsumerContext>(
+        consumer: &StreamConsumer<C>,
+        stored: Option<String>,
+        wait: Duration,
+    ) -> Result<Self, LogMismatch> {
+        Self::from_ids(stored, cluster_id_seen(consumer, wait))
+    }
+
+    fn from_ids(stored: Option<String>, found: Option<String>) -> Result<Self, LogMismatch> {
+        let watch = Self {
+            expected: stored.or_else(|| found.clone()),
+            looked_at: Instant::now(),
+            every: CLUSTER_LOOK_EVERY,
+        };
+        watch.compare(found)?;
+        Ok(watch)
+    }
+
+    /// Looks every `every` instead of every [`CLUSTER_LOOK_EVERY`].
+    pub fn looking_every(self, every: Duration) -> Self {
+        Self { every, ..self }
+    }
+
+    /// The cluster id the offsets belong to, to be stored beside them (`None` while
+    /// neither the store nor the broker has named one).
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.expected.as_deref()
+    }
+
+    /// Compares the cluster id librdkafka last saw (it does not ask the broker) with the
+    /// expected one, if the last look is older than the watch's period. Call it before
+    /// each write of what was consumed.
+    pub fn check<C: ConsumerContext>(
+        &mut self,
+        consumer: &StreamConsumer<C>,
+    ) -> Result<(), LogMismatch> {
+        if self.looked_at.elapsed() < self.every {
+            return Ok(());
+        }
+        self.looked_at = Instant::now();
+        self.compare(cluster_id_seen(consumer, Duration::ZERO))
+    }
+
+    fn compare(&self, found: Option<String>) -> Result<(), LogMismatch> {
+        match (&self.expected, found) {
+            (Some(expected), Some(found)) if *expected != found => Err(LogMismatch::OtherCluster {
+                expected: expected.clone(),
+                found,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The cluster id in librdkafka's last metadata, waiting up to `wait` for one. (rdkafka
+/// 0.38 does not free librdkafka's copy of the id, a few dozen bytes a call: hence a
+/// look a minute, not one per batch.)
+fn cluster_id_seen<C: ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    wait: Duration,
+) -> Option<String> {
+    consumer
+        .client()
+        .fetch_cluster_id(wait)
+        .filter(|id| !id.is_empty())
 }
 
 /// The broker's high watermarks, as [`HighWatermarks::refresh`] last had them.
@@ -592,6 +697,44 @@ mod tests {
                 next: 6,
                 ..
             })
+        ));
+    }
+
+    #[test]
+    fn a_cluster_is_judged_only_when_both_ids_are_known() {
+        let ids = |stored: Option<&str>, found: Option<&str>| {
+            ClusterWatch::from_ids(stored.map(str::to_owned), found.map(str::to_owned))
+                .map(|watch| watch.cluster_id().map(str::to_owned))
+        };
+        assert_eq!(ids(Some("a"), Some("a")), Ok(Some("a".into())));
+        assert_eq!(
+            ids(None, Some("b")),
+            Ok(Some("b".into())),
+            "nothing stored: the broker's id is the one to store"
+        );
+        assert_eq!(
+            ids(Some("a"), None),
+            Ok(Some("a".into())),
+            "a broker that names no cluster is not judged"
+        );
+        assert_eq!(ids(None, None), Ok(None));
+        assert_eq!(
+            ids(Some("a"), Some("b")),
+            Err(LogMismatch::OtherCluster {
+                expected: "a".into(),
+                found: "b".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_running_watch_compares_with_the_id_it_started_with() {
+        let watch = ClusterWatch::from_ids(None, Some("a".into())).unwrap();
+        assert_eq!(watch.compare(Some("a".into())), Ok(()));
+        assert_eq!(watch.compare(None), Ok(()));
+        assert!(matches!(
+            watch.compare(Some("b".into())),
+            Err(LogMismatch::OtherCluster { expected, found }) if expected == "a" && found == "b"
         ));
     }
 }

@@ -87,6 +87,9 @@ pub fn last_applied_key(topic: &str, partition: i32) -> Vec<u8> {
 
 /// `meta` key of the projection's [`crate::readiness::Readiness`], as JSON.
 pub const READINESS_KEY: &[u8] = b"readiness";
+/// `meta` key of the id of the Kafka cluster the stored offsets came from
+/// ([`spr_producers::continuity::ClusterWatch`]).
+pub const CLUSTER_KEY: &[u8] = b"cluster";
 /// Meta key of the storage format ([`crate::store::store_format`]).
 pub const FORMAT_KEY: &[u8] = b"format";
 

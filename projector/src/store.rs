@@ -535,6 +535,30 @@ impl ProjectionStore {
             .transpose()
     }
 
+    /// The id of the Kafka cluster the stored offsets came from, if recorded (a
+    /// projection written before it was kept has none).
+    pub fn cluster_id(&self) -> Result<Option<String>, StoreError> {
+        let value = self
+            .db
+            .get_cf(self.cf(CF_META), keys::CLUSTER_KEY)
+            .map_err(self.rocks_error())?;
+        value
+            .map(|v| {
+                String::from_utf8(v).map_err(|e| StoreError::Corrupt {
+                    what: "cluster id",
+                    detail: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    /// Records the id of the Kafka cluster the offsets come from (synced).
+    pub fn record_cluster_id(&self, id: &str) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        self.batch_put(&mut batch, CF_META, keys::CLUSTER_KEY, id.as_bytes());
+        self.write(batch)
+    }
+
     /// What is applied of each of `partitions` of `topic`: the next offset and the
     /// digest of the record before it, for checking at a start that the log is the one
     /// projected ([`spr_producers::continuity`]). Partitions with no stored offset are

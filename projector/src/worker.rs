@@ -10,7 +10,7 @@ use spr_producers::consume::{
     commit_for_monitoring, consumer_config, next_offsets, partitions_from_start,
     publish_dead_letter, receive_batch, AssignError,
 };
-use spr_producers::continuity::{HighWatermarks, LogContinuity, LogMismatch};
+use spr_producers::continuity::{ClusterWatch, HighWatermarks, LogContinuity, LogMismatch};
 use spr_producers::{EventPublisher, PublishError};
 use spr_schemas::{now_millis, topics};
 use tracing::{error, info, instrument};
@@ -76,6 +76,9 @@ pub struct RunOptions {
     pub accept_log_gaps: bool,
 }
 
+/// How long a starting worker waits for librdkafka to learn the cluster id.
+const CLUSTER_ID_WAIT: Duration = Duration::from_secs(10);
+
 /// How often an idle worker records that it is caught up.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 
@@ -107,6 +110,14 @@ pub async fn run_worker_with(
     // offsets stored in RocksDB say is applied. The group's offsets never decide it.
     let owned = partitions_from_start(&consumer, topic, config.partitions.as_deref())?;
     let numbers: Vec<i32> = owned.elements().iter().map(|e| e.partition()).collect();
+    // Before the store changes: the cluster the offsets came from (the one recorded,
+    // else the broker's from now on).
+    let recorded_cluster = store.cluster_id()?;
+    let first_cluster = recorded_cluster.is_none();
+    let mut cluster = ClusterWatch::start(&consumer, recorded_cluster, CLUSTER_ID_WAIT)?;
+    if let Some(id) = cluster.cluster_id().filter(|_| first_cluster) {
+        store.record_cluster_id(id)?;
+    }
     release_moved_partitions(&consumer, &store, &numbers)?;
     consumer.assign(&owned)?;
     info!(partitions = ?numbers, "consuming owned partitions; records below the stored offsets are skipped");
@@ -172,6 +183,7 @@ pub async fn run_worker_with(
                 continue;
             }
             continuity.check(records)?;
+            cluster.check(&consumer)?;
             let mut received = monitor.readiness();
             for record in records {
                 received.received(record.partition, record.offset);
@@ -264,7 +276,7 @@ impl WalSync {
 fn remedy(mismatch: &LogMismatch) -> &'static str {
     match mismatch {
         LogMismatch::Gap { .. } => "Those records cannot be projected from this log: republish them from their sources if they can be found (they are projected when they arrive), set the topic's retention to unlimited, and start with --accept-log-gaps to go on without them (docs/operations.md)",
-        LogMismatch::Replaced { .. } | LogMismatch::Shorter { .. } => "The projection holds events this log does not, and would skip this log's records at offsets it counts as applied. Check --bootstrap; if this is the right log, rebuild the projection from it (`spr-projector --db NEW rebuild`, with the same --partitions or --instance/--instances) and run the projector and the API on NEW (docs/operations.md)",
+        LogMismatch::Replaced { .. } | LogMismatch::Shorter { .. } | LogMismatch::OtherCluster { .. } => "The projection holds events this log does not, and would skip this log's records at offsets it counts as applied. Check --bootstrap; if this is the right log, rebuild the projection from it (`spr-projector --db NEW rebuild`, with the same --partitions or --instance/--instances) and run the projector and the API on NEW (docs/operations.md)",
     }
 }
 

@@ -215,6 +215,56 @@ async fn run_until_it_stops(bootstrap: &str, db: &Path) -> Result<(), WorkerErro
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_refuses_another_kafka_cluster_even_one_holding_the_same_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let events = population(30, 47);
+    let built_from = TestBroker::start_memory_in_cluster("spr-a").await.unwrap();
+    let published = publish(&built_from.bootstrap(), &events).await;
+    let digest = {
+        let store = Arc::new(ProjectionStore::open(&db, false).unwrap());
+        let (stop, handle) = spawn_worker(
+            worker_config(&built_from.bootstrap(), "first"),
+            Arc::clone(&store),
+        );
+        wait_caught_up(&published.end_offsets, &store, false).await;
+        stop.send(()).unwrap();
+        handle.await.unwrap();
+        assert_eq!(store.cluster_id().unwrap().as_deref(), Some("spr-a"));
+        store.content_digest().unwrap()
+    };
+    drop(built_from);
+
+    // Another cluster whose log starts with the same records, and goes on: the stored
+    // digests alone would accept it, the cluster id does not.
+    let other = TestBroker::start_memory_in_cluster("spr-b").await.unwrap();
+    let copied = publish(&other.bootstrap(), &events).await;
+    assert_eq!(copied.end_offsets, published.end_offsets);
+    publish(&other.bootstrap(), &population(10, 53)).await;
+    let error = run_until_it_stops(&other.bootstrap(), &db)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            WorkerError::LogMismatch(LogMismatch::OtherCluster { expected, found })
+                if expected == "spr-a" && found == "spr-b"
+        ),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("rebuild the projection from it"),
+        "{error}"
+    );
+    let store = ProjectionStore::open(&db, false).unwrap();
+    assert_eq!(
+        store.content_digest().unwrap(),
+        digest,
+        "nothing of the other cluster's log was projected"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projection_refuses_a_log_other_than_the_one_it_was_built_from() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");

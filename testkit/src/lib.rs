@@ -34,6 +34,8 @@ pub struct TestBroker {
     child: Option<Child>,
     port: u16,
     storage: BrokerStorage,
+    /// The Kafka cluster id it reports (tansu's default, `tansu_cluster`, when `None`).
+    cluster_id: Option<String>,
     /// Set when the broker requires clients to log in over TLS: the user its own checks
     /// log in as, and the TLS front clients reach it through.
     login: Option<(ScramUser, tls::TlsFront)>,
@@ -90,9 +92,21 @@ impl TestBroker {
         Self::start(None).await
     }
 
+    /// Starts an in-memory broker with the SPR topics that reports `cluster_id` as its
+    /// Kafka cluster id (another cluster than every other test broker's).
+    pub async fn start_memory_in_cluster(cluster_id: &str) -> anyhow::Result<Self> {
+        Self::start_as(None, Some(cluster_id)).await
+    }
+
     /// Starts a durable broker (sqlite in a temp dir) with the SPR topics; it can be restarted.
     pub async fn start_durable() -> anyhow::Result<Self> {
         Self::start(Some("broker.db")).await
+    }
+
+    /// Starts a durable broker with the SPR topics that reports `cluster_id` as its
+    /// Kafka cluster id.
+    pub async fn start_durable_in_cluster(cluster_id: &str) -> anyhow::Result<Self> {
+        Self::start_as(Some("broker.db"), Some(cluster_id)).await
     }
 
     /// Starts a durable broker with the SPR topics that clients reach over TLS (through
@@ -121,6 +135,10 @@ impl TestBroker {
     }
 
     async fn start(sqlite_file: Option<&str>) -> anyhow::Result<Self> {
+        Self::start_as(sqlite_file, None).await
+    }
+
+    async fn start_as(sqlite_file: Option<&str>, cluster_id: Option<&str>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let storage = match sqlite_file {
             Some(f) => BrokerStorage::Sqlite(dir.path().join(f)),
@@ -130,6 +148,7 @@ impl TestBroker {
             child: None,
             port: free_port()?,
             storage,
+            cluster_id: cluster_id.map(str::to_owned),
             login: None,
             _dir: dir,
         };
@@ -170,6 +189,11 @@ impl TestBroker {
                 &storage,
             ])
             .args(self.login.is_some().then_some("--authentication"))
+            .args(
+                self.cluster_id
+                    .iter()
+                    .flat_map(|id| ["--cluster-id", id.as_str()]),
+            )
             .env_remove("CLUSTER_ID")
             .current_dir(self._dir.path())
             .stdin(Stdio::null())
@@ -257,6 +281,27 @@ impl TestBroker {
         self.kill();
         self.spawn()?;
         self.wait_until_ready().await
+    }
+
+    /// Replaces this durable broker, on the same port, with a broker of another Kafka
+    /// cluster, `cluster_id`, that has the SPR topics before it takes the port (as a
+    /// disaster-recovery cluster would): to a client, its address now reaches another
+    /// cluster. (tansu keeps each cluster's topics apart in one sqlite file; librdkafka
+    /// can crash when a broker it reads from comes back without the topic.)
+    pub async fn restart_in_cluster(&mut self, cluster_id: &str) -> anyhow::Result<()> {
+        if !matches!(self.storage, BrokerStorage::Sqlite(_)) {
+            bail!("only a durable broker can be restarted as another cluster");
+        }
+        self.kill();
+        self.cluster_id = Some(cluster_id.to_owned());
+        let port = std::mem::replace(&mut self.port, free_port()?);
+        self.spawn()?;
+        self.wait_until_ready().await?;
+        spr_producers::admin::ensure_topics(&self.bootstrap(), &spr_schemas::topics::ALL, 1)
+            .await
+            .context("creating the SPR topics in the other cluster")?;
+        self.port = port;
+        self.restart().await
     }
 
     /// The sqlite file of a durable broker.
