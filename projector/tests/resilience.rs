@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use spr_producers::continuity::LogMismatch;
 use spr_producers::synthetic::{population, SyntheticPatient};
-use spr_producers::EventPublisher;
+use spr_producers::{EventPublisher, PublishSummary};
 use spr_projector::keys::partition_of;
 use spr_projector::ownership::instance_partitions;
 use spr_projector::rebuild::rebuild;
@@ -214,6 +214,20 @@ async fn run_until_it_stops(bootstrap: &str, db: &Path) -> Result<(), WorkerErro
         .expect("the worker stops by itself")
 }
 
+/// Projects `published` from `bootstrap` into the projection at `db`, then stops.
+async fn project_until_caught_up(
+    bootstrap: &str,
+    db: &Path,
+    published: &PublishSummary,
+) -> Arc<ProjectionStore> {
+    let store = Arc::new(ProjectionStore::open(db, false).unwrap());
+    let (stop, handle) = spawn_worker(worker_config(bootstrap, "first"), Arc::clone(&store));
+    wait_caught_up(&published.end_offsets, &store, false).await;
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+    store
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projection_refuses_another_kafka_cluster_even_one_holding_the_same_records() {
     let dir = tempfile::tempdir().unwrap();
@@ -222,14 +236,7 @@ async fn a_projection_refuses_another_kafka_cluster_even_one_holding_the_same_re
     let built_from = TestBroker::start_memory_in_cluster("spr-a").await.unwrap();
     let published = publish(&built_from.bootstrap(), &events).await;
     let digest = {
-        let store = Arc::new(ProjectionStore::open(&db, false).unwrap());
-        let (stop, handle) = spawn_worker(
-            worker_config(&built_from.bootstrap(), "first"),
-            Arc::clone(&store),
-        );
-        wait_caught_up(&published.end_offsets, &store, false).await;
-        stop.send(()).unwrap();
-        handle.await.unwrap();
+        let store = project_until_caught_up(&built_from.bootstrap(), &db, &published).await;
         assert_eq!(store.cluster_id().unwrap().as_deref(), Some("spr-a"));
         store.content_digest().unwrap()
     };
@@ -271,14 +278,7 @@ async fn a_projection_refuses_a_log_other_than_the_one_it_was_built_from() {
     let built_from = TestBroker::start_memory().await.unwrap();
     let published = publish(&built_from.bootstrap(), &population(40, 41)).await;
     let (digest, caught_up_at) = {
-        let store = Arc::new(ProjectionStore::open(&db, false).unwrap());
-        let (stop, handle) = spawn_worker(
-            worker_config(&built_from.bootstrap(), "first"),
-            Arc::clone(&store),
-        );
-        wait_caught_up(&published.end_offsets, &store, false).await;
-        stop.send(()).unwrap();
-        handle.await.unwrap();
+        let store = project_until_caught_up(&built_from.bootstrap(), &db, &published).await;
         let readiness = store.readiness().unwrap().unwrap();
         (store.content_digest().unwrap(), readiness.caught_up_at_ms)
     };
