@@ -23,7 +23,7 @@ use spr_producers::consume::{
     ConsumedRecord,
 };
 use spr_producers::continuity::{
-    ClusterWatch, DoneUpTo, HighWatermarks, LogContinuity, LogMismatch,
+    is_cluster_id, ClusterWatch, DoneUpTo, HighWatermarks, LogContinuity, LogMismatch,
 };
 use spr_producers::metrics_http::{spawn_metrics_server, MetricsBindError};
 use spr_producers::{EventPublisher, PublishError};
@@ -159,7 +159,7 @@ pub async fn run_ledger_service(
         .map(|e| e.partition())
         .collect();
     consumer.assign(&partitions)?;
-    let mut cluster = ClusterWatch::start(&consumer, consumed.cluster, CLUSTER_ID_WAIT)?;
+    let mut cluster = ClusterWatch::start(&consumer, consumed.cluster)?;
     let consumer = Arc::new(consumer);
     let mut watermarks = HighWatermarks::new(topic, numbers);
     let publisher = EventPublisher::new(&config.bootstrap, Duration::from_secs(30))?;
@@ -332,9 +332,6 @@ fn remedy(mismatch: &LogMismatch) -> &'static str {
     }
 }
 
-/// How long a starting service waits for librdkafka to learn the cluster id.
-const CLUSTER_ID_WAIT: Duration = Duration::from_secs(10);
-
 /// How long the service waits for a record, until the log is confirmed as the one
 /// `.consumed` came from, before it asks the broker where the partitions end.
 const CONTINUITY_IDLE: Duration = Duration::from_secs(1);
@@ -369,7 +366,9 @@ fn read_consumed_offsets(path: &Path) -> Result<Consumed, ServiceError> {
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let bad = || ServiceError::Consumed(format!("{}: bad line {line:?}", path.display()));
         match line.strip_prefix("cluster ") {
-            Some(id) if consumed.cluster.is_none() && consumed.done.is_empty() => {
+            Some(id)
+                if is_cluster_id(id) && consumed.cluster.is_none() && consumed.done.is_empty() =>
+            {
                 consumed.cluster = Some(id.to_owned());
             }
             Some(_) => return Err(bad()),
@@ -479,11 +478,17 @@ mod tests {
                 done: offsets
             }
         );
-        for bad in ["0 5\ncluster kafka-a\n", "cluster a\ncluster b\n"] {
+        for bad in [
+            "0 5\ncluster kafka-a\n",
+            "cluster a\ncluster b\n",
+            "cluster \n",
+            "cluster a b\n",
+            "cluster a\tb\n",
+        ] {
             std::fs::write(&path, bad).unwrap();
             assert!(
                 read_consumed_offsets(&path).is_err(),
-                "{bad:?}: a cluster line comes once, first"
+                "{bad:?}: one cluster line, first, naming one cluster id"
             );
         }
         assert_eq!(

@@ -48,9 +48,12 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null; then
 fi
 
 echo "==> starting the tansu broker on $SPR_BOOTSTRAP (durable: $STATE/broker.db)"
-# tansu resolves a sqlite:// path relative to its working directory.
+# tansu resolves a sqlite:// path relative to its working directory. Its cluster id is
+# pinned (tansu's default; otherwise a CLUSTER_ID in the environment or a .env file
+# would change it, and the projector and the ledger refuse another cluster's log).
 (cd "$STATE" && exec "$CACHE/tansu/bin/tansu" broker --listener-url "tcp://127.0.0.1:$BROKER_PORT" \
   --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT" \
+  --cluster-id tansu_cluster \
   --storage-engine "sqlite://broker.db") >"$STATE/logs/broker.log" 2>&1 &
 PIDS+=($!)
 wait_for_port "$BROKER_PORT"

@@ -25,9 +25,9 @@
 //! its bootstrap address reaches: moved to another cluster (a DNS name switched to a
 //! disaster-recovery site while it ran), librdkafka reads on from the old offsets in
 //! the other log without a word. So a consumer also stores the id of the Kafka cluster
-//! its offsets came from (KIP-78: every cluster has one), and [`ClusterWatch`] stops it
-//! at start, or within about two minutes while it runs, once the broker answers as
-//! another cluster ([`LogMismatch::OtherCluster`]).
+//! its offsets came from (KIP-78: every cluster has one), and [`ClusterWatch`] stops it,
+//! at start or at the first batch once librdkafka's metadata names another cluster
+//! ([`LogMismatch::OtherCluster`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -319,15 +319,19 @@ impl LogContinuity {
 
 /// How often a running consumer compares the cluster id librdkafka last saw with the
 /// one its offsets came from. librdkafka learns the id from each metadata answer, which
-/// SPR's consumers ask for as often ([`crate::consume::consumer_config`]), so a switch
-/// of cluster is seen within about twice this.
+/// SPR's consumers ask for as often ([`crate::consume::consumer_config`]), so once the
+/// consumer's connections reach another cluster, the switch is normally seen within
+/// about twice this.
 pub const CLUSTER_LOOK_EVERY: Duration = Duration::from_secs(60);
 
 /// The Kafka cluster a consumer's stored offsets came from, compared with the one its
 /// broker answers as: at start, and then every [`CLUSTER_LOOK_EVERY`] through
-/// [`Self::check`]. A broker that reports no cluster id is never judged (every tansu
-/// broker reports the same one unless started with `--cluster-id`, so this guards
-/// Apache Kafka clusters, each of which has its own).
+/// [`Self::check`].
+///
+/// Every Apache Kafka cluster has an id of its own. Every tansu broker reports
+/// `tansu_cluster` unless started with `--cluster-id` (or `CLUSTER_ID` set), so between
+/// tansu brokers the watch tells nothing apart. While neither the store nor the broker
+/// has named a cluster, nothing is judged, and the first id seen is adopted.
 #[derive(Debug)]
 pub struct ClusterWatch {
     expected: Option<String>,
@@ -336,28 +340,25 @@ pub struct ClusterWatch {
 }
 
 impl ClusterWatch {
-    /// Compares the cluster id the broker reports (waiting up to `wait` for librdkafka
-    /// to learn it) with `stored`, the id kept beside the offsets, if any. With none
-    /// stored, the broker's becomes the expected one: store it ([`Self::cluster_id`]).
+    /// Compares the cluster id in the consumer's metadata (call it once the consumer has
+    /// fetched some, as [`crate::consume::partitions_from_start`] does) with `stored`,
+    /// the id kept beside the offsets, if any. With none stored, the broker's becomes the
+    /// expected one, to be stored ([`Self::cluster_id`]) once the log is confirmed.
     pub fn start<C: ConsumerContext>(
         consumer: &StreamConsumer<C>,
         stored: Option<String>,
-        wait: Duration,
     ) -> Result<Self, LogMismatch> {
-        Self::from_ids(stored, cluster_id_seen(consumer, wait))
-    }
-
-    fn from_ids(stored: Option<String>, found: Option<String>) -> Result<Self, LogMismatch> {
-        let watch = Self {
-            expected: stored.or_else(|| found.clone()),
+        let mut watch = Self {
+            expected: stored,
             looked_at: Instant::now(),
             every: CLUSTER_LOOK_EVERY,
         };
-        watch.compare(found)?;
+        watch.observe(cluster_id_seen(consumer))?;
         Ok(watch)
     }
 
-    /// Looks every `every` instead of every [`CLUSTER_LOOK_EVERY`].
+    /// Looks every `every` instead of every [`CLUSTER_LOOK_EVERY`] (tests look more
+    /// often).
     pub fn looking_every(self, every: Duration) -> Self {
         Self { every, ..self }
     }
@@ -370,7 +371,7 @@ impl ClusterWatch {
 
     /// Compares the cluster id librdkafka last saw (it does not ask the broker) with the
     /// expected one, if the last look is older than the watch's period. Call it before
-    /// each write of what was consumed.
+    /// each write of what was consumed, and while idle.
     pub fn check<C: ConsumerContext>(
         &mut self,
         consumer: &StreamConsumer<C>,
@@ -379,31 +380,40 @@ impl ClusterWatch {
             return Ok(());
         }
         self.looked_at = Instant::now();
-        self.compare(cluster_id_seen(consumer, Duration::ZERO))
+        self.observe(cluster_id_seen(consumer))
     }
 
-    fn compare(&self, found: Option<String>) -> Result<(), LogMismatch> {
+    /// Judges `found`, the id the broker reports now: another one than expected is a
+    /// mismatch; the first one seen, when none was expected, is adopted.
+    fn observe(&mut self, found: Option<String>) -> Result<(), LogMismatch> {
         match (&self.expected, found) {
             (Some(expected), Some(found)) if *expected != found => Err(LogMismatch::OtherCluster {
                 expected: expected.clone(),
                 found,
             }),
+            (None, found) => {
+                self.expected = found;
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
 }
 
-/// The cluster id in librdkafka's last metadata, waiting up to `wait` for one. (rdkafka
-/// 0.38 does not free librdkafka's copy of the id, a few dozen bytes a call: hence a
-/// look a minute, not one per batch.)
-fn cluster_id_seen<C: ConsumerContext>(
-    consumer: &StreamConsumer<C>,
-    wait: Duration,
-) -> Option<String> {
+/// Whether `id` can be a cluster id as SPR stores it: not empty, no whitespace or
+/// control characters (Apache Kafka's are 22 characters of URL-safe base64).
+pub fn is_cluster_id(id: &str) -> bool {
+    !id.is_empty() && !id.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// The cluster id in librdkafka's latest metadata, if it has one that [`is_cluster_id`].
+/// (rdkafka 0.38 does not free librdkafka's copy of the id, a few dozen bytes a call:
+/// hence a look a minute, not one per batch.)
+fn cluster_id_seen<C: ConsumerContext>(consumer: &StreamConsumer<C>) -> Option<String> {
     consumer
         .client()
-        .fetch_cluster_id(wait)
-        .filter(|id| !id.is_empty())
+        .fetch_cluster_id(Duration::ZERO)
+        .filter(|id| is_cluster_id(id))
 }
 
 /// The broker's high watermarks, as [`HighWatermarks::refresh`] last had them.
@@ -700,11 +710,21 @@ mod tests {
         ));
     }
 
+    fn watch(expected: Option<&str>) -> ClusterWatch {
+        ClusterWatch {
+            expected: expected.map(str::to_owned),
+            looked_at: Instant::now(),
+            every: CLUSTER_LOOK_EVERY,
+        }
+    }
+
     #[test]
     fn a_cluster_is_judged_only_when_both_ids_are_known() {
         let ids = |stored: Option<&str>, found: Option<&str>| {
-            ClusterWatch::from_ids(stored.map(str::to_owned), found.map(str::to_owned))
-                .map(|watch| watch.cluster_id().map(str::to_owned))
+            let mut watch = watch(stored);
+            watch
+                .observe(found.map(str::to_owned))
+                .map(|()| watch.cluster_id().map(str::to_owned))
         };
         assert_eq!(ids(Some("a"), Some("a")), Ok(Some("a".into())));
         assert_eq!(
@@ -728,13 +748,26 @@ mod tests {
     }
 
     #[test]
-    fn a_running_watch_compares_with_the_id_it_started_with() {
-        let watch = ClusterWatch::from_ids(None, Some("a".into())).unwrap();
-        assert_eq!(watch.compare(Some("a".into())), Ok(()));
-        assert_eq!(watch.compare(None), Ok(()));
+    fn a_running_watch_adopts_the_first_id_it_sees_and_holds_to_it() {
+        let mut watch = watch(None);
+        assert_eq!(watch.observe(None), Ok(()));
+        assert_eq!(watch.cluster_id(), None);
+        assert_eq!(watch.observe(Some("a".into())), Ok(()), "adopted");
+        assert_eq!(watch.observe(Some("a".into())), Ok(()));
+        assert_eq!(watch.observe(None), Ok(()));
         assert!(matches!(
-            watch.compare(Some("b".into())),
+            watch.observe(Some("b".into())),
             Err(LogMismatch::OtherCluster { expected, found }) if expected == "a" && found == "b"
         ));
+        assert_eq!(watch.cluster_id(), Some("a"), "a mismatch changes nothing");
+    }
+
+    #[test]
+    fn a_cluster_id_is_one_word() {
+        assert!(is_cluster_id("4L6g3nShT-eMCtK--X86sw"));
+        assert!(is_cluster_id("tansu_cluster"));
+        for bad in ["", "a b", "a\r", "a\nb", "\t"] {
+            assert!(!is_cluster_id(bad), "{bad:?}");
+        }
     }
 }

@@ -10,8 +10,6 @@ use spr_producers::continuity::{ClusterWatch, LogMismatch};
 use spr_schemas::topics;
 use spr_testkit::{eventually, TestBroker};
 
-const WAIT: Duration = Duration::from_secs(10);
-
 /// An SPR consumer that has read the metadata of `spr.patient-events` and asks for
 /// metadata every half second (SPR's consumers: once a minute). It is given no
 /// partitions: librdkafka 2.12 can crash (SIGSEGV in `rd_kafka_metadata_cache_find`)
@@ -28,7 +26,7 @@ fn consumer(bootstrap: &str) -> StreamConsumer {
 async fn a_consumer_whose_address_comes_to_reach_another_cluster_is_told_so() {
     let mut broker = TestBroker::start_durable_in_cluster("spr-a").await.unwrap();
     let running = consumer(&broker.bootstrap());
-    let mut watch = ClusterWatch::start(&running, None, WAIT)
+    let mut watch = ClusterWatch::start(&running, None)
         .unwrap()
         .looking_every(Duration::from_millis(100));
     assert_eq!(
@@ -57,12 +55,12 @@ async fn a_consumer_whose_address_comes_to_reach_another_cluster_is_told_so() {
 
     let started = consumer(&broker.bootstrap());
     assert_eq!(
-        ClusterWatch::start(&started, Some("spr-a".into()), WAIT).unwrap_err(),
+        ClusterWatch::start(&started, Some("spr-a".into())).unwrap_err(),
         seen,
         "a consumer started against the other cluster with spr-a stored is refused"
     );
     assert_eq!(
-        ClusterWatch::start(&started, Some("spr-b".into()), WAIT)
+        ClusterWatch::start(&started, Some("spr-b".into()))
             .unwrap()
             .cluster_id(),
         Some("spr-b")

@@ -552,7 +552,7 @@ impl ProjectionStore {
             .transpose()
     }
 
-    /// Records the id of the Kafka cluster the offsets come from (synced).
+    /// Records the id of the Kafka cluster the offsets come from.
     pub fn record_cluster_id(&self, id: &str) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
         self.batch_put(&mut batch, CF_META, keys::CLUSTER_KEY, id.as_bytes());

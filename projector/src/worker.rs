@@ -76,9 +76,6 @@ pub struct RunOptions {
     pub accept_log_gaps: bool,
 }
 
-/// How long a starting worker waits for librdkafka to learn the cluster id.
-const CLUSTER_ID_WAIT: Duration = Duration::from_secs(10);
-
 /// How often an idle worker records that it is caught up.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 
@@ -111,13 +108,10 @@ pub async fn run_worker_with(
     let owned = partitions_from_start(&consumer, topic, config.partitions.as_deref())?;
     let numbers: Vec<i32> = owned.elements().iter().map(|e| e.partition()).collect();
     // Before the store changes: the cluster the offsets came from (the one recorded,
-    // else the broker's from now on).
+    // else the broker's, recorded once the log is confirmed as the one projected).
     let recorded_cluster = store.cluster_id()?;
-    let first_cluster = recorded_cluster.is_none();
-    let mut cluster = ClusterWatch::start(&consumer, recorded_cluster, CLUSTER_ID_WAIT)?;
-    if let Some(id) = cluster.cluster_id().filter(|_| first_cluster) {
-        store.record_cluster_id(id)?;
-    }
+    let mut cluster_unrecorded = recorded_cluster.is_none();
+    let mut cluster = ClusterWatch::start(&consumer, recorded_cluster)?;
     release_moved_partitions(&consumer, &store, &numbers)?;
     consumer.assign(&owned)?;
     info!(partitions = ?numbers, "consuming owned partitions; records below the stored offsets are skipped");
@@ -134,6 +128,15 @@ pub async fn run_worker_with(
     monitor.set_readiness(readiness);
     let applied = store.applied_up_to(topic, &numbers)?;
     let mut continuity = LogContinuity::new(topic, applied, options.accept_log_gaps);
+    let mut record_cluster_once_confirmed =
+        |continuity: &LogContinuity, cluster: &ClusterWatch| match cluster.cluster_id() {
+            Some(id) if cluster_unrecorded && continuity.confirmed() => {
+                cluster_unrecorded = false;
+                store.record_cluster_id(id)
+            }
+            _ => Ok(()),
+        };
+    record_cluster_once_confirmed(&continuity, &cluster)?;
     let mut last_checkpoint = Instant::now();
     let mut wal_sync = WalSync::default();
     let mut watermarks = HighWatermarks::new(topic, numbers.clone());
@@ -168,6 +171,7 @@ pub async fn run_worker_with(
                 // partitions reach further than what was received (the first fetches
                 // after a start can take longer than the idle time), or the log is not
                 // yet confirmed as the one projected.
+                cluster.check(&consumer)?;
                 let answer = tokio::select! {
                     _ = &mut shutdown => return Ok(()),
                     answer = watermarks.refresh(&consumer) => answer,
@@ -217,6 +221,7 @@ pub async fn run_worker_with(
                 ) => counts,
             };
             continuity.handled(batch.records());
+            record_cluster_once_confirmed(&continuity, &cluster)?;
             commit_for_monitoring(&consumer, topics::PATIENT_EVENTS.name, counts.applied);
             if let Some(schedule) = &options.checkpoints {
                 if last_checkpoint.elapsed() >= schedule.every {
@@ -276,7 +281,8 @@ impl WalSync {
 fn remedy(mismatch: &LogMismatch) -> &'static str {
     match mismatch {
         LogMismatch::Gap { .. } => "Those records cannot be projected from this log: republish them from their sources if they can be found (they are projected when they arrive), set the topic's retention to unlimited, and start with --accept-log-gaps to go on without them (docs/operations.md)",
-        LogMismatch::Replaced { .. } | LogMismatch::Shorter { .. } | LogMismatch::OtherCluster { .. } => "The projection holds events this log does not, and would skip this log's records at offsets it counts as applied. Check --bootstrap; if this is the right log, rebuild the projection from it (`spr-projector --db NEW rebuild`, with the same --partitions or --instance/--instances) and run the projector and the API on NEW (docs/operations.md)",
+        LogMismatch::OtherCluster { .. } => "Offsets do not carry over between Kafka clusters, even between copies of one log. Check --bootstrap and the DNS name behind it; if that cluster is now the log's home, rebuild the projection from it (`spr-projector --db NEW rebuild`, with the same --partitions or --instance/--instances) and run the projector and the API on NEW (docs/operations.md)",
+        LogMismatch::Replaced { .. } | LogMismatch::Shorter { .. } => "The projection holds events this log does not, and would skip this log's records at offsets it counts as applied. Check --bootstrap; if this is the right log, rebuild the projection from it (`spr-projector --db NEW rebuild`, with the same --partitions or --instance/--instances) and run the projector and the API on NEW (docs/operations.md)",
     }
 }
 

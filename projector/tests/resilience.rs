@@ -17,7 +17,7 @@ use spr_projector::ownership::instance_partitions;
 use spr_projector::rebuild::rebuild;
 use spr_projector::{run_worker, ProjectionStore, WorkerConfig, WorkerError};
 use spr_schemas::topics;
-use spr_testkit::{KillOnDrop, TestBroker};
+use spr_testkit::{eventually, KillOnDrop, TestBroker};
 use support::*;
 
 fn merge_ends(into: &mut BTreeMap<i32, i64>, more: BTreeMap<i32, i64>) {
@@ -269,6 +269,59 @@ async fn a_projection_refuses_another_kafka_cluster_even_one_holding_the_same_re
         digest,
         "nothing of the other cluster's log was projected"
     );
+}
+
+/// Deletes the projection's record of its Kafka cluster, as in a projection written
+/// before it was kept.
+fn forget_cluster_id(db: &Path) {
+    let options = rocksdb::Options::default();
+    let families = rocksdb::DB::list_cf(&options, db).unwrap();
+    let rocks = rocksdb::DB::open_cf(&options, db, &families).unwrap();
+    let meta = rocks.cf_handle(spr_projector::store::CF_META).unwrap();
+    rocks
+        .delete_cf(meta, spr_projector::keys::CLUSTER_KEY)
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_without_its_cluster_id_records_only_the_cluster_of_the_log_it_was_built_from()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let built_from = TestBroker::start_memory_in_cluster("spr-a").await.unwrap();
+    let published = publish(&built_from.bootstrap(), &population(20, 59)).await;
+    drop(project_until_caught_up(&built_from.bootstrap(), &db, &published).await);
+    forget_cluster_id(&db);
+
+    // First started against another cluster's log: refused by its records, and that
+    // cluster is not recorded as the projection's.
+    let other = TestBroker::start_memory_in_cluster("spr-b").await.unwrap();
+    publish(&other.bootstrap(), &population(40, 61)).await;
+    let error = run_until_it_stops(&other.bootstrap(), &db)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            WorkerError::LogMismatch(LogMismatch::Replaced { .. })
+        ),
+        "{error}"
+    );
+    let store = Arc::new(ProjectionStore::open(&db, false).unwrap());
+    assert_eq!(store.cluster_id().unwrap(), None);
+
+    // Started against its own log, it records that cluster once the log is confirmed.
+    let (stop, handle) = spawn_worker(
+        worker_config(&built_from.bootstrap(), "first"),
+        Arc::clone(&store),
+    );
+    eventually(WAIT, "the cluster recorded", || {
+        store.cluster_id().unwrap().filter(|id| id == "spr-a")
+    })
+    .await
+    .unwrap();
+    stop.send(()).unwrap();
+    handle.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -152,11 +152,7 @@ impl TestBroker {
             login: None,
             _dir: dir,
         };
-        broker.spawn()?;
-        broker.wait_until_ready().await?;
-        spr_producers::admin::ensure_topics(&broker.bootstrap(), &spr_schemas::topics::ALL, 1)
-            .await
-            .context("creating the SPR topics")?;
+        broker.start_with_topics().await?;
         Ok(broker)
     }
 
@@ -289,19 +285,26 @@ impl TestBroker {
     /// cluster. (tansu keeps each cluster's topics apart in one sqlite file; librdkafka
     /// can crash when a broker it reads from comes back without the topic.)
     pub async fn restart_in_cluster(&mut self, cluster_id: &str) -> anyhow::Result<()> {
-        if !matches!(self.storage, BrokerStorage::Sqlite(_)) {
-            bail!("only a durable broker can be restarted as another cluster");
+        if !matches!(self.storage, BrokerStorage::Sqlite(_)) || self.login.is_some() {
+            bail!("only a durable broker without logins can be restarted as another cluster");
         }
         self.kill();
         self.cluster_id = Some(cluster_id.to_owned());
         let port = std::mem::replace(&mut self.port, free_port()?);
+        let created = self.start_with_topics().await;
+        self.kill();
+        self.port = port;
+        created?;
+        self.restart().await
+    }
+
+    /// Starts the broker and creates the SPR topics (the broker is left running).
+    async fn start_with_topics(&mut self) -> anyhow::Result<()> {
         self.spawn()?;
         self.wait_until_ready().await?;
         spr_producers::admin::ensure_topics(&self.bootstrap(), &spr_schemas::topics::ALL, 1)
             .await
-            .context("creating the SPR topics in the other cluster")?;
-        self.port = port;
-        self.restart().await
+            .context("creating the SPR topics")
     }
 
     /// The sqlite file of a durable broker.
