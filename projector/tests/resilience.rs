@@ -214,6 +214,19 @@ async fn run_until_it_stops(bootstrap: &str, db: &Path) -> Result<(), WorkerErro
         .expect("the worker stops by itself")
 }
 
+/// Publishes `patients` to `broker`, then runs a worker on the projection at `db`
+/// against it until it refuses the log: why.
+async fn publish_and_run_until_refused(
+    broker: &TestBroker,
+    patients: &[SyntheticPatient],
+    db: &Path,
+) -> WorkerError {
+    publish(&broker.bootstrap(), patients).await;
+    run_until_it_stops(&broker.bootstrap(), db)
+        .await
+        .unwrap_err()
+}
+
 /// Projects `published` from `bootstrap` into the projection at `db`, then stops.
 async fn project_until_caught_up(
     bootstrap: &str,
@@ -296,10 +309,7 @@ async fn a_projection_without_its_cluster_id_records_only_the_cluster_of_the_log
     // First started against another cluster's log: refused by its records, and that
     // cluster is not recorded as the projection's.
     let other = TestBroker::start_memory_in_cluster("spr-b").await.unwrap();
-    publish(&other.bootstrap(), &population(40, 61)).await;
-    let error = run_until_it_stops(&other.bootstrap(), &db)
-        .await
-        .unwrap_err();
+    let error = publish_and_run_until_refused(&other, &population(40, 61), &db).await;
     assert!(
         matches!(
             error,
@@ -339,10 +349,7 @@ async fn a_projection_refuses_a_log_other_than_the_one_it_was_built_from() {
 
     // The topic created again (another broker): other records at the same offsets.
     let replaced = TestBroker::start_memory().await.unwrap();
-    publish(&replaced.bootstrap(), &population(80, 43)).await;
-    let error = run_until_it_stops(&replaced.bootstrap(), &db)
-        .await
-        .unwrap_err();
+    let error = publish_and_run_until_refused(&replaced, &population(80, 43), &db).await;
     assert!(
         matches!(
             error,
