@@ -23,7 +23,7 @@ use spr_producers::consume::{
     ConsumedRecord,
 };
 use spr_producers::continuity::{
-    is_cluster_id, ClusterWatch, DoneUpTo, HighWatermarks, LogContinuity, LogMismatch,
+    is_cluster_id, ClusterAlert, ClusterWatch, DoneUpTo, HighWatermarks, LogContinuity, LogMismatch,
 };
 use spr_producers::metrics_http::{spawn_metrics_server, MetricsBindError};
 use spr_producers::{EventPublisher, PublishError};
@@ -150,8 +150,9 @@ pub async fn run_ledger_service(
     // for the broker.
     spawn_metrics_server(config.metrics_addr, Arc::clone(&config.metrics).router()).await?;
     check_connection(&config.bootstrap, STARTUP_CONNECTION_TIMEOUT).await?;
-    let consumer: StreamConsumer =
-        consumer_config(&config.bootstrap, &config.group_id)?.create()?;
+    let consumer: StreamConsumer<ClusterAlert> =
+        consumer_config(&config.bootstrap, &config.group_id)?
+            .create_with_context(ClusterAlert::default())?;
     let partitions = partitions_from_start(&consumer, topic, None)?;
     let numbers: Vec<i32> = partitions
         .elements()

@@ -35,7 +35,11 @@ pub fn consumer_config(
             crate::continuity::CLUSTER_LOOK_EVERY
                 .as_millis()
                 .to_string(),
-        );
+        )
+        // Warnings reach the client's context (rdkafka otherwise passes on only what
+        // the `log` crate would print), among them that of another cluster
+        // (crate::continuity::ClusterAlert).
+        .set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
     Ok(config)
 }
 

@@ -32,6 +32,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use sha2::{Digest, Sha256};
@@ -318,15 +320,42 @@ impl LogContinuity {
 }
 
 /// How often a running consumer compares the cluster id librdkafka last saw with the
-/// one its offsets came from. librdkafka learns the id from each metadata answer, which
-/// SPR's consumers ask for as often ([`crate::consume::consumer_config`]), so once the
-/// consumer's connections reach another cluster, the switch is normally seen within
-/// about twice this.
+/// one its offsets came from, warned or not ([`ClusterAlert`]). librdkafka learns the id
+/// from each metadata answer, which SPR's consumers ask for as often
+/// ([`crate::consume::consumer_config`]), so once the consumer's connections reach
+/// another cluster, the switch is seen within about twice this even unwarned.
 pub const CLUSTER_LOOK_EVERY: Duration = Duration::from_secs(60);
 
+/// The context of a consumer watched by a [`ClusterWatch`]: it notes librdkafka's
+/// warning (facility `CLUSTERID`) that a broker reports another cluster id than the
+/// one the client knew, logged the moment a metadata answer names another cluster, so
+/// that [`ClusterWatch::check`] looks at once rather than at its next minute. Logging
+/// is otherwise librdkafka's default.
+#[derive(Debug, Default, Clone)]
+pub struct ClusterAlert(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl ClientContext for ClusterAlert {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if fac == "CLUSTERID" {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        DefaultClientContext.log(level, fac, log_message);
+    }
+}
+
+impl ConsumerContext for ClusterAlert {}
+
+impl ClusterAlert {
+    /// Whether librdkafka has warned of another cluster since the last call.
+    fn raised(&self) -> bool {
+        self.0.swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// The Kafka cluster a consumer's stored offsets came from, compared with the one its
-/// broker answers as: at start, and then every [`CLUSTER_LOOK_EVERY`] through
-/// [`Self::check`].
+/// broker answers as: at start, and then through [`Self::check`] at once when
+/// librdkafka warns of another cluster ([`ClusterAlert`]), and at least every
+/// [`CLUSTER_LOOK_EVERY`].
 ///
 /// Every Apache Kafka cluster has an id of its own. Every tansu broker reports
 /// `tansu_cluster` unless started with `--cluster-id` (or `CLUSTER_ID` set), so between
@@ -336,7 +365,6 @@ pub const CLUSTER_LOOK_EVERY: Duration = Duration::from_secs(60);
 pub struct ClusterWatch {
     expected: Option<String>,
     looked_at: Instant,
-    every: Duration,
 }
 
 impl ClusterWatch {
@@ -351,16 +379,9 @@ impl ClusterWatch {
         let mut watch = Self {
             expected: stored,
             looked_at: Instant::now(),
-            every: CLUSTER_LOOK_EVERY,
         };
         watch.observe(cluster_id_seen(consumer))?;
         Ok(watch)
-    }
-
-    /// Looks every `every` instead of every [`CLUSTER_LOOK_EVERY`] (tests look more
-    /// often).
-    pub fn looking_every(self, every: Duration) -> Self {
-        Self { every, ..self }
     }
 
     /// The cluster id the offsets belong to, to be stored beside them (`None` while
@@ -370,13 +391,11 @@ impl ClusterWatch {
     }
 
     /// Compares the cluster id librdkafka last saw (it does not ask the broker) with the
-    /// expected one, if the last look is older than the watch's period. Call it before
-    /// each write of what was consumed, and while idle.
-    pub fn check<C: ConsumerContext>(
-        &mut self,
-        consumer: &StreamConsumer<C>,
-    ) -> Result<(), LogMismatch> {
-        if self.looked_at.elapsed() < self.every {
+    /// expected one, if librdkafka has warned of another cluster or the last look is
+    /// [`CLUSTER_LOOK_EVERY`] old. Call it before each write of what was consumed,
+    /// and while idle.
+    pub fn check(&mut self, consumer: &StreamConsumer<ClusterAlert>) -> Result<(), LogMismatch> {
+        if !consumer.context().raised() && self.looked_at.elapsed() < CLUSTER_LOOK_EVERY {
             return Ok(());
         }
         self.looked_at = Instant::now();
@@ -409,8 +428,8 @@ pub fn is_cluster_id(id: &str) -> bool {
 
 /// The cluster id in librdkafka's latest metadata, if it has one that [`is_cluster_id`]
 /// (one that is not is logged, and the cluster is then not judged). (rdkafka 0.38 does
-/// not free librdkafka's copy of the id, a few dozen bytes a call: hence a look a
-/// minute, not one per batch.)
+/// not free librdkafka's copy of the id, a few dozen bytes a call: hence a look when
+/// warned and once a minute, not one per batch.)
 fn cluster_id_seen<C: ConsumerContext>(consumer: &StreamConsumer<C>) -> Option<String> {
     let id = consumer.client().fetch_cluster_id(Duration::ZERO)?;
     if !is_cluster_id(&id) {
@@ -718,7 +737,6 @@ mod tests {
         ClusterWatch {
             expected: expected.map(str::to_owned),
             looked_at: Instant::now(),
-            every: CLUSTER_LOOK_EVERY,
         }
     }
 

@@ -10,7 +10,9 @@ use spr_producers::consume::{
     commit_for_monitoring, consumer_config, next_offsets, partitions_from_start,
     publish_dead_letter, receive_batch, AssignError,
 };
-use spr_producers::continuity::{ClusterWatch, HighWatermarks, LogContinuity, LogMismatch};
+use spr_producers::continuity::{
+    ClusterAlert, ClusterWatch, HighWatermarks, LogContinuity, LogMismatch,
+};
 use spr_producers::{EventPublisher, PublishError};
 use spr_schemas::{now_millis, topics};
 use tracing::{error, info, instrument};
@@ -101,8 +103,9 @@ pub async fn run_worker_with(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
     let topic = topics::PATIENT_EVENTS.name;
-    let consumer: StreamConsumer =
-        consumer_config(&config.bootstrap, &config.group_id)?.create()?;
+    let consumer: StreamConsumer<ClusterAlert> =
+        consumer_config(&config.bootstrap, &config.group_id)?
+            .create_with_context(ClusterAlert::default())?;
     // Each owned partition is read from the beginning; project_batch skips what the
     // offsets stored in RocksDB say is applied. The group's offsets never decide it.
     let owned = partitions_from_start(&consumer, topic, config.partitions.as_deref())?;
@@ -288,7 +291,7 @@ fn remedy(mismatch: &LogMismatch) -> &'static str {
 
 /// Drops the partitions `store` holds offsets for that are not in `owned`.
 fn release_moved_partitions(
-    consumer: &StreamConsumer,
+    consumer: &StreamConsumer<ClusterAlert>,
     store: &ProjectionStore,
     owned: &[i32],
 ) -> Result<(), WorkerError> {
