@@ -520,36 +520,37 @@ impl ProjectionStore {
 
     /// The next offset to consume from a partition, if this store has consumed any of it.
     pub fn next_offset(&self, topic: &str, partition: i32) -> Result<Option<i64>, StoreError> {
+        self.meta_value(&keys::offset_key(topic, partition), "offset", |v| {
+            let bytes: [u8; 8] = v
+                .try_into()
+                .map_err(|_| format!("{} bytes, expected 8", v.len()))?;
+            Ok(i64::from_be_bytes(bytes))
+        })
+    }
+
+    /// One `meta` value, read by `parse` (whose error makes it [`StoreError::Corrupt`]
+    /// `what`), if stored.
+    fn meta_value<T>(
+        &self,
+        key: &[u8],
+        what: &'static str,
+        parse: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<Option<T>, StoreError> {
         let value = self
             .db
-            .get_cf(self.cf(CF_META), keys::offset_key(topic, partition))
+            .get_pinned_cf(self.cf(CF_META), key)
             .map_err(self.rocks_error())?;
         value
-            .map(|v| {
-                let bytes: [u8; 8] = v.as_slice().try_into().map_err(|_| StoreError::Corrupt {
-                    what: "offset",
-                    detail: format!("{} bytes, expected 8", v.len()),
-                })?;
-                Ok(i64::from_be_bytes(bytes))
-            })
+            .map(|v| parse(&v).map_err(|detail| StoreError::Corrupt { what, detail }))
             .transpose()
     }
 
     /// The id of the Kafka cluster the stored offsets came from, if recorded (a
     /// projection written before it was kept has none).
     pub fn cluster_id(&self) -> Result<Option<String>, StoreError> {
-        let value = self
-            .db
-            .get_cf(self.cf(CF_META), keys::CLUSTER_KEY)
-            .map_err(self.rocks_error())?;
-        value
-            .map(|v| {
-                String::from_utf8(v).map_err(|e| StoreError::Corrupt {
-                    what: "cluster id",
-                    detail: e.to_string(),
-                })
-            })
-            .transpose()
+        self.meta_value(keys::CLUSTER_KEY, "cluster id", |v| {
+            String::from_utf8(v.to_vec()).map_err(|e| e.to_string())
+        })
     }
 
     /// Records the id of the Kafka cluster the offsets come from.
@@ -573,20 +574,12 @@ impl ProjectionStore {
             let Some(next) = self.next_offset(topic, partition)? else {
                 continue;
             };
-            let last = self
-                .db
-                .get_cf(self.cf(CF_META), keys::last_applied_key(topic, partition))
-                .map_err(self.rocks_error())?
-                .map(|digest| {
-                    digest
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt {
-                            what: "last applied record's digest",
-                            detail: format!("{} bytes, expected 32", digest.len()),
-                        })
-                })
-                .transpose()?;
+            let key = keys::last_applied_key(topic, partition);
+            let last = self.meta_value(&key, "last applied record's digest", |digest| {
+                digest
+                    .try_into()
+                    .map_err(|_| format!("{} bytes, expected 32", digest.len()))
+            })?;
             applied.insert(partition, DoneUpTo { next, last });
         }
         Ok(applied)
@@ -860,18 +853,9 @@ impl ProjectionStore {
     /// seconds it may be behind the log ([`Readiness::seconds_behind`]). `None` if no
     /// worker has recorded any yet. On a secondary, call [`Self::catch_up`] first.
     pub fn readiness(&self) -> Result<Option<Readiness>, StoreError> {
-        let value = self
-            .db
-            .get_pinned_cf(self.cf(CF_META), keys::READINESS_KEY)
-            .map_err(self.rocks_error())?;
-        value
-            .map(|v| {
-                Readiness::from_bytes(&v).map_err(|e| StoreError::Corrupt {
-                    what: "readiness",
-                    detail: e.to_string(),
-                })
-            })
-            .transpose()
+        self.meta_value(keys::READINESS_KEY, "readiness", |v| {
+            Readiness::from_bytes(v).map_err(|e| e.to_string())
+        })
     }
 
     pub(crate) fn put_readiness(&self, batch: &mut WriteBatch, readiness: &Readiness) {

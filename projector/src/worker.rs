@@ -169,12 +169,13 @@ pub async fn run_worker_with(
             let batch = received?;
             next_batch = receive_ahead();
             let records = batch.records();
+            continuity.check(records)?;
+            cluster.check(&consumer)?;
             if records.is_empty() {
                 // Nothing arrived for a while: caught up, unless the broker says its
                 // partitions reach further than what was received (the first fetches
                 // after a start can take longer than the idle time), or the log is not
                 // yet confirmed as the one projected.
-                cluster.check(&consumer)?;
                 let answer = tokio::select! {
                     _ = &mut shutdown => return Ok(()),
                     answer = watermarks.refresh(&consumer) => answer,
@@ -189,8 +190,6 @@ pub async fn run_worker_with(
                 }
                 continue;
             }
-            continuity.check(records)?;
-            cluster.check(&consumer)?;
             let mut received = monitor.readiness();
             for record in records {
                 received.received(record.partition, record.offset);
