@@ -97,8 +97,13 @@ pub enum ServiceError {
     #[error("checkpoint: {0}")]
     Checkpoint(String),
     /// `spr.access-events` is not the log `.consumed` was recorded from, or lost records.
-    #[error("{0}. {remedy}", remedy = remedy(.0))]
-    LogMismatch(#[from] LogMismatch),
+    #[error("{mismatch}. {}", remedy(.mismatch, .consumed))]
+    LogMismatch {
+        /// How the log differs from the one recorded.
+        mismatch: LogMismatch,
+        /// The consumed-offsets file that recorded it.
+        consumed: PathBuf,
+    },
 }
 
 /// What one group commit did.
@@ -160,7 +165,11 @@ pub async fn run_ledger_service(
         .map(|e| e.partition())
         .collect();
     consumer.assign(&partitions)?;
-    let mut cluster = ClusterWatch::start(&consumer, consumed.cluster)?;
+    let mismatch = |mismatch| ServiceError::LogMismatch {
+        mismatch,
+        consumed: consumed_path.clone(),
+    };
+    let mut cluster = ClusterWatch::start(&consumer, consumed.cluster).map_err(mismatch)?;
     let consumer = Arc::new(consumer);
     let mut watermarks = HighWatermarks::new(topic, numbers);
     let publisher = EventPublisher::new(&config.bootstrap, Duration::from_secs(30))?;
@@ -181,14 +190,14 @@ pub async fn run_ledger_service(
             _ = &mut shutdown => break,
             batch = receive_batch(&consumer, config.max_batch, config.max_batch_wait, idle) => batch,
         };
-        continuity.check(&records)?;
-        cluster.check(&consumer)?;
+        continuity.check(&records).map_err(mismatch)?;
+        cluster.check(&consumer).map_err(mismatch)?;
         if !continuity.confirmed() {
             let answer = tokio::select! {
                 _ = &mut shutdown => break,
                 answer = watermarks.refresh(&consumer) => answer,
             };
-            continuity.check_end(answer)?;
+            continuity.check_end(answer).map_err(mismatch)?;
         }
         let unread: Vec<ConsumedRecord> = records
             .into_iter()
@@ -325,11 +334,13 @@ impl<'a> Checkpointer<'a> {
     }
 }
 
-/// What to do about a [`LogMismatch`], for the error's message.
-fn remedy(mismatch: &LogMismatch) -> &'static str {
+/// What to do about a [`LogMismatch`] recorded in the file `consumed`, for the error's
+/// message.
+fn remedy(mismatch: &LogMismatch, consumed: &Path) -> String {
+    let consumed = consumed.display();
     match mismatch {
-        LogMismatch::Gap { .. } => "Those access events are not in the ledger and cannot be read from this log: record the gap for the auditors, set the topic's retention to cover any outage of the ledger service, then move LEDGER.consumed aside and start again (every access event the log still holds is read; those the ledger holds are skipped by their id)",
-        LogMismatch::Replaced { .. } | LogMismatch::Shorter { .. } | LogMismatch::OtherCluster { .. } => "Access events of this log at offsets `.consumed` counts as handled would be skipped. Check --bootstrap; if this is the right log, move LEDGER.consumed aside and start again (every access event of this log is then read; those the ledger holds are skipped by their id, and the others are appended after the entries of the old log)",
+        LogMismatch::Gap { .. } => format!("Those access events are not in the ledger and cannot be read from this log: record the gap for the auditors, set the topic's retention to cover any outage of the ledger service, then move {consumed} aside and start again (every access event the log still holds is read; those the ledger holds are skipped by their id)"),
+        LogMismatch::Replaced { .. } | LogMismatch::Shorter { .. } | LogMismatch::OtherCluster { .. } => format!("Access events of this log at offsets {consumed} counts as handled would be skipped. Check --bootstrap; if this is the right log, move {consumed} aside and start again (every access event of this log is then read; those the ledger holds are skipped by their id, and the others are appended after the entries of the old log)"),
     }
 }
 

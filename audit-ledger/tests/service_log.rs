@@ -113,17 +113,23 @@ async fn the_ledger_service_refuses_an_access_log_other_than_its_own_until_told_
     assert!(
         matches!(
             error,
-            ServiceError::LogMismatch(LogMismatch::Shorter {
-                end: 30,
-                next: 120,
+            ServiceError::LogMismatch {
+                mismatch: LogMismatch::Shorter {
+                    end: 30,
+                    next: 120,
+                    ..
+                },
                 ..
-            })
+            }
         ),
         "{error}"
     );
+    let consumed = dir.path().join("ledger.spr.consumed");
     assert!(
-        error.to_string().contains("move LEDGER.consumed aside"),
-        "{error}"
+        error
+            .to_string()
+            .contains(&format!("move {} aside", consumed.display())),
+        "the remedy names the file to move: {error}"
     );
     drop(shorter);
 
@@ -134,7 +140,10 @@ async fn the_ledger_service_refuses_an_access_log_other_than_its_own_until_told_
     assert!(
         matches!(
             error,
-            ServiceError::LogMismatch(LogMismatch::Replaced { offset: 119, .. })
+            ServiceError::LogMismatch {
+                mismatch: LogMismatch::Replaced { offset: 119, .. },
+                ..
+            }
         ),
         "{error}"
     );
@@ -145,11 +154,7 @@ async fn the_ledger_service_refuses_an_access_log_other_than_its_own_until_told_
     );
 
     // Told to read this log whole, the service appends its access events after the old.
-    std::fs::rename(
-        dir.path().join("ledger.spr.consumed"),
-        dir.path().join("ledger.spr.consumed.old-log"),
-    )
-    .unwrap();
+    std::fs::rename(&consumed, dir.path().join("ledger.spr.consumed.old-log")).unwrap();
     run_until(&replaced.bootstrap(), &ledger, 270).await;
     let report = verify_from_genesis(&ledger).unwrap();
     assert!(report.first_failure.is_none(), "{:?}", report.first_failure);
@@ -178,8 +183,10 @@ async fn the_ledger_service_refuses_another_kafka_cluster_even_one_holding_the_s
     assert!(
         matches!(
             &error,
-            ServiceError::LogMismatch(LogMismatch::OtherCluster { expected, found })
-                if expected == "ledger-a" && found == "ledger-b"
+            ServiceError::LogMismatch {
+                mismatch: LogMismatch::OtherCluster { expected, found },
+                ..
+            } if expected == "ledger-a" && found == "ledger-b"
         ),
         "{error}"
     );
