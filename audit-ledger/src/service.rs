@@ -20,7 +20,7 @@ use rdkafka::message::OwnedHeaders;
 use spr_producers::admin::{check_connection, ConnectionError, STARTUP_CONNECTION_TIMEOUT};
 use spr_producers::consume::{
     consumer_config, partitions_from_start, publish_dead_letter, receive_batch, AssignError,
-    ConsumedRecord,
+    ClosesWithin, ConsumedRecord,
 };
 use spr_producers::continuity::{
     is_cluster_id, ClusterAlert, ClusterWatch, DoneUpTo, HighWatermarks, LogContinuity, LogMismatch,
@@ -155,9 +155,10 @@ pub async fn run_ledger_service(
     // for the broker.
     spawn_metrics_server(config.metrics_addr, Arc::clone(&config.metrics).router()).await?;
     check_connection(&config.bootstrap, STARTUP_CONNECTION_TIMEOUT).await?;
-    let consumer: StreamConsumer<ClusterAlert> =
+    let consumer: ClosesWithin<StreamConsumer<ClusterAlert>> = ClosesWithin::new(
         consumer_config(&config.bootstrap, &config.group_id)?
-            .create_with_context(ClusterAlert::default())?;
+            .create_with_context(ClusterAlert::default())?,
+    );
     let partitions = partitions_from_start(&consumer, topic, None)?;
     let numbers: Vec<i32> = partitions
         .elements()

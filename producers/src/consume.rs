@@ -43,6 +43,77 @@ pub fn consumer_config(
     Ok(config)
 }
 
+/// How long dropping a [`ClosesWithin`] waits for the consumer inside it to close.
+pub const CLOSE_WITHIN: Duration = Duration::from_secs(10);
+
+/// A consumer whose close, when it is dropped, is waited for at most a set time.
+///
+/// rdkafka closes a consumer that has a group id when it is dropped, and polls until
+/// librdkafka reports it closed, with no time limit. A broker that stops answering in
+/// the middle of that (tansu's storage can panic and leave the broker so) then keeps
+/// the process from ever exiting. Past the limit the close is left to finish on a
+/// thread of its own, and whatever the consumer still had to tell the group (a last
+/// offset commit for lag tools) is given up: every SPR consumer keeps its progress
+/// beside its own data, so nothing is lost.
+pub struct ClosesWithin<T: Send + 'static> {
+    consumer: Option<T>,
+    limit: Duration,
+}
+
+impl<T: Send + 'static> std::fmt::Debug for ClosesWithin<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClosesWithin")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> ClosesWithin<T> {
+    /// Wraps `consumer`, whose close is waited for at most [`CLOSE_WITHIN`].
+    pub fn new(consumer: T) -> Self {
+        Self::limited(consumer, CLOSE_WITHIN)
+    }
+
+    /// Wraps `consumer`, whose close is waited for at most `limit`.
+    pub fn limited(consumer: T, limit: Duration) -> Self {
+        Self {
+            consumer: Some(consumer),
+            limit,
+        }
+    }
+}
+
+impl<T: Send + 'static> std::ops::Deref for ClosesWithin<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.consumer.as_ref().expect("present until dropped")
+    }
+}
+
+impl<T: Send + 'static> Drop for ClosesWithin<T> {
+    fn drop(&mut self) {
+        let Some(consumer) = self.consumer.take() else {
+            return;
+        };
+        let (closed, close) = std::sync::mpsc::channel();
+        let closing = std::thread::Builder::new()
+            .name("consumer close".into())
+            .spawn(move || {
+                drop(consumer);
+                let _ = closed.send(());
+            });
+        // Without a thread of its own, the consumer was dropped here, waiting as long
+        // as its close takes.
+        if closing.is_ok() && close.recv_timeout(self.limit).is_err() {
+            tracing::warn!(
+                seconds = self.limit.as_secs_f64(),
+                "the Kafka consumer did not close in time (the broker did not answer); going on without it"
+            );
+        }
+    }
+}
+
 /// Why a consumer could not be given its partitions.
 #[derive(Debug, thiserror::Error)]
 pub enum AssignError {
@@ -247,5 +318,57 @@ fn cut_text(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     match text.char_indices().nth(max) {
         Some((at, _)) => format!("{}…", &text[..at]).into(),
         None => text.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    /// Takes `closing` to drop, then records that it was dropped.
+    struct SlowClose {
+        closing: Duration,
+        closed: Arc<AtomicBool>,
+    }
+
+    impl Drop for SlowClose {
+        fn drop(&mut self) {
+            std::thread::sleep(self.closing);
+            self.closed.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn slow_close(closing: Duration) -> (SlowClose, Arc<AtomicBool>) {
+        let closed = Arc::new(AtomicBool::new(false));
+        let consumer = SlowClose {
+            closing,
+            closed: Arc::clone(&closed),
+        };
+        (consumer, closed)
+    }
+
+    #[test]
+    fn a_close_that_finishes_in_time_is_waited_for() {
+        let (consumer, closed) = slow_close(Duration::from_millis(50));
+        drop(ClosesWithin::limited(consumer, Duration::from_secs(60)));
+        assert!(
+            closed.load(Ordering::SeqCst),
+            "closed before the drop returned"
+        );
+    }
+
+    #[test]
+    fn a_close_that_hangs_is_given_up_after_the_limit() {
+        let (consumer, closed) = slow_close(Duration::from_secs(30));
+        let started = Instant::now();
+        drop(ClosesWithin::limited(consumer, Duration::from_millis(100)));
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the drop returned after the limit, not after the close"
+        );
+        assert!(!closed.load(Ordering::SeqCst));
     }
 }

@@ -474,7 +474,7 @@ impl HighWatermarks {
     /// question leaves none known (logged as a warning).
     pub async fn refresh<C: ConsumerContext + 'static>(
         &mut self,
-        consumer: &std::sync::Arc<StreamConsumer<C>>,
+        consumer: &std::sync::Arc<crate::consume::ClosesWithin<StreamConsumer<C>>>,
     ) -> WatermarkAnswer<'_> {
         let due = self
             .asked_at

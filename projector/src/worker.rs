@@ -8,7 +8,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use spr_producers::consume::{
     commit_for_monitoring, consumer_config, next_offsets, partitions_from_start,
-    publish_dead_letter, receive_batch, AssignError,
+    publish_dead_letter, receive_batch, AssignError, ClosesWithin,
 };
 use spr_producers::continuity::{
     ClusterAlert, ClusterWatch, HighWatermarks, LogContinuity, LogMismatch,
@@ -103,9 +103,10 @@ pub async fn run_worker_with(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
     let topic = topics::PATIENT_EVENTS.name;
-    let consumer: StreamConsumer<ClusterAlert> =
+    let consumer: ClosesWithin<StreamConsumer<ClusterAlert>> = ClosesWithin::new(
         consumer_config(&config.bootstrap, &config.group_id)?
-            .create_with_context(ClusterAlert::default())?;
+            .create_with_context(ClusterAlert::default())?,
+    );
     // Each owned partition is read from the beginning; project_batch skips what the
     // offsets stored in RocksDB say is applied. The group's offsets never decide it.
     let owned = partitions_from_start(&consumer, topic, config.partitions.as_deref())?;

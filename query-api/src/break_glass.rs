@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::Message;
-use spr_producers::consume::{consumer_config, partitions_from_start, AssignError};
+use spr_producers::consume::{consumer_config, partitions_from_start, AssignError, ClosesWithin};
 use spr_projector::ProjectionStore;
 use spr_schemas::{topics, AccessEvent, Decision, EpochMillis, NhsNumber};
 
@@ -126,9 +126,11 @@ pub fn spawn_follower(
     store: Arc<ProjectionStore>,
     duration: EpochMillis,
 ) -> Result<tokio::task::JoinHandle<()>, FollowError> {
-    let consumer: StreamConsumer = consumer_config(bootstrap, "spr-api-break-glass")?
-        .set("fetch.wait.max.ms", FOLLOW_WAIT_MS)
-        .create()?;
+    let consumer: ClosesWithin<StreamConsumer> = ClosesWithin::new(
+        consumer_config(bootstrap, "spr-api-break-glass")?
+            .set("fetch.wait.max.ms", FOLLOW_WAIT_MS)
+            .create()?,
+    );
     consumer.assign(&partitions_from_start(
         &consumer,
         topics::BREAK_GLASS.name,
