@@ -396,3 +396,36 @@ async fn a_projection_refuses_a_log_other_than_the_one_it_was_built_from() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projector_told_to_stop_while_its_broker_hangs_exits_within_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start_durable().await.unwrap();
+    let bootstrap = broker.bootstrap();
+    let publishing = {
+        let bootstrap = bootstrap.clone();
+        tokio::spawn(async move { publish(&bootstrap, &population(2_000, 49)).await })
+    };
+    let mut projector = KillOnDrop::new(start_projector_process(
+        &bootstrap,
+        &dir.path().join("db"),
+        "projector-stopped-while-the-broker-hangs",
+        &[],
+    ));
+    // Mid-stream the broker stops answering (tansu's storage can panic and leave it
+    // so), with the consumer's fetches and offset commits on their way: rdkafka's
+    // close of the consumer then never finishes, and must not keep the process alive.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    broker.freeze().unwrap();
+    let exited = tokio::task::spawn_blocking(move || {
+        projector.terminate_within(spr_producers::consume::CLOSE_WITHIN + Duration::from_secs(20))
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    publishing.abort();
+    assert!(
+        exited,
+        "spr-projector exits on SIGTERM although the broker hangs"
+    );
+}

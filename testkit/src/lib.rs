@@ -272,6 +272,15 @@ impl TestBroker {
         }
     }
 
+    /// Freezes the broker (SIGSTOP): its connections stay open and nothing is answered,
+    /// as with a broker that hangs. Killing or dropping it still ends it.
+    pub fn freeze(&self) -> anyhow::Result<()> {
+        signal(
+            self.child.as_ref().context("the broker is not running")?,
+            "-STOP",
+        )
+    }
+
     /// Starts the broker again on the same port and storage (durable brokers keep their data).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
@@ -338,6 +347,30 @@ impl KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+
+    /// Asks the process to stop (SIGTERM); whether it exited within `limit`.
+    pub fn terminate_within(&mut self, limit: Duration) -> anyhow::Result<bool> {
+        signal(&self.0, "-TERM")?;
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if self.0.try_wait()?.is_some() {
+                return Ok(true);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(false)
+    }
+}
+
+/// Sends `signal` (as `kill` spells it: "-TERM", "-STOP") to `child`.
+fn signal(child: &Child, signal: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()?;
+    if !status.success() {
+        bail!("kill {signal} {} failed: {status}", child.id());
+    }
+    Ok(())
 }
 
 impl Drop for KillOnDrop {
