@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use spr_producers::consume::{consumer_config, partitions_from_start, AssignError};
+use spr_producers::consume::{consumer_config, partitions_from_start, AssignError, ClosesWithin};
 use spr_schemas::{topics, AccessEvent, EventId};
 
 /// What the topic holds, as far as completeness is concerned.
@@ -111,8 +111,8 @@ async fn read_topic(
     idle: Duration,
     mut each: impl FnMut(AccessEvent),
 ) -> Result<u64, AssignError> {
-    let consumer: StreamConsumer =
-        consumer_config(bootstrap, "spr-audit-completeness")?.create()?;
+    let consumer: ClosesWithin<StreamConsumer> =
+        ClosesWithin::new(consumer_config(bootstrap, "spr-audit-completeness")?.create()?);
     let list = partitions_from_start(&consumer, topic, None)?;
     consumer.assign(&list)?;
     let mut not_access_events = 0;

@@ -341,7 +341,7 @@ fn remedy(mismatch: &LogMismatch, consumed: &Path) -> String {
     let consumed = consumed.display();
     match mismatch {
         LogMismatch::Gap { .. } => format!("Those access events are not in the ledger and cannot be read from this log: record the gap for the auditors, set the topic's retention to cover any outage of the ledger service, then move {consumed} aside and start again (every access event the log still holds is read; those the ledger holds are skipped by their id)"),
-        LogMismatch::Replaced { .. } | LogMismatch::Shorter { .. } | LogMismatch::OtherCluster { .. } => format!("Access events of this log at offsets {consumed} counts as handled would be skipped. Check --bootstrap; if this is the right log, move {consumed} aside and start again (every access event of this log is then read; those the ledger holds are skipped by their id, and the others are appended after the entries of the old log)"),
+        LogMismatch::Replaced { .. } | LogMismatch::Shorter { .. } | LogMismatch::OtherCluster { .. } => format!("Access events of this log at offsets that {consumed} records as handled would be skipped. Check --bootstrap; if this is the right log, move {consumed} aside and start again (every access event of this log is then read; those the ledger holds are skipped by their id, and the others are appended after the entries of the old log)"),
     }
 }
 

@@ -105,11 +105,18 @@ impl<T: Send + 'static> Drop for ClosesWithin<T> {
             });
         // Without a thread of its own, the consumer was dropped here, waiting as long
         // as its close takes.
-        if closing.is_ok() && close.recv_timeout(self.limit).is_err() {
-            tracing::warn!(
+        if closing.is_err() {
+            return;
+        }
+        match close.recv_timeout(self.limit) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => tracing::warn!(
                 seconds = self.limit.as_secs_f64(),
                 "the Kafka consumer did not close in time (the broker did not answer); going on without it"
-            );
+            ),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                tracing::error!("closing the Kafka consumer panicked; going on without it")
+            }
         }
     }
 }

@@ -18,7 +18,9 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message, OwnedHeaders};
 use serde::{Deserialize, Serialize};
-use spr_producers::consume::{consumer_config, partitions_from_start, AssignError, ConsumedRecord};
+use spr_producers::consume::{
+    consumer_config, partitions_from_start, AssignError, ClosesWithin, ConsumedRecord,
+};
 use spr_producers::{EventPublisher, PublishError};
 use spr_schemas::topics::{self, dead_letter_headers as dlq};
 
@@ -92,8 +94,8 @@ pub async fn read_dead_letters(
     bootstrap: &str,
     idle: Duration,
 ) -> Result<Vec<DeadLetterRecord>, DeadLetterError> {
-    let consumer: StreamConsumer =
-        consumer_config(bootstrap, "spr-dead-letter-reader")?.create()?;
+    let consumer: ClosesWithin<StreamConsumer> =
+        ClosesWithin::new(consumer_config(bootstrap, "spr-dead-letter-reader")?.create()?);
     consumer.assign(&partitions_from_start(
         &consumer,
         topics::DEAD_LETTER.name,

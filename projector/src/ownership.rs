@@ -8,7 +8,7 @@
 //! ([`crate::ProjectionStore::release_partitions`]) and rebuilds the ones it gained
 //! from the log, reading them from offset 0 as it reads every partition.
 
-use spr_producers::consume::{consumer_config, partitions_from_start};
+use spr_producers::consume::{consumer_config, partitions_from_start, ClosesWithin};
 use spr_schemas::topics;
 
 use crate::worker::WorkerError;
@@ -29,8 +29,8 @@ pub fn partitions_of_instance(
     instance: u32,
     instances: u32,
 ) -> Result<Vec<i32>, WorkerError> {
-    let consumer: rdkafka::consumer::StreamConsumer =
-        consumer_config(bootstrap, "spr-projector-metadata")?.create()?;
+    let consumer: ClosesWithin<rdkafka::consumer::StreamConsumer> =
+        ClosesWithin::new(consumer_config(bootstrap, "spr-projector-metadata")?.create()?);
     let all: Vec<i32> = partitions_from_start(&consumer, topics::PATIENT_EVENTS.name, None)?
         .elements()
         .iter()

@@ -416,16 +416,21 @@ async fn a_projector_told_to_stop_while_its_broker_hangs_exits_within_seconds() 
     // so), with the consumer's fetches and offset commits on their way: rdkafka's
     // close of the consumer then never finishes, and must not keep the process alive.
     tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(
+        !publishing.is_finished(),
+        "still publishing when the broker hangs"
+    );
     broker.freeze().unwrap();
-    let exited = tokio::task::spawn_blocking(move || {
+    let exit = tokio::task::spawn_blocking(move || {
         projector.terminate_within(spr_producers::consume::CLOSE_WITHIN + Duration::from_secs(20))
     })
     .await
     .unwrap()
     .unwrap();
     publishing.abort();
+    let status = exit.expect("spr-projector exits on SIGTERM although the broker hangs");
     assert!(
-        exited,
-        "spr-projector exits on SIGTERM although the broker hangs"
+        status.success(),
+        "it stopped as asked, not killed: {status}"
     );
 }

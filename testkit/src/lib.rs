@@ -348,17 +348,24 @@ impl KillOnDrop {
         let _ = self.0.wait();
     }
 
-    /// Asks the process to stop (SIGTERM); whether it exited within `limit`.
-    pub fn terminate_within(&mut self, limit: Duration) -> anyhow::Result<bool> {
+    /// Asks the running process to stop (SIGTERM); how it exited, if it did within
+    /// `limit`.
+    pub fn terminate_within(
+        &mut self,
+        limit: Duration,
+    ) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        if let Some(status) = self.0.try_wait()? {
+            bail!("the process had already exited ({status}) before it was asked to stop");
+        }
         signal(&self.0, "-TERM")?;
         let started = Instant::now();
         while started.elapsed() < limit {
-            if self.0.try_wait()?.is_some() {
-                return Ok(true);
+            if let Some(status) = self.0.try_wait()? {
+                return Ok(Some(status));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(false)
+        Ok(None)
     }
 }
 
