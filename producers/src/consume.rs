@@ -75,7 +75,7 @@ impl<T: Send + 'static> ClosesWithin<T> {
     }
 
     /// Wraps `consumer`, whose close is waited for at most `limit`.
-    pub fn limited(consumer: T, limit: Duration) -> Self {
+    fn limited(consumer: T, limit: Duration) -> Self {
         Self {
             consumer: Some(consumer),
             limit,
