@@ -402,23 +402,47 @@ async fn a_projector_told_to_stop_while_its_broker_hangs_exits_within_seconds() 
     let dir = tempfile::tempdir().unwrap();
     let broker = TestBroker::start_durable().await.unwrap();
     let bootstrap = broker.bootstrap();
+    // The publisher goes on until the broker hangs, so the projector is mid-stream
+    // however fast this machine projects.
     let publishing = {
         let bootstrap = bootstrap.clone();
-        tokio::spawn(async move { publish(&bootstrap, &population(2_000, 49)).await })
+        tokio::spawn(async move {
+            for seed in 49.. {
+                publish(&bootstrap, &population(200, seed)).await;
+            }
+        })
     };
+    let db = dir.path().join("db");
     let mut projector = KillOnDrop::new(start_projector_process(
         &bootstrap,
-        &dir.path().join("db"),
+        &db,
         "projector-stopped-while-the-broker-hangs",
         &[],
     ));
+    let follower = eventually(WAIT, "the projector created its database", || {
+        ProjectionStore::open_secondary(&db, &dir.path().join("secondary"), 8 << 20).ok()
+    })
+    .await
+    .unwrap();
+    eventually(WAIT, "the projector projected some events", || {
+        follower.catch_up().ok()?;
+        (0..topics::PATIENT_EVENTS.partitions)
+            .any(|p| {
+                follower
+                    .next_offset(topics::PATIENT_EVENTS.name, p)
+                    .unwrap()
+                    .is_some_and(|next| next > 1_000)
+            })
+            .then_some(())
+    })
+    .await
+    .unwrap();
     // Mid-stream the broker stops answering (tansu's storage can panic and leave it
     // so), with the consumer's fetches and offset commits on their way: rdkafka's
     // close of the consumer then never finishes, and must not keep the process alive.
-    tokio::time::sleep(Duration::from_secs(8)).await;
     assert!(
         !publishing.is_finished(),
-        "still publishing when the broker hangs"
+        "the publisher failed before the broker was frozen"
     );
     broker.freeze().unwrap();
     let exit = tokio::task::spawn_blocking(move || {
