@@ -413,7 +413,7 @@ async fn a_projector_told_to_stop_while_its_broker_hangs_exits_within_seconds() 
         })
     };
     let db = dir.path().join("db");
-    let mut projector = KillOnDrop::new(start_projector_process(
+    let projector = KillOnDrop::new(start_projector_process(
         &bootstrap,
         &db,
         "projector-stopped-while-the-broker-hangs",
@@ -444,17 +444,9 @@ async fn a_projector_told_to_stop_while_its_broker_hangs_exits_within_seconds() 
         !publishing.is_finished(),
         "the publisher failed before the broker was frozen"
     );
-    broker.freeze().unwrap();
-    let exit = tokio::task::spawn_blocking(move || {
-        projector.terminate_within(spr_producers::consume::CLOSE_WITHIN + Duration::from_secs(20))
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    broker
+        .freeze_and_stop(projector)
+        .await
+        .expect("spr-projector stops on SIGTERM although the broker hangs");
     publishing.abort();
-    let status = exit.expect("spr-projector exits on SIGTERM although the broker hangs");
-    assert!(
-        status.success(),
-        "it stopped as asked, not killed: {status}"
-    );
 }

@@ -281,6 +281,22 @@ impl TestBroker {
         )
     }
 
+    /// Freezes the broker, then asks `client`, a process using it, to stop (SIGTERM).
+    /// Fails unless it exits as asked, with success, within the limit its Kafka
+    /// consumers' close is given ([`CLOSE_WITHIN`]) and 20 s more.
+    ///
+    /// [`CLOSE_WITHIN`]: spr_producers::consume::CLOSE_WITHIN
+    pub async fn freeze_and_stop(&self, mut client: KillOnDrop) -> anyhow::Result<()> {
+        self.freeze()?;
+        let limit = spr_producers::consume::CLOSE_WITHIN + Duration::from_secs(20);
+        let exit = tokio::task::spawn_blocking(move || client.terminate_within(limit)).await??;
+        match exit {
+            Some(status) if status.success() => Ok(()),
+            Some(status) => bail!("it was asked to stop, and exited with {status}"),
+            None => bail!("still running {limit:?} after it was asked to stop"),
+        }
+    }
+
     /// Starts the broker again on the same port and storage (durable brokers keep their data).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
