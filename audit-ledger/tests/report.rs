@@ -155,10 +155,15 @@ fn spr_audit_watch_raises_a_break_glass_access_within_seconds() {
         .args(["watch", "--interval-ms", "100", "--ledger"])
         .arg(&path)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // It has read the three entries there are before it says it is watching; only the
+    // entries after them are new to it.
+    let mut stderr = BufReader::new(watch.stderr.take().unwrap());
+    let mut watching = String::new();
+    stderr.read_line(&mut watching).unwrap();
+    assert!(watching.contains("from entry 3"), "{watching}");
     let mut glass = access("a-and-e-doctor", "9990000018");
     glass.break_glass_reason = Some("collapsed in the waiting room".into());
     let mut ledger = spr_audit_ledger::Ledger::open(&path).unwrap();
@@ -169,14 +174,18 @@ fn spr_audit_watch_raises_a_break_glass_access_within_seconds() {
         .append_access_event(&glass.to_avro().unwrap())
         .unwrap();
     ledger.sync().unwrap();
-    let started = std::time::Instant::now();
-    let mut line = String::new();
-    BufReader::new(watch.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (alerts, alerted) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = alerts.send(line);
+    });
+    let line = alerted.recv_timeout(std::time::Duration::from_secs(5));
     watch.kill().unwrap();
     watch.wait().unwrap();
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    drop(stderr);
+    let line = line.expect("an alert within 5 s of the break-glass access");
     assert!(
         line.starts_with("ALERT break-glass #4: a-and-e-doctor"),
         "{line}"

@@ -52,20 +52,30 @@ fn tansu_evicts_a_sigkilled_group_member_after_the_session_timeout() {
     }
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let broker = runtime.block_on(TestBroker::start_memory()).unwrap();
-    let mut first = KillOnDrop::new(
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "tansu_evicts_a_sigkilled_group_member_after_the_session_timeout",
-            ])
-            .args(["--nocapture", "--test-threads", "1"])
-            .env(MEMBER, broker.bootstrap())
-            .spawn()
-            .unwrap(),
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "tansu_evicts_a_sigkilled_group_member_after_the_session_timeout",
+        ])
+        .args(["--nocapture", "--test-threads", "1"])
+        .env(MEMBER, broker.bootstrap())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut first = KillOnDrop::new(child);
+    // The member joins and is given every partition (it prints "assigned 4"), then dies
+    // without leaving the group. Its assignment is read before it is killed: a member
+    // that had not joined would leave nothing to evict.
+    let assigned = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .map_while(Result::ok)
+        // libtest may print "test NAME ... " before it on the same line.
+        .find_map(|line| line.rsplit_once("assigned ").map(|(_, n)| n.to_owned()));
+    assert_eq!(
+        assigned,
+        Some(topics::PATIENT_EVENTS.partitions.to_string()),
+        "the first member was given every partition"
     );
-    // The member joins and is given every partition within a few seconds (it prints
-    // "assigned 4"; a manual run showed it), then dies without leaving the group.
-    std::thread::sleep(Duration::from_secs(5));
     first.kill();
 
     let started = Instant::now();

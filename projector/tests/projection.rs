@@ -14,7 +14,7 @@ use spr_producers::EventPublisher;
 use spr_projector::{ProjectionStore, TimelineCursor};
 use spr_schemas::topics::{self, dead_letter_headers as dlq};
 use spr_schemas::{examples, NhsNumber};
-use spr_testkit::{KillOnDrop, TestBroker};
+use spr_testkit::{eventually, KillOnDrop, TestBroker};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,32 +168,30 @@ async fn a_projector_killed_mid_stream_ends_with_the_same_state_as_an_uninterrup
     let dir = tempfile::tempdir().unwrap();
     let (killed_db, secondary) = (dir.path().join("killed"), dir.path().join("secondary"));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-    let publishing = {
-        let (bootstrap, second) = (bootstrap.clone(), second.to_vec());
-        tokio::spawn(async move { publish(&bootstrap, &second).await })
-    };
+    // A patient at a time, so that the log grows while the first projectors run.
+    let publishing = GatedPublisher::start(&bootstrap, second);
+    publishing.allowed.add_permits(second.len());
     // At least 20 kills, and more until the second half is fully published.
     let mut round = 0;
-    while round < 20 || !publishing.is_finished() {
+    while round < 20 || !publishing.task.is_finished() {
         let mut child = KillOnDrop::new(start_projector_process(
             &bootstrap,
             &killed_db,
             "projector-killed",
             &[],
         ));
+        if round == 0 {
+            eventually(WAIT, "the projector to create its database", || {
+                killed_db.exists().then_some(())
+            })
+            .await
+            .unwrap();
+        }
         tokio::time::sleep(Duration::from_millis(rng.gen_range(200..900))).await;
         child.kill();
-        if round == 0 {
-            assert!(
-                killed_db.exists(),
-                "the projector created its database before the first kill"
-            );
-        }
         round += 1;
     }
-    for (partition, end) in publishing.await.unwrap().end_offsets {
-        ends.insert(partition, end);
-    }
+    merge_ends(&mut ends, publishing.finish().await);
     let mut last = KillOnDrop::new(start_projector_process(
         &bootstrap,
         &killed_db,

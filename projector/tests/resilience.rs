@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use spr_producers::continuity::LogMismatch;
 use spr_producers::synthetic::{population, SyntheticPatient};
-use spr_producers::{EventPublisher, PublishSummary};
+use spr_producers::PublishSummary;
 use spr_projector::keys::partition_of;
 use spr_projector::ownership::instance_partitions;
 use spr_projector::rebuild::rebuild;
@@ -19,13 +19,6 @@ use spr_projector::{run_worker, ProjectionStore, WorkerConfig, WorkerError};
 use spr_schemas::topics;
 use spr_testkit::{eventually, KillOnDrop, TestBroker};
 use support::*;
-
-fn merge_ends(into: &mut BTreeMap<i32, i64>, more: BTreeMap<i32, i64>) {
-    for (partition, end) in more {
-        let e = into.entry(partition).or_insert(0);
-        *e = (*e).max(end);
-    }
-}
 
 async fn rebuilt_digest(bootstrap: &str, dir: &Path) -> [u8; 32] {
     let config = WorkerConfig {
@@ -47,26 +40,14 @@ async fn a_broker_restart_mid_stream_loses_and_duplicates_nothing() {
     let store = Arc::new(ProjectionStore::open(&dir.path().join("db"), false).unwrap());
     let (stop, handle) = spawn_worker(worker_config(&bootstrap, "restart"), Arc::clone(&store));
     let mut ends = publish(&bootstrap, &patients[..100]).await.end_offsets;
-    // One patient at a time, so that publishing spans the restart.
-    let publishing = {
-        let (bootstrap, more) = (bootstrap.clone(), patients[100..200].to_vec());
-        tokio::spawn(async move {
-            let publisher = EventPublisher::new(&bootstrap, Duration::from_secs(60)).unwrap();
-            let mut ends = BTreeMap::new();
-            for patient in &more {
-                let summary = publisher
-                    .publish_clinical_events(&patient.events, || {})
-                    .await
-                    .unwrap();
-                merge_ends(&mut ends, summary.end_offsets);
-            }
-            ends
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!publishing.is_finished(), "the restart happens mid-stream");
+    // Publishing spans the restart: half before the broker dies, the rest while it is
+    // down and after it is back.
+    let publishing = GatedPublisher::start(&bootstrap, &patients[100..200]);
+    publishing.publish(50).await;
+    broker.kill();
+    publishing.allowed.add_permits(50);
     broker.restart().await.unwrap();
-    merge_ends(&mut ends, publishing.await.unwrap());
+    merge_ends(&mut ends, publishing.finish().await);
     merge_ends(
         &mut ends,
         publish(&bootstrap, &patients[200..]).await.end_offsets,
@@ -156,20 +137,18 @@ async fn instances_sharing_partitions_join_leave_and_die_without_losing_or_dupli
     }
 
     // A third joins while events arrive: every instance restarts as one of three.
-    let publishing = {
-        let (bootstrap, more) = (bootstrap.clone(), patients[80..160].to_vec());
-        tokio::spawn(async move { publish(&bootstrap, &more).await })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let publishing = GatedPublisher::start(&bootstrap, &patients[80..160]);
+    publishing.publish(20).await;
     running.clear();
     running = (0..3)
         .map(|i| start_instance(&bootstrap, &dbs[i as usize], i, 3))
         .collect();
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    // Instance 1 is killed mid-stream and comes back.
+    publishing.publish(30).await;
+    // Instance 1 is killed with those events arrived, and comes back while the rest do.
     running[1].kill();
+    publishing.allowed.add_permits(10);
     running[1] = start_instance(&bootstrap, &dbs[1], 1, 3);
-    merge_ends(&mut ends, publishing.await.unwrap().end_offsets);
+    merge_ends(&mut ends, publishing.finish().await);
     wait_instances(&dbs, 3, &ends, dir.path()).await;
 
     // The third leaves: back to two, while the last events arrive.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use spr_projector::{run_worker, ProjectionStore, WorkerConfig};
 use spr_schemas::topics;
 use spr_schemas::ClinicalEvent;
 use spr_testkit::eventually;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 
 pub(crate) const WAIT: Duration = Duration::from_secs(90);
 
@@ -130,4 +131,70 @@ pub(crate) fn start_projector_process(
         .stderr(Stdio::null())
         .spawn()
         .expect("spr-projector starts")
+}
+
+/// Keeps in `into` the larger end offset of each partition.
+pub(crate) fn merge_ends(into: &mut BTreeMap<i32, i64>, more: BTreeMap<i32, i64>) {
+    for (partition, end) in more {
+        let e = into.entry(partition).or_insert(0);
+        *e = (*e).max(end);
+    }
+}
+
+/// A publisher of `patients` one at a time, each only once the test allows it: the
+/// test adds permits to the semaphore and reads how many are published from the
+/// counter. The task returns the end offsets it was told of.
+pub(crate) struct GatedPublisher {
+    pub(crate) allowed: Arc<Semaphore>,
+    published: Arc<AtomicUsize>,
+    total: usize,
+    pub(crate) task: tokio::task::JoinHandle<BTreeMap<i32, i64>>,
+}
+
+impl GatedPublisher {
+    pub(crate) fn start(bootstrap: &str, patients: &[SyntheticPatient]) -> Self {
+        let allowed = Arc::new(Semaphore::new(0));
+        let published = Arc::new(AtomicUsize::new(0));
+        let task = {
+            let (bootstrap, patients) = (bootstrap.to_owned(), patients.to_vec());
+            let (allowed, published) = (Arc::clone(&allowed), Arc::clone(&published));
+            tokio::spawn(async move {
+                let publisher = EventPublisher::new(&bootstrap, Duration::from_secs(60)).unwrap();
+                let mut ends = BTreeMap::new();
+                for patient in &patients {
+                    allowed.acquire().await.unwrap().forget();
+                    let summary = publisher
+                        .publish_clinical_events(&patient.events, || {})
+                        .await
+                        .unwrap();
+                    merge_ends(&mut ends, summary.end_offsets);
+                    published.fetch_add(1, Ordering::SeqCst);
+                }
+                ends
+            })
+        };
+        Self {
+            allowed,
+            published,
+            total: patients.len(),
+            task,
+        }
+    }
+
+    /// Allows `more` patients and waits until they are published.
+    pub(crate) async fn publish(&self, more: usize) {
+        let target = self.published.load(Ordering::SeqCst) + more;
+        self.allowed.add_permits(more);
+        eventually(WAIT, &format!("{target} patients published"), || {
+            (self.published.load(Ordering::SeqCst) == target).then_some(())
+        })
+        .await
+        .unwrap();
+    }
+
+    /// Allows the rest and waits until every patient is published; their end offsets.
+    pub(crate) async fn finish(self) -> BTreeMap<i32, i64> {
+        self.allowed.add_permits(self.total);
+        self.task.await.unwrap()
+    }
 }

@@ -270,6 +270,45 @@ impl Stack {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Polls `path` with `token` every 50 ms until `done(status, body)` holds (a change
+    /// the API makes in the background has taken effect), and returns that answer; fails
+    /// after [`WAIT`].
+    pub(crate) async fn poll(
+        &self,
+        path: &str,
+        token: &str,
+        done: impl Fn(u16, &Value) -> bool,
+    ) -> (u16, Value) {
+        self.poll_from(self.api, path, token, done).await
+    }
+
+    /// [`Stack::poll`] against the API node at `node`.
+    pub(crate) async fn poll_from(
+        &self,
+        node: SocketAddr,
+        path: &str,
+        token: &str,
+        done: impl Fn(u16, &Value) -> bool,
+    ) -> (u16, Value) {
+        let started = std::time::Instant::now();
+        loop {
+            let (status, body) = self.get_from(node, path, token).await;
+            if done(status, &body) {
+                return (status, body);
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "{node}{path} still answers {status} {body} after {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The token verifier every node of the stack uses.
+    pub(crate) fn verifier(&self) -> &TokenVerifier {
+        &self.node.verifier
+    }
+
     pub(crate) async fn ledger_entries(&self, at_least: u64) -> u64 {
         let path = self.ledger_path.clone();
         eventually(WAIT, "the ledger to hold every access", || {
