@@ -1,0 +1,93 @@
+//! `spr-api serve` as a process: told to stop while its broker hangs and clinicians'
+//! reads are under way, it stops.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use spr_projector::ProjectionStore;
+use spr_query_api::auth::DevKeys;
+use spr_testkit::http::free_local_addr;
+use spr_testkit::{eventually, KillOnDrop, TestBroker};
+
+const ISSUER: &str = "spr-test";
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A clinician's token from `spr-api token`, signed with a key in `keys`.
+fn clinician_token(keys: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_spr-api"))
+        .args(["--issuer", ISSUER, "token", "--role", "clinician", "--dir"])
+        .arg(keys)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_told_to_stop_while_its_broker_hangs_exits_within_seconds() {
+    let broker = TestBroker::start_durable().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("projection");
+    let _projection = ProjectionStore::open(&db, false).unwrap();
+    let keys = dir.path().join("keys");
+    DevKeys::generate("process-key").write_to(&keys).unwrap();
+    let token = clinician_token(&keys);
+    let listen = free_local_addr();
+    let api = KillOnDrop::new(
+        Command::new(env!("CARGO_BIN_EXE_spr-api"))
+            .args(["--issuer", ISSUER, "serve", "--listen", &listen])
+            .args([
+                "--bootstrap",
+                &broker.bootstrap(),
+                "--audit-timeout-ms",
+                "2000",
+            ])
+            .arg("--projection-db")
+            .arg(&db)
+            .arg("--secondary-dir")
+            .arg(dir.path().join("secondary"))
+            .arg("--jwks")
+            .arg(keys.join("jwks.json"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Every read is recorded (published to the broker) before it is answered; an
+    // answer other than 503 means its access event was acknowledged.
+    let recorded = Arc::new(AtomicUsize::new(0));
+    let reading = {
+        let (recorded, token) = (Arc::clone(&recorded), token.clone());
+        let url = format!("http://{listen}/patients/9990000018/timeline");
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            loop {
+                match http.get(&url).bearer_auth(&token).send().await {
+                    Ok(response) if matches!(response.status().as_u16(), 200 | 403) => {
+                        recorded.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // Not listening yet.
+                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        })
+    };
+    eventually(WAIT, "20 reads recorded and answered", || {
+        (recorded.load(Ordering::SeqCst) >= 20).then_some(())
+    })
+    .await
+    .unwrap();
+    broker
+        .freeze_and_stop(api)
+        .await
+        .expect("spr-api stops on SIGTERM although the broker hangs");
+    reading.abort();
+}
