@@ -129,13 +129,8 @@ async fn a_ledger_service_told_to_stop_while_its_broker_hangs_exits_within_secon
     )
     .await
     .unwrap();
-    assert!(
-        !publishing.is_finished(),
-        "the publisher failed before the broker was frozen"
-    );
     broker
-        .freeze_and_stop(service)
+        .freeze_and_stop(service, publishing)
         .await
         .expect("spr-ledger stops on SIGTERM although the broker hangs");
-    publishing.abort();
 }

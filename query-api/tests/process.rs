@@ -86,8 +86,7 @@ async fn the_api_told_to_stop_while_its_broker_hangs_exits_within_seconds() {
     .await
     .unwrap();
     broker
-        .freeze_and_stop(api)
+        .freeze_and_stop(api, reading)
         .await
         .expect("spr-api stops on SIGTERM although the broker hangs");
-    reading.abort();
 }

@@ -281,15 +281,24 @@ impl TestBroker {
         )
     }
 
-    /// Freezes the broker, then asks `client`, a process using it, to stop (SIGTERM).
+    /// Freezes the broker while `feeding` (the task giving `client` work through it)
+    /// still runs, then asks `client`, a process using the broker, to stop (SIGTERM).
     /// Fails unless it exits as asked, with success, within the limit its Kafka
-    /// consumers' close is given ([`CLOSE_WITHIN`]) and 20 s more.
+    /// consumers' close is given ([`CLOSE_WITHIN`]) and 20 s more. `feeding` is aborted.
     ///
     /// [`CLOSE_WITHIN`]: spr_producers::consume::CLOSE_WITHIN
-    pub async fn freeze_and_stop(&self, mut client: KillOnDrop) -> anyhow::Result<()> {
+    pub async fn freeze_and_stop<T>(
+        &self,
+        mut client: KillOnDrop,
+        feeding: tokio::task::JoinHandle<T>,
+    ) -> anyhow::Result<()> {
+        if feeding.is_finished() {
+            bail!("the task feeding the client ended before the broker was frozen");
+        }
         self.freeze()?;
         let limit = spr_producers::consume::CLOSE_WITHIN + Duration::from_secs(20);
         let exit = tokio::task::spawn_blocking(move || client.terminate_within(limit)).await??;
+        feeding.abort();
         match exit {
             Some(status) if status.success() => Ok(()),
             Some(status) => bail!("it was asked to stop, and exited with {status}"),
