@@ -184,6 +184,7 @@ fn spr_audit_watch_raises_a_break_glass_access_within_seconds() {
     let line = alerted.recv_timeout(std::time::Duration::from_secs(5));
     watch.kill().unwrap();
     watch.wait().unwrap();
+    // Held open until now: a closed pipe would fail the watcher's next line on stderr.
     drop(stderr);
     let line = line.expect("an alert within 5 s of the break-glass access");
     assert!(

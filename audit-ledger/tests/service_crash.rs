@@ -81,8 +81,8 @@ async fn a_ledger_service_killed_during_appends_loses_and_duplicates_nothing() {
         "every access event in the ledger, the last published last",
         || {
             let (_, leaves) = spr_audit_ledger::load_leaves(&path).ok()?;
-            let last = AccessEvent::from_avro(leaves.last()?).ok()?;
-            (last.event_id == marker.event_id).then_some(())
+            let newest = AccessEvent::from_avro(leaves.last()?).ok()?;
+            (newest.event_id == marker.event_id).then_some(())
         },
     )
     .await;
@@ -109,7 +109,7 @@ async fn a_ledger_service_told_to_stop_while_its_broker_hangs_exits_within_secon
     let ledger = dir.path().join("ledger.spr");
     // The service commits no offsets to the group (its progress is beside the ledger),
     // so today its consumer's close has nothing to wait for even without the limit of
-    // `ClosesWithin`: this guards that nothing in its stopping waits on the broker.
+    // `ClosesWithin`: this guards that it stops within that limit and a margin.
     // The publisher goes on until the broker hangs, so the service is mid-stream.
     let publishing = {
         let bootstrap = bootstrap.clone();

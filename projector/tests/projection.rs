@@ -169,11 +169,11 @@ async fn a_projector_killed_mid_stream_ends_with_the_same_state_as_an_uninterrup
     let (killed_db, secondary) = (dir.path().join("killed"), dir.path().join("secondary"));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     // A patient at a time, so that the log grows while the first projectors run.
-    let publishing = GatedPublisher::start(&bootstrap, second);
-    publishing.allowed.add_permits(second.len());
+    let mut publishing = GatedPublisher::start(&bootstrap, second);
+    publishing.allow(second.len());
     // At least 20 kills, and more until the second half is fully published.
     let mut round = 0;
-    while round < 20 || !publishing.task.is_finished() {
+    while round < 20 || !publishing.is_finished() {
         let mut child = KillOnDrop::new(start_projector_process(
             &bootstrap,
             &killed_db,

@@ -42,10 +42,10 @@ async fn a_broker_restart_mid_stream_loses_and_duplicates_nothing() {
     let mut ends = publish(&bootstrap, &patients[..100]).await.end_offsets;
     // Publishing spans the restart: half before the broker dies, the rest while it is
     // down and after it is back.
-    let publishing = GatedPublisher::start(&bootstrap, &patients[100..200]);
+    let mut publishing = GatedPublisher::start(&bootstrap, &patients[100..200]);
     publishing.publish(50).await;
     broker.kill();
-    publishing.allowed.add_permits(50);
+    publishing.allow(50);
     broker.restart().await.unwrap();
     merge_ends(&mut ends, publishing.finish().await);
     merge_ends(
@@ -137,7 +137,7 @@ async fn instances_sharing_partitions_join_leave_and_die_without_losing_or_dupli
     }
 
     // A third joins while events arrive: every instance restarts as one of three.
-    let publishing = GatedPublisher::start(&bootstrap, &patients[80..160]);
+    let mut publishing = GatedPublisher::start(&bootstrap, &patients[80..160]);
     publishing.publish(20).await;
     running.clear();
     running = (0..3)
@@ -146,7 +146,7 @@ async fn instances_sharing_partitions_join_leave_and_die_without_losing_or_dupli
     publishing.publish(30).await;
     // Instance 1 is killed with those events arrived, and comes back while the rest do.
     running[1].kill();
-    publishing.allowed.add_permits(10);
+    publishing.allow(10);
     running[1] = start_instance(&bootstrap, &dbs[1], 1, 3);
     merge_ends(&mut ends, publishing.finish().await);
     wait_instances(&dbs, 3, &ends, dir.path()).await;

@@ -442,7 +442,10 @@ async fn every_kind_of_bad_token_is_refused_with_its_own_code_and_a_bearer_chall
         .map(|access| access.request_id.to_string())
         .collect();
     assert_eq!(recorded.len(), 2, "only the two valid reads: {recorded:?}");
-    assert_eq!(recorded[1], marker);
+    assert_eq!(
+        recorded[1], marker,
+        "the second valid read is the last entry: {recorded:?}"
+    );
     drop(stack.stops);
 }
 

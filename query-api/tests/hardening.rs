@@ -87,8 +87,7 @@ async fn keys_are_rotated_without_a_restart_and_a_retired_key_is_refused() {
     }
 
     retire_key(&stack.keys_dir, &stack.keys.kid).unwrap();
-    stack.poll(&path, &old, |status, _| status == 401).await;
-    let (status, body) = stack.get(&path, &old).await;
+    let (status, body) = stack.poll(&path, &old, |status, _| status == 401).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (401, Some("token-unknown-key"))

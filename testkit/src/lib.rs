@@ -292,18 +292,22 @@ impl TestBroker {
         mut client: KillOnDrop,
         feeding: tokio::task::JoinHandle<T>,
     ) -> anyhow::Result<()> {
-        if feeding.is_finished() {
-            bail!("the task feeding the client ended before the broker was frozen");
+        let fed = !feeding.is_finished();
+        let stopped = async {
+            if !fed {
+                bail!("the task feeding the client ended before the broker was frozen");
+            }
+            self.freeze()?;
+            let limit = spr_producers::consume::CLOSE_WITHIN + Duration::from_secs(20);
+            match tokio::task::spawn_blocking(move || client.terminate_within(limit)).await?? {
+                Some(status) if status.success() => Ok(()),
+                Some(status) => bail!("it was asked to stop, and exited with {status}"),
+                None => bail!("still running {limit:?} after it was asked to stop"),
+            }
         }
-        self.freeze()?;
-        let limit = spr_producers::consume::CLOSE_WITHIN + Duration::from_secs(20);
-        let exit = tokio::task::spawn_blocking(move || client.terminate_within(limit)).await??;
+        .await;
         feeding.abort();
-        match exit {
-            Some(status) if status.success() => Ok(()),
-            Some(status) => bail!("it was asked to stop, and exited with {status}"),
-            None => bail!("still running {limit:?} after it was asked to stop"),
-        }
+        stopped
     }
 
     /// Starts the broker again on the same port and storage (durable brokers keep their data).

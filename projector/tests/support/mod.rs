@@ -141,17 +141,18 @@ pub(crate) fn merge_ends(into: &mut BTreeMap<i32, i64>, more: BTreeMap<i32, i64>
     }
 }
 
-/// A publisher of `patients` one at a time, each only once the test allows it: the
-/// test adds permits to the semaphore and reads how many are published from the
-/// counter. The task returns the end offsets it was told of.
+/// A publisher of `patients` one at a time, each only once the test allows it, so a
+/// test can act while events are arriving, however fast the machine.
 pub(crate) struct GatedPublisher {
-    pub(crate) allowed: Arc<Semaphore>,
+    allowed: Arc<Semaphore>,
+    /// How many patients the test has allowed so far.
+    granted: usize,
     published: Arc<AtomicUsize>,
-    total: usize,
-    pub(crate) task: tokio::task::JoinHandle<BTreeMap<i32, i64>>,
+    task: tokio::task::JoinHandle<BTreeMap<i32, i64>>,
 }
 
 impl GatedPublisher {
+    /// Starts the publisher, with no patient allowed yet.
     pub(crate) fn start(bootstrap: &str, patients: &[SyntheticPatient]) -> Self {
         let allowed = Arc::new(Semaphore::new(0));
         let published = Arc::new(AtomicUsize::new(0));
@@ -175,26 +176,44 @@ impl GatedPublisher {
         };
         Self {
             allowed,
+            granted: 0,
             published,
-            total: patients.len(),
             task,
         }
     }
 
-    /// Allows `more` patients and waits until they are published.
-    pub(crate) async fn publish(&self, more: usize) {
-        let target = self.published.load(Ordering::SeqCst) + more;
+    /// Allows `more` patients to be published, and goes on.
+    pub(crate) fn allow(&mut self, more: usize) {
+        self.granted += more;
         self.allowed.add_permits(more);
-        eventually(WAIT, &format!("{target} patients published"), || {
-            (self.published.load(Ordering::SeqCst) == target).then_some(())
-        })
-        .await
-        .unwrap();
+    }
+
+    /// Allows `more` patients and waits until every patient allowed is published.
+    pub(crate) async fn publish(&mut self, more: usize) {
+        self.allow(more);
+        let started = std::time::Instant::now();
+        while self.published.load(Ordering::SeqCst) < self.granted {
+            if self.task.is_finished() {
+                (&mut self.task).await.expect("the publisher runs");
+                panic!("the publisher ended before {} patients", self.granted);
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "{} patients not published within {WAIT:?}",
+                self.granted
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Whether every patient is published (or the publisher failed).
+    pub(crate) fn is_finished(&self) -> bool {
+        self.task.is_finished()
     }
 
     /// Allows the rest and waits until every patient is published; their end offsets.
-    pub(crate) async fn finish(self) -> BTreeMap<i32, i64> {
-        self.allowed.add_permits(self.total);
-        self.task.await.unwrap()
+    pub(crate) async fn finish(mut self) -> BTreeMap<i32, i64> {
+        self.allow(Semaphore::MAX_PERMITS - self.granted);
+        self.task.await.expect("the publisher runs")
     }
 }
