@@ -15,6 +15,7 @@ use spr_producers::fhir::{everything_bundle, import_document, Document, ImportSe
 use spr_producers::EventPublisher;
 use spr_projector::{run_worker, ProjectionStore, WorkerConfig};
 use spr_schemas::{examples, CareSetting, ClinicalEvent, EventId, NhsNumber, Payload};
+use spr_testkit::tools::successful_stdout;
 use spr_testkit::{eventually, TestBroker};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -107,12 +108,7 @@ fn import_with_cli(bootstrap: &str, dir: &Path) -> Value {
         .arg(dir)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    serde_json::from_str(&successful_stdout(&output)).unwrap()
 }
 
 /// Waits until the projection holds every event in `events`.

@@ -9,6 +9,7 @@ use std::process::Command;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use spr_schemas::NhsNumber;
+use spr_testkit::tools::successful_stdout;
 
 /// The oracle: our documented format rule (10 ASCII digits, or 3-3-4 with one kind of
 /// separator, a space or a dash), then nhs_number.calculate_checksum for the Mod 11 rule.
@@ -86,13 +87,7 @@ fn parse_agrees_with_the_nhs_number_package_on_120_000_random_inputs() {
         .arg(file.path())
         .output()
         .expect("the oracle runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let verdicts: Vec<bool> = String::from_utf8(output.stdout)
-        .unwrap()
+    let verdicts: Vec<bool> = successful_stdout(&output)
         .lines()
         .map(|l| l == "1")
         .collect();

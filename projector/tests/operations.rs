@@ -16,6 +16,7 @@ use spr_projector::{store_format, ProjectionStore};
 use spr_schemas::topics::{self, dead_letter_headers as dlq};
 use spr_schemas::{examples, NhsNumber};
 use spr_testkit::http::{free_local_addr, http_get};
+use spr_testkit::tools::successful_stdout;
 use spr_testkit::{committed_offsets, eventually, KillOnDrop, TestBroker};
 use support::*;
 
@@ -25,15 +26,6 @@ fn projector(args: &[&str]) -> Output {
         .env("RUST_LOG", "warn")
         .output()
         .expect("spr-projector runs")
-}
-
-fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +80,7 @@ async fn a_dead_letter_that_now_decodes_is_replayed_once_and_one_that_does_not_i
     let ends = [(delivered.partition, delivered.offset + 1)].into();
     wait_caught_up(&ends, &store, false).await;
 
-    let listed = stdout(&projector(&[
+    let listed = successful_stdout(&projector(&[
         "dead-letters",
         "--bootstrap",
         &bootstrap,
@@ -185,7 +177,7 @@ async fn a_record_too_large_to_dead_letter_whole_keeps_its_start_and_the_project
     assert!(dead[0].truncated);
     assert_eq!(dead[0].size, huge.len());
     assert_eq!(dead[0].value.len(), MAX_DEAD_LETTER_VALUE_BYTES);
-    let listed = stdout(&projector(&[
+    let listed = successful_stdout(&projector(&[
         "dead-letters",
         "--bootstrap",
         &bootstrap,
@@ -226,7 +218,7 @@ async fn two_rebuilds_of_the_log_give_the_same_digest_check_format_accepts_them_
     let mut digests = Vec::new();
     for name in ["first", "second"] {
         let db = dir.path().join(name);
-        let out = stdout(&projector(&[
+        let out = successful_stdout(&projector(&[
             "--db",
             db.to_str().unwrap(),
             "rebuild",
@@ -248,7 +240,7 @@ async fn two_rebuilds_of_the_log_give_the_same_digest_check_format_accepts_them_
     }
     assert_eq!(digests[0], digests[1]);
     let first = dir.path().join("first");
-    let checked = stdout(&projector(&[
+    let checked = successful_stdout(&projector(&[
         "--db",
         first.to_str().unwrap(),
         "check-format",
@@ -322,7 +314,7 @@ async fn a_checkpoint_taken_online_resumes_to_the_same_digest_as_an_uninterrupte
     // The offline command copies a stopped projection.
     drop(live);
     let copy = dir.path().join("copy");
-    stdout(&projector(&[
+    successful_stdout(&projector(&[
         "--db",
         dir.path().join("live").to_str().unwrap(),
         "checkpoint",

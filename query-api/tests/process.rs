@@ -12,6 +12,7 @@ mod support;
 use spr_projector::ProjectionStore;
 use spr_query_api::auth::DevKeys;
 use spr_testkit::http::free_local_addr;
+use spr_testkit::tools::successful_stdout;
 use spr_testkit::{KillOnDrop, TestBroker};
 use support::{ISSUER, WAIT};
 
@@ -23,12 +24,7 @@ fn clinician_token(keys: &Path) -> String {
         .arg(keys)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    successful_stdout(&output).trim().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,6 +22,17 @@ pub fn output_text(output: &std::process::Output) -> String {
     )
 }
 
+/// The stdout of a finished process, as text; panics with its stderr unless it
+/// succeeded.
+pub fn successful_stdout(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
+}
+
 /// Runs `command` and panics, saying `what` failed and how to get the material another
 /// way, unless it succeeds.
 pub fn run_step(command: &mut Command, what: &str) {
