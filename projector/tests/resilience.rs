@@ -44,6 +44,7 @@ async fn a_broker_restart_mid_stream_loses_and_duplicates_nothing() {
     // down and after it is back.
     let mut publishing = GatedPublisher::start(&bootstrap, &patients[100..200]);
     publishing.publish(50).await;
+    assert!(!publishing.is_finished(), "the restart happens mid-stream");
     broker.kill();
     publishing.allow(50);
     broker.restart().await.unwrap();

@@ -133,6 +133,7 @@ async fn tansu_serves_nothing_when_a_fetch_starts_inside_a_batch() {
     );
     let inside = from(57);
     let served = offsets_until_idle(&inside).await;
+    assert!(served.iter().all(|o| *o >= 57), "{served:?}");
     assert!(
         served.len() < (end - 57) as usize,
         "tansu now serves fetches from inside a batch; the resume design can seek again"
