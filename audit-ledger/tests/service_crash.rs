@@ -75,12 +75,11 @@ async fn a_ledger_service_killed_during_appends_loses_and_duplicates_nothing() {
     }
     publishing.await.unwrap();
     let mut last = KillOnDrop::new(start_ledger_service(&bootstrap, &ledger));
-    let path = ledger.clone();
     let result = eventually(
         Duration::from_secs(90),
         "every access event in the ledger, the last published last",
         || {
-            let (_, leaves) = spr_audit_ledger::load_leaves(&path).ok()?;
+            let (_, leaves) = spr_audit_ledger::load_leaves(&ledger).ok()?;
             let newest = AccessEvent::from_avro(leaves.last()?).ok()?;
             (newest.event_id == marker.event_id).then_some(())
         },

@@ -292,9 +292,8 @@ impl TestBroker {
         mut client: KillOnDrop,
         feeding: tokio::task::JoinHandle<T>,
     ) -> anyhow::Result<()> {
-        let fed = !feeding.is_finished();
         let stopped = async {
-            if !fed {
+            if feeding.is_finished() {
                 bail!("the task feeding the client ended before the broker was frozen");
             }
             self.freeze()?;

@@ -191,18 +191,16 @@ impl GatedPublisher {
     /// Allows `more` patients and waits until every patient allowed is published.
     pub(crate) async fn publish(&mut self, more: usize) {
         self.allow(more);
-        let started = std::time::Instant::now();
-        while self.published.load(Ordering::SeqCst) < self.granted {
-            if self.task.is_finished() {
-                (&mut self.task).await.expect("the publisher runs");
-                panic!("the publisher ended before {} patients", self.granted);
-            }
-            assert!(
-                started.elapsed() < WAIT,
-                "{} patients not published within {WAIT:?}",
-                self.granted
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let what = format!("{} patients published", self.granted);
+        eventually(WAIT, &what, || {
+            (self.published.load(Ordering::SeqCst) >= self.granted || self.task.is_finished())
+                .then_some(())
+        })
+        .await
+        .unwrap();
+        if self.published.load(Ordering::SeqCst) < self.granted {
+            (&mut self.task).await.expect("the publisher runs");
+            panic!("the publisher ended before {what}");
         }
     }
 
